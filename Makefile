@@ -1,0 +1,40 @@
+# dfseg: every target depends on `setup`, which builds .venv and the Caffe schema module.
+SHELL := /bin/bash
+# Debian's interpreter, not the pyenv shim: pycaffe is built against it (see caffe/).
+SYSTEM_PYTHON ?= /usr/bin/python3
+VENV := .venv
+PY := $(VENV)/bin/python
+VENV_STAMP := $(VENV)/.installed
+SCHEMA := prototxt_gen/caffe_pb2.py
+PATCHED_PROTO := build/proto/caffe.proto
+
+MODELS := df1 df2 df2a dflite df1seg df2seg1 df2seg2 dflite_seg \
+          df1seg_d8 df2seg1_d8 df2seg2_d8 dflite_seg_d8
+
+.PHONY: setup test models $(MODELS) clean
+.DEFAULT_GOAL := df1seg
+
+setup: $(VENV_STAMP) $(SCHEMA)
+
+$(VENV_STAMP): pyproject.toml
+	$(SYSTEM_PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+$(PATCHED_PROTO): caffe/fetch_source.sh caffe/patches/caffe-proto-pop-fork.patch
+	bash caffe/fetch_source.sh build/caffe-src
+	mkdir -p $(dir $@)
+	cp build/caffe-src/src/caffe/proto/caffe.proto $@
+	patch -s -p4 -d $(dir $@) < caffe/patches/caffe-proto-pop-fork.patch
+
+$(SCHEMA): $(PATCHED_PROTO) $(VENV_STAMP)
+	$(PY) -m grpc_tools.protoc -I$(dir $(PATCHED_PROTO)) --python_out=$(dir $@) $(PATCHED_PROTO)
+
+test: setup
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf build $(SCHEMA)
+
+-include mk/*.mk

@@ -1,0 +1,73 @@
+"""Named models (``caffe_models/*.yaml``) resolved into encodings."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .encoding import Backbone, EncodingError, SegmentationNet, parse_backbone
+
+MODELS_DIR = Path(__file__).resolve().parent.parent / "caffe_models"
+
+
+class UnknownModelError(LookupError):
+    pass
+
+
+@dataclass(frozen=True)
+class NamedModel:
+    name: str
+    display_name: str
+    net: Backbone | SegmentationNet
+    release_files: dict = field(default_factory=dict)  # {"bn": file, "mergebn": file}
+
+    @property
+    def is_segmentation(self) -> bool:
+        return isinstance(self.net, SegmentationNet)
+
+
+def model_names() -> list[str]:
+    return sorted(p.stem for p in MODELS_DIR.glob("*.yaml"))
+
+
+def _load_yaml(name: str) -> dict:
+    path = MODELS_DIR / f"{name}.yaml"
+    if not path.is_file():
+        raise UnknownModelError(f"unknown model {name!r} (known: {', '.join(model_names())})")
+    with path.open() as f:
+        data = yaml.safe_load(f)
+    if not isinstance(data, dict):
+        raise EncodingError(f"{path}: expected a mapping")
+    return data
+
+
+def load_model(name: str) -> NamedModel:
+    data = _load_yaml(name)
+    path = MODELS_DIR / f"{name}.yaml"
+    try:
+        if "base" in data:
+            base = load_model(data["base"])
+            assert isinstance(base.net, SegmentationNet), f"{path}: base must be a segmentation model"
+            net = SegmentationNet(base.net.backbone, base.net.wc, base.net.num_classes, d8=bool(data.get("d8")))
+        elif data.get("task") == "segmentation":
+            backbone = load_model(data["backbone_model"]).net
+            net = SegmentationNet(backbone, tuple(data["wc"]), int(data.get("num_classes", 19)),
+                                  d8=bool(data.get("d8", False)))
+        else:
+            net = parse_backbone(data["backbone"])
+    except EncodingError as e:
+        raise EncodingError(f"{path}: {e}") from None
+    except KeyError as e:
+        raise EncodingError(f"{path}: missing key {e.args[0]!r}") from None
+    return NamedModel(name=data["name"], display_name=data.get("display_name", name), net=net,
+                      release_files=dict(data.get("release_files") or {}))
+
+
+def resolve(name_or_encoding: str, num_classes: int = 19) -> NamedModel:
+    """A model name from caffe_models/, or an encoding in the text form."""
+    from .encoding import parse_encoding
+    if name_or_encoding.lstrip().startswith("["):
+        net = parse_encoding(name_or_encoding, num_classes)
+        return NamedModel(name="custom", display_name=str(net), net=net)
+    return load_model(name_or_encoding)
