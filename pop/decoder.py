@@ -1,0 +1,96 @@
+"""Decoder search (paper Section 3.5): the same Algorithm 1 over the width controllers
+``[C3, C4, C5]`` of DF-Seg for a fixed backbone.
+
+Settings are ordered elementwise (narrower ≺ wider): each controller is a "stage" holding
+exactly one "block" whose choice index is its width rank, so :mod:`pop.order`'s suffix-count
+keys apply unchanged.  Latencies are whole-network measurements per setting (the decoder's
+cost depends on the feature resolutions of all three branches together); they are given in
+the decoder space file::
+
+    decoder:
+      backbone: "[(64,64,64),(128,128,128),(256,256,256,512)]"
+      num_classes: 19
+      wc_choices: [K, 32, 64, 128, 256, 512]
+      latency_ms: {"K,32,128": 14.0, ...}      # one entry per setting to search
+      window_ms: [0, 30]                       # optional [Tmin, Tmax]
+"""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from prototxt_gen.encoding import SegmentationNet, parse_backbone, EncodingError
+
+from .space import SpaceError
+
+
+def is_decoder_space(data: dict) -> bool:
+    return isinstance(data, dict) and "decoder" in data
+
+
+class DecoderSpace:
+    kind = "decoder"
+
+    def __init__(self, backbone: str, num_classes: int, choices: list, settings: list[tuple], latency: np.ndarray,
+                 data: dict):
+        self.backbone = parse_backbone(backbone)
+        self.num_classes = num_classes
+        self.choices = choices
+        self.settings = settings
+        self.latency = latency
+        self.data = data
+        widths = [num_classes if c == "K" else int(c) for c in choices]
+        self.rank = {c: r for r, c in enumerate(sorted(choices, key=lambda c: widths[choices.index(c)]))}
+
+    @staticmethod
+    def from_dict(data: dict, table=None) -> "DecoderSpace":
+        d = data.get("decoder")
+        if not isinstance(d, dict) or "backbone" not in d or "latency_ms" not in d:
+            raise SpaceError("decoder space: needs 'decoder' with 'backbone' and 'latency_ms'")
+        num_classes = int(d.get("num_classes", 19))
+        choices = [c if c == "K" else int(c) for c in d.get("wc_choices", ["K", 32, 64, 128, 256, 512])]
+        lo, hi = d.get("window_ms", [0.0, float("inf")])
+        settings, lats = [], []
+        for text, lat in d["latency_ms"].items():
+            wc = tuple(c if c == "K" else int(c) for c in (p.strip() for p in str(text).strip("[]").split(",")))
+            if len(wc) != 3 or any(c not in choices for c in wc):
+                raise SpaceError(f"decoder space: setting {text!r} is not [C3,C4,C5] over {choices}")
+            if lo <= float(lat) <= hi:
+                settings.append(wc)
+                lats.append(float(lat))
+        try:
+            SegmentationNet(parse_backbone(d["backbone"]), ("K", "K", "K"), num_classes)
+        except EncodingError as e:
+            raise SpaceError(f"decoder space: backbone: {e}")
+        order = np.argsort(lats, kind="stable")
+        return DecoderSpace(d["backbone"], num_classes, choices, [settings[i] for i in order],
+                            np.asarray(lats, float)[order], data)
+
+    @property
+    def size(self) -> int:
+        return len(self.settings)
+
+    def __len__(self) -> int:
+        return self.size
+
+    def order_keys(self) -> np.ndarray:
+        n = len(self.choices)
+        keys = np.zeros((self.size, 3 * n), np.uint8)
+        for i, wc in enumerate(self.settings):
+            for j, c in enumerate(wc):
+                keys[i, j * n: j * n + self.rank[c] + 1] = 1  # suffix counts of a one-block stage
+        return keys
+
+    def net(self, i: int) -> SegmentationNet:
+        return SegmentationNet(self.backbone, self.settings[i], self.num_classes)
+
+    def encoding(self, i: int) -> str:
+        return str(self.net(i))
+
+    def encodings(self, indices=None) -> list[str]:
+        return [self.encoding(int(i)) for i in (range(self.size) if indices is None else indices)]
+
+
+def all_settings(choices) -> list[tuple]:
+    return list(itertools.product(choices, repeat=3))
