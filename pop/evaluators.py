@@ -107,12 +107,13 @@ class Surrogate(Evaluator):
 
     def __init__(self, seed: int = 0, noise: float = 0.002, max_violation: float = 0.001,
                  floor: float = 0.55, ceiling: float = 0.80, scale: float = 30.0,
-                 stage_weights: tuple[float, float, float] = (0.6, 1.0, 1.4)):
+                 stage_weights: tuple[float, float, float] = (0.6, 1.0, 1.4), delay: float = 0.0):
         if noise < 0 or max_violation < 0:
             raise ValueError("noise and max_violation must be >= 0")
         self.seed, self.noise, self.max_violation = seed, noise, max_violation
         self.floor, self.ceiling, self.scale = floor, ceiling, scale
         self.stage_weights = stage_weights
+        self.delay = delay  # seconds of simulated training (concurrency tests)
 
     def capacity(self, net: Backbone | SegmentationNet) -> float:
         if isinstance(net, SegmentationNet):
@@ -128,6 +129,9 @@ class Surrogate(Evaluator):
     def evaluate(self, encoding: str, workdir: pathlib.Path | None = None) -> float:
         net = parse_encoding(encoding)
         key = str(net)
+        if self.delay:
+            import time
+            time.sleep(self.delay)
         noise = self.noise * _unit_normal(self.seed, key)
         half = self.max_violation / 2.0
         noise = max(-half, min(half, noise))
@@ -141,7 +145,7 @@ def make_evaluator(spec: str) -> Evaluator:
         rest = spec[len("surrogate"):].lstrip(":")
         for item in filter(None, rest.split(",")):
             name, _, value = item.partition("=")
-            if name not in ("seed", "noise", "max_violation", "floor", "ceiling", "scale"):
+            if name not in ("seed", "noise", "max_violation", "floor", "ceiling", "scale", "delay"):
                 raise EvaluationError(f"evaluator {spec!r}: unknown surrogate option {name!r}")
             try:
                 kwargs[name] = int(value) if name == "seed" else float(value)

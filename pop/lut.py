@@ -268,3 +268,19 @@ class FlopsProxy:
 
     def head(self, in_channels, in_hw, num_classes):
         return self.k * (in_hw[0] * in_hw[1] * in_channels + in_channels * num_classes)
+
+
+def table_from_model(config: SpaceConfig, model, platform: dict | None = None) -> LatencyTable:
+    """A LatencyTable holding `model`'s value for every key of the space (e.g. the FLOPs
+    proxy for algorithm tests); its platform says where the numbers came from."""
+    table = LatencyTable(platform or {"backend": type(model).__name__, "cpu": "none (proxy)", "machine": "-",
+                                      "engine_version": "-", "threads": 0})
+    for k in required_keys(config):
+        if k.kind == "stem":
+            v = model.stem((k.h_in, k.w_in))
+        elif k.kind == "head":
+            v = model.head(k.c_in, (k.h_in, k.w_in), k.c_out)
+        else:
+            v = model.block(k.block, k.c_in, (k.h_in, k.w_in), k.stride, k.projection)
+        table.entries[k] = float(v)
+    return table

@@ -1,0 +1,340 @@
+"""Latency backends: profile a Caffe ``NetParameter`` (a LUT entry's tiny Input-fed net, or a
+whole network for validation) on a real engine.
+
+One small interface::
+
+    backend.name, backend.platform() -> dict
+    backend.time_net(net: NetParameter) -> float     # median ms of one forward pass (batch 1)
+    backend.profile_key(key: LutKey) -> float        # builds the block/stem/head net and times it
+
+Engines: ``caffe`` (pycaffe, the Caffe built by ``make caffe``), ``caffe-time`` (the ``caffe
+time`` binary, as the authors measured), ``opencv`` (OpenCV's DNN module reading the same
+prototxt), ``onnxruntime`` (CPU, through ``tools.to_onnx``) and ``tensorrt`` (needs a GPU).
+Nets use the merged-BN forms (what a deployment engine runs).
+"""
+from __future__ import annotations
+
+import os
+import re
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from prototxt_gen import caffe_pb2
+
+from .lut import LutKey, this_platform
+
+
+class BackendError(RuntimeError):
+    pass
+
+
+BACKENDS = ("caffe", "caffe-time", "opencv", "onnxruntime", "tensorrt")
+
+
+def key_net(key: LutKey) -> caffe_pb2.NetParameter:
+    from prototxt_gen.generate import block_net, head_net, stem_net
+    if key.kind == "stem":
+        return stem_net((key.h_in, key.w_in))
+    if key.kind == "head":
+        return head_net(key.c_in, (key.h_in, key.w_in), key.c_out)
+    return block_net(key.block, key.c_in, (key.h_in, key.w_in), key.stride, key.projection)
+
+
+def input_shape(net: caffe_pb2.NetParameter) -> tuple[str, tuple[int, ...]]:
+    for layer in net.layer:
+        if layer.type == "Input":
+            return layer.top[0], tuple(layer.input_param.shape[0].dim)
+    raise BackendError(f"net {net.name!r} has no Input layer")
+
+
+def random_weights(net: caffe_pb2.NetParameter, seed: int = 0) -> caffe_pb2.NetParameter:
+    """The same net with every learnable blob filled with small random numbers (engines that
+    refuse weightless nets need them; latency does not depend on the values)."""
+    rng = np.random.default_rng(seed)
+    shapes: dict[str, tuple[int, int, int]] = {}
+    out = caffe_pb2.NetParameter()
+    out.CopyFrom(net)
+
+    def blob(layer, dims):
+        b = layer.blobs.add()
+        b.shape.dim.extend(dims)
+        b.data.extend(rng.normal(0, 0.01, int(np.prod(dims))).astype(np.float32).tolist())
+
+    for layer in out.layer:
+        t = layer.type
+        if t == "Input":
+            d = layer.input_param.shape[0].dim
+            shapes[layer.top[0]] = (d[1], d[2], d[3])
+            continue
+        c, h, w = shapes[layer.bottom[0]]
+        if t == "Convolution":
+            p = layer.convolution_param
+            k = p.kernel_size[0] if p.kernel_size else p.kernel_h
+            s = p.stride[0] if p.stride else 1
+            pad = p.pad[0] if p.pad else 0
+            dil = p.dilation[0] if p.dilation else 1
+            g = p.group or 1
+            blob(layer, (p.num_output, c // g, k, k))
+            if p.bias_term:
+                blob(layer, (p.num_output,))
+            ke = dil * (k - 1) + 1
+            shapes[layer.top[0]] = (p.num_output, (h + 2 * pad - ke) // s + 1, (w + 2 * pad - ke) // s + 1)
+        elif t == "InnerProduct":
+            p = layer.inner_product_param
+            blob(layer, (p.num_output, c * h * w))
+            if p.bias_term:
+                blob(layer, (p.num_output,))
+            shapes[layer.top[0]] = (p.num_output, 1, 1)
+        elif t == "Pooling":
+            p = layer.pooling_param
+            if p.global_pooling:
+                shapes[layer.top[0]] = (c, 1, 1)
+            else:
+                kh = p.kernel_h or p.kernel_size
+                kw = p.kernel_w or p.kernel_size
+                sh = p.stride_h or p.stride or 1
+                sw = p.stride_w or p.stride or 1
+                ph, pw = p.pad_h or p.pad, p.pad_w or p.pad
+                shapes[layer.top[0]] = (c, -(-(h + 2 * ph - kh) // sh) + 1, -(-(w + 2 * pw - kw) // sw) + 1)
+        elif t == "BatchNorm":
+            blob(layer, (c,)); blob(layer, (c,)); blob(layer, (1,))
+            layer.blobs[0].data[:] = [0.0] * c
+            layer.blobs[1].data[:] = [1.0] * c
+            layer.blobs[2].data[:] = [1.0]
+            shapes[layer.top[0]] = (c, h, w)
+        elif t == "Scale":
+            blob(layer, (c,))
+            if layer.scale_param.bias_term:
+                blob(layer, (c,))
+            shapes[layer.top[0]] = (c, h, w)
+        elif t in ("ReLU", "Eltwise", "Softmax", "Dropout"):
+            shapes[layer.top[0]] = (c, h, w)
+        else:
+            raise BackendError(f"layer {layer.name!r}: type {t} not supported for latency profiling")
+    return out
+
+
+class Backend:
+    name = "?"
+
+    def __init__(self, threads: int = 1, iterations: int = 20, warmup: int = 3):
+        self.threads, self.iterations, self.warmup = threads, iterations, warmup
+
+    def engine_version(self) -> str:
+        raise NotImplementedError
+
+    def platform(self) -> dict:
+        return this_platform(self.name, self.engine_version(), self.threads)
+
+    def time_net(self, net: caffe_pb2.NetParameter) -> float:
+        raise NotImplementedError
+
+    def profile_key(self, key: LutKey) -> float:
+        return self.time_net(key_net(key))
+
+    def _median(self, run) -> float:
+        for _ in range(self.warmup):
+            run()
+        times = []
+        for _ in range(self.iterations):
+            t = time.perf_counter()
+            run()
+            times.append((time.perf_counter() - t) * 1e3)
+        return statistics.median(times)
+
+
+class OpenCVBackend(Backend):
+    name = "opencv"
+
+    def engine_version(self) -> str:
+        import cv2
+        return f"opencv {cv2.__version__}"
+
+    def time_net(self, net):
+        import cv2
+        from google.protobuf import text_format
+        cv2.setNumThreads(self.threads)
+        _, shape = input_shape(net)
+        with tempfile.TemporaryDirectory() as d:
+            proto, model = Path(d) / "net.prototxt", Path(d) / "net.caffemodel"
+            proto.write_text(text_format.MessageToString(net))
+            model.write_bytes(random_weights(net).SerializeToString())
+            try:
+                dnn = cv2.dnn.readNetFromCaffe(str(proto), str(model))
+            except cv2.error as e:
+                raise BackendError(f"OpenCV cannot load net {net.name!r}: {str(e).splitlines()[-1]}")
+        dnn.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
+        x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+
+        def run():
+            dnn.setInput(x)
+            dnn.forward()
+        return self._median(run)
+
+
+class CaffeBackend(Backend):
+    """pycaffe: ``caffe.Net(prototxt, TEST)`` then timed ``forward()`` calls (CPU mode)."""
+
+    name = "caffe"
+
+    def _caffe(self):
+        try:
+            from tools.caffe_locate import import_caffe
+        except ImportError:
+            raise BackendError("backend caffe: tools.caffe_locate is missing (Caffe not merged yet; run `make caffe`)")
+        try:
+            return import_caffe()
+        except Exception as e:
+            raise BackendError(f"backend caffe: cannot import pycaffe ({e}); build it with `make caffe`")
+
+    def engine_version(self) -> str:
+        caffe = self._caffe()
+        return f"caffe {getattr(caffe, '__version__', 'unknown')}"
+
+    def time_net(self, net):
+        from google.protobuf import text_format
+        caffe = self._caffe()
+        caffe.set_mode_cpu()
+        os.environ.setdefault("OMP_NUM_THREADS", str(self.threads))
+        with tempfile.TemporaryDirectory() as d:
+            proto = Path(d) / "net.prototxt"
+            proto.write_text(text_format.MessageToString(net))
+            cnet = caffe.Net(str(proto), caffe.TEST)
+        name, shape = input_shape(net)
+        cnet.blobs[name].data[...] = np.random.default_rng(0).standard_normal(shape)
+        return self._median(cnet.forward)
+
+
+class CaffeTimeBackend(Backend):
+    """The ``caffe time`` binary: parses "Average Forward pass: X ms"."""
+
+    name = "caffe-time"
+
+    def _binary(self) -> str:
+        for candidate in (os.environ.get("CAFFE_BIN"), "build/caffe/install/bin/caffe", "build/caffe/tools/caffe"):
+            if candidate and Path(candidate).is_file():
+                return candidate
+        import shutil
+        found = shutil.which("caffe")
+        if not found:
+            raise BackendError("backend caffe-time: no caffe binary (set CAFFE_BIN or run `make caffe`)")
+        return found
+
+    def engine_version(self) -> str:
+        out = subprocess.run([self._binary(), "--version"], capture_output=True, text=True)
+        return (out.stdout + out.stderr).strip().splitlines()[-1] if (out.stdout + out.stderr).strip() else "caffe"
+
+    def time_net(self, net):
+        from google.protobuf import text_format
+        with tempfile.TemporaryDirectory() as d:
+            proto = Path(d) / "net.prototxt"
+            proto.write_text(text_format.MessageToString(net))
+            env = dict(os.environ, OMP_NUM_THREADS=str(self.threads), GLOG_logtostderr="1")
+            out = subprocess.run([self._binary(), "time", f"-model={proto}", f"-iterations={self.iterations}"],
+                                 capture_output=True, text=True, env=env)
+        m = re.search(r"Average Forward pass:\s*([0-9.]+)\s*ms", out.stderr + out.stdout)
+        if out.returncode != 0 or m is None:
+            tail = (out.stderr or out.stdout).strip().splitlines()[-1:] or ["no output"]
+            raise BackendError(f"caffe time failed on {net.name!r}: {tail[0]}")
+        return float(m.group(1))
+
+
+class OnnxRuntimeBackend(Backend):
+    name = "onnxruntime"
+
+    def engine_version(self) -> str:
+        try:
+            import onnxruntime
+        except ImportError:
+            raise BackendError("backend onnxruntime: the onnxruntime package is not installed")
+        return f"onnxruntime {onnxruntime.__version__}"
+
+    def time_net(self, net):
+        try:
+            from tools.to_onnx import net_to_onnx
+        except ImportError:
+            raise BackendError("backend onnxruntime: tools.to_onnx.net_to_onnx is missing (the ONNX exporter is not merged)")
+        import onnxruntime as ort
+        model = net_to_onnx(net, random_weights(net))
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = self.threads
+        sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+        _, shape = input_shape(net)
+        feed = {sess.get_inputs()[0].name: np.random.default_rng(0).standard_normal(shape).astype(np.float32)}
+        return self._median(lambda: sess.run(None, feed))
+
+
+class TensorRTBackend(Backend):
+    """TensorRT through ONNX (needs a CUDA GPU and the tensorrt package)."""
+
+    name = "tensorrt"
+
+    def engine_version(self) -> str:
+        try:
+            import tensorrt as trt
+        except ImportError:
+            raise BackendError("backend tensorrt: needs a GPU and the tensorrt Python package")
+        return f"tensorrt {trt.__version__}"
+
+    def platform(self) -> dict:
+        p = super().platform()
+        try:
+            out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True, text=True)
+            p["cpu"] = out.stdout.strip().splitlines()[0]
+        except (OSError, IndexError):
+            raise BackendError("backend tensorrt: no NVIDIA GPU found (nvidia-smi)")
+        return p
+
+    def time_net(self, net):
+        import tensorrt as trt
+        from tools.to_onnx import net_to_onnx
+        import torch  # device buffers; TensorRT's Python samples use cuda-python or torch
+        logger = trt.Logger(trt.Logger.WARNING)
+        builder = trt.Builder(logger)
+        network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)) \
+            if hasattr(trt.NetworkDefinitionCreationFlag, "EXPLICIT_BATCH") else builder.create_network(0)
+        parser = trt.OnnxParser(network, logger)
+        if not parser.parse(net_to_onnx(net, random_weights(net)).SerializeToString()):
+            raise BackendError(f"TensorRT cannot parse {net.name!r}: {parser.get_error(0)}")
+        config = builder.create_builder_config()
+        config.set_flag(trt.BuilderFlag.FP16)
+        engine = trt.Runtime(logger).deserialize_cuda_engine(builder.build_serialized_network(network, config))
+        ctx = engine.create_execution_context()
+        buffers = []
+        for i in range(engine.num_io_tensors):
+            name = engine.get_tensor_name(i)
+            t = torch.empty(tuple(engine.get_tensor_shape(name)), dtype=torch.float32, device="cuda")
+            ctx.set_tensor_address(name, t.data_ptr())
+            buffers.append(t)
+        stream = torch.cuda.Stream()
+
+        def run():
+            ctx.execute_async_v3(stream.cuda_stream)
+            stream.synchronize()
+        return self._median(run)
+
+
+def make_backend(name: str, threads: int = 1, iterations: int = 20) -> Backend:
+    classes = {"caffe": CaffeBackend, "caffe-time": CaffeTimeBackend, "opencv": OpenCVBackend,
+               "onnxruntime": OnnxRuntimeBackend, "tensorrt": TensorRTBackend}
+    if name not in classes:
+        raise BackendError(f"unknown backend {name!r} (choices: {', '.join(BACKENDS)})")
+    backend = classes[name](threads=threads, iterations=iterations)
+    backend.engine_version()  # fail now, clearly, if the engine is missing
+    return backend
+
+
+def current_platform_of(recorded: dict) -> dict:
+    """This machine described like `recorded` (same backend and threads): what a LUT must
+    match to be used here."""
+    backend = recorded.get("backend", "?")
+    try:
+        version = make_backend(backend, threads=int(recorded.get("threads", 1))).engine_version()
+    except BackendError:
+        version = "unavailable"
+    return this_platform(backend, version, int(recorded.get("threads", 1)))
