@@ -168,14 +168,22 @@ class LatencyTable:
         except KeyError:
             raise MissingLatency(f"LUT has no entry {key} (run `pop lut build` for this space)")
 
+    # Every entry is a whole (tiny) net's time and so contains the engine's fixed cost of one
+    # forward call once; a network pays it once, not once per block.  The stem keeps it, blocks
+    # and head give it back (never below a microsecond: latencies must stay positive).
+    @property
+    def call_overhead(self) -> float:
+        return float(self.meta.get("call_overhead_ms", 0.0))
+
     def stem(self, input_size):
         return self._get(stem_key(tuple(input_size)))
 
     def block(self, block, in_channels, in_hw, stride, projection):
-        return self._get(block_key(block, in_channels, tuple(in_hw), stride, projection))
+        raw = self._get(block_key(block, in_channels, tuple(in_hw), stride, projection))
+        return max(raw - self.call_overhead, 1e-6)
 
     def head(self, in_channels, in_hw, num_classes):
-        return self._get(head_key(in_channels, tuple(in_hw), num_classes))
+        return max(self._get(head_key(in_channels, tuple(in_hw), num_classes)) - self.call_overhead, 1e-6)
 
     def missing(self, keys: Iterable[LutKey]) -> list[LutKey]:
         return [k for k in keys if k not in self.entries]
@@ -231,6 +239,8 @@ def build(table: LatencyTable, keys: list[LutKey], backend, save_to: Path | None
     from tqdm import tqdm
 
     todo = table.missing(keys)
+    if todo or "call_overhead_ms" not in table.meta:
+        table.meta["call_overhead_ms"] = float(backend.call_overhead())
     for key in tqdm(todo, desc="profiling blocks", unit="block", disable=not progress):
         table.entries[key] = float(backend.profile_key(key))
         if save_to is not None:

@@ -54,13 +54,31 @@ class StudyError(RuntimeError):
     pass
 
 
+def _sqlite_pragmas(engine: sa.engine.Engine) -> None:
+    """WAL journal, no fsync per commit: a killed process loses nothing committed (only a
+    power cut could), and a trial costs milliseconds instead of a dozen disk flushes."""
+    if engine.dialect.name != "sqlite":
+        return
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):
+        cur = dbapi_connection.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    engine.dispose()
+
+
 def open_storage(url: str) -> optuna.storages.RDBStorage:
     try:
         kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
-        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+        storage = optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
     except Exception as e:  # optuna wraps driver errors in many types
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise StudyError(f"storage {url!r}: cannot open ({msg})")
+    _sqlite_pragmas(storage.engine)
+    return storage
 
 
 # ----------------------------------------------------------------------------- search spec
@@ -132,6 +150,7 @@ class Leases:
     def __init__(self, url: str, study: str, timeout: float):
         kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
         self.engine = sa.create_engine(url, **kwargs)
+        _sqlite_pragmas(self.engine)
         self.study = study
         self.timeout = float(timeout)
         self.now = _now_sql(self.engine.dialect.name)
