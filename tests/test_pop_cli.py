@@ -147,3 +147,22 @@ def test_help_uses_the_papers_words():
     for words in ("Partial Order Pruning", "look-up table", "[Tmin, Tmax]", "boundary"):
         assert words in out.stdout
     assert "unchanged for K iterations" in pop("search", "--help").stdout
+
+
+def test_report_writes_figures_and_one_html_page(files):
+    url = f"sqlite:///{files}/pop.db"
+    pop("search", "--space", files / "space.yaml", "--lut", files / "lut.json", "--allow-foreign-lut",
+        "--storage", url, "--study", "rep", "-K", 6, "--quiet", "--workdir", files / "runs")
+    pop("report", "--storage", url, "--study", "rep", "--out", files / "report")
+    out = files / "report"
+    for name in ("fig5_pruned_regions.png", "fig7_trained_boundary.png", "fig8a_pruned_vs_trained.png",
+                 "fig8b_accuracy_vs_precedents.png"):
+        assert (out / name).read_bytes()[:4] == b"\x89PNG"
+    page = (out / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 4 and "src=\"http" not in page
+    replay, _, _ = final_state(url, "rep")
+    for i in replay.state.boundary:
+        assert replay.space.encoding(i) in page
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["trained"] == len(replay.state.D) and summary["pruned"] == replay.state.pruned_not_trained
+    assert (out / "boundary.csv").read_text().count("\n") == len(replay.state.boundary) + 1
