@@ -51,6 +51,21 @@ def input_shape(net: caffe_pb2.NetParameter) -> tuple[str, tuple[int, ...]]:
     raise BackendError(f"net {net.name!r} has no Input layer")
 
 
+def test_phase(net: caffe_pb2.NetParameter) -> caffe_pb2.NetParameter:
+    """Only the layers Caffe would instantiate in the TEST phase (engines other than Caffe
+    ignore include/exclude rules and would see both phases' twins)."""
+    out = caffe_pb2.NetParameter()
+    out.CopyFrom(net)
+    del out.layer[:]
+    for layer in net.layer:
+        if layer.include and not any(r.phase == caffe_pb2.TEST for r in layer.include if r.HasField("phase")):
+            continue
+        if any(r.HasField("phase") and r.phase == caffe_pb2.TEST for r in layer.exclude):
+            continue
+        out.layer.add().CopyFrom(layer)
+    return out
+
+
 def random_weights(net: caffe_pb2.NetParameter, seed: int = 0) -> caffe_pb2.NetParameter:
     """The same net with every learnable blob filled with small random numbers (engines that
     refuse weightless nets need them; latency does not depend on the values)."""
@@ -111,6 +126,26 @@ def random_weights(net: caffe_pb2.NetParameter, seed: int = 0) -> caffe_pb2.NetP
             if layer.scale_param.bias_term:
                 blob(layer, (c,))
             shapes[layer.top[0]] = (c, h, w)
+        elif t == "Deconvolution":
+            p = layer.convolution_param
+            k = p.kernel_size[0] if p.kernel_size else p.kernel_h
+            st = p.stride[0] if p.stride else 1
+            pad = p.pad[0] if p.pad else 0
+            g = p.group or 1
+            blob(layer, (c, p.num_output // g, k, k))
+            if p.bias_term:
+                blob(layer, (p.num_output,))
+            shapes[layer.top[0]] = (p.num_output, (h - 1) * st - 2 * pad + k, (w - 1) * st - 2 * pad + k)
+        elif t == "Interp":
+            p = layer.interp_param
+            if p.height and p.width:
+                shapes[layer.top[0]] = (c, p.height, p.width)
+            elif p.zoom_factor:
+                shapes[layer.top[0]] = (c, h + (h - 1) * (p.zoom_factor - 1), w + (w - 1) * (p.zoom_factor - 1))
+            else:
+                raise BackendError(f"layer {layer.name!r}: Interp without height/width or zoom_factor")
+        elif t == "Concat":
+            shapes[layer.top[0]] = (sum(shapes[b][0] for b in layer.bottom), h, w)
         elif t in ("ReLU", "Eltwise", "Softmax", "Dropout"):
             shapes[layer.top[0]] = (c, h, w)
         else:
@@ -180,6 +215,7 @@ class OpenCVBackend(Backend):
         import cv2
         from google.protobuf import text_format
         cv2.setNumThreads(self.threads)
+        net = test_phase(net)
         _, shape = input_shape(net)
         with tempfile.TemporaryDirectory() as d:
             proto, model = Path(d) / "net.prototxt", Path(d) / "net.caffemodel"
@@ -195,7 +231,11 @@ class OpenCVBackend(Backend):
         def run():
             dnn.setInput(x)
             dnn.forward()
-        return self._median(run)
+        try:
+            return self._median(run)
+        except cv2.error as e:
+            msg = [l for l in str(e).splitlines() if l.strip()]
+            raise BackendError(f"OpenCV cannot run net {net.name!r}: {msg[0] if msg else e}")
 
 
 class CaffeBackend(Backend):
@@ -281,6 +321,7 @@ class OnnxRuntimeBackend(Backend):
         except ImportError:
             raise BackendError("backend onnxruntime: tools.to_onnx.net_to_onnx is missing (the ONNX exporter is not merged)")
         import onnxruntime as ort
+        net = test_phase(net)
         model = net_to_onnx(net, random_weights(net))
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = self.threads
