@@ -192,6 +192,9 @@ def cmd_search(args) -> int:
     evaluator = make_evaluator(args.evaluator)
     create_study(args.storage, args.study, spec)
     print(f"study {args.study!r} on {args.storage}: |S^| = {space.size}, seed {args.seed}, K = {args.patience}")
+    if args.create_only:
+        print(f"created; start workers with: pop worker --storage {args.storage} --study {args.study}")
+        return 0
     replay = run_worker(args.storage, args.study, evaluator, workdir=args.workdir, poll=args.poll,
                         progress=not args.quiet)
     _print_summary(replay)
@@ -269,6 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--budget", type=int, help="stop after this many trained models")
     s.add_argument("--evaluator", default="surrogate",
                    help="surrogate[:seed=N,noise=F,max_violation=F] | csv:FILE | module:Class (e.g. solvers.pop_evaluator:CaffeEvaluator)")
+    s.add_argument("--create-only", action="store_true", help="create the study and exit (then start `pop worker`s)")
     s.add_argument("--lease-timeout", type=float, default=600.0, help="seconds without heartbeat before a "
                    "worker's candidate is offered again")
     common_search(s)

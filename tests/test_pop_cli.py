@@ -166,3 +166,16 @@ def test_report_writes_figures_and_one_html_page(files):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["trained"] == len(replay.state.D) and summary["pruned"] == replay.state.pruned_not_trained
     assert (out / "boundary.csv").read_text().count("\n") == len(replay.state.boundary) + 1
+
+
+def test_create_only_then_worker(files):
+    url = f"sqlite:///{files}/pop.db"
+    out = pop("search", "--space", files / "space.yaml", "--lut", files / "lut.json", "--allow-foreign-lut",
+              "--storage", url, "--study", "c", "--seed", 2, "-K", 5, "--create-only")
+    assert "pop worker --storage" in out.stdout
+    import optuna
+    assert optuna.load_study(study_name="c", storage=url).trials == []
+    pop("worker", "--storage", url, "--study", "c", "--quiet", "--workdir", files / "runs")
+    _, state = expected_run(seed=2, patience=5)
+    replay, _, _ = final_state(url, "c")
+    assert replay.state.D == state.D
