@@ -403,13 +403,18 @@ def _enumerate(config: SpaceConfig, lut: LatencyModel) -> tuple[np.ndarray, np.n
                 blk = stages[s].choices[int(j_last)]
                 rest = finish(s + 1, stages[s + 1].min_depth, blk, 0, True) if s + 1 < n_stages else head_of(blk)
                 # each prefix p may take stage sequences with lat_p + t + rest <= budget
-                limit = np.searchsorted(t_lat, budget_total - rest - lat, side="right")
-                keep = limit > 0
+                limit = np.searchsorted(t_lat, budget_total - rest - lat + 1e-9, side="right")  # exact filter below
+                if s + 1 == n_stages:  # last stage: also skip everything faster than Tmin
+                    first = np.searchsorted(t_lat, lo - stem - rest - lat - 1e-9, side="left")
+                else:
+                    first = np.zeros_like(limit)
+                count = np.maximum(limit - first, 0)
+                keep = count > 0
                 if not keep.any():
                     continue
-                p_idx = np.repeat(np.nonzero(keep)[0], limit[keep])
-                starts = np.repeat(np.cumsum(limit[keep]) - limit[keep], limit[keep])
-                t_idx = np.arange(p_idx.size) - starts
+                p_idx = np.repeat(np.nonzero(keep)[0], count[keep])
+                offsets_in_run = np.arange(p_idx.size) - np.repeat(np.cumsum(count[keep]) - count[keep], count[keep])
+                t_idx = first[p_idx] + offsets_in_run
                 new_rows.append(np.hstack([rows[p_idx], t_counts[t_idx]]))
                 new_lat.append(lat[p_idx] + t_lat[t_idx])
                 new_last.append(blk)
