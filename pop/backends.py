@@ -174,7 +174,13 @@ class Backend:
         Backend._scratch += 1.0
 
     def platform(self) -> dict:
-        return this_platform(self.name, self.engine_version(), self.threads)
+        p = this_platform(self.name, self.engine_version(), self.threads)
+        p["timing"] = self.timing
+        return p
+
+    @property
+    def timing(self) -> str:
+        return "cpu-time" if self.threads == 1 else "wall-clock"
 
     def time_net(self, net: caffe_pb2.NetParameter) -> float:
         raise NotImplementedError
@@ -285,6 +291,7 @@ class CaffeTimeBackend(Backend):
     """The ``caffe time`` binary: parses "Average Forward pass: X ms"."""
 
     name = "caffe-time"
+    timing = "wall-clock"  # what `caffe time` reports
 
     def _binary(self) -> str:
         try:
@@ -412,7 +419,6 @@ def current_platform_of(recorded: dict) -> dict:
     match to be used here."""
     backend = recorded.get("backend", "?")
     try:
-        version = make_backend(backend, threads=int(recorded.get("threads", 1))).engine_version()
+        return make_backend(backend, threads=int(recorded.get("threads", 1))).platform()
     except BackendError:
-        version = "unavailable"
-    return this_platform(backend, version, int(recorded.get("threads", 1)))
+        return this_platform(backend, "unavailable", int(recorded.get("threads", 1)))

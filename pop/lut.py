@@ -150,7 +150,7 @@ def cpu_model() -> str:
 
 def same_platform(a: dict, b: dict) -> list[str]:
     """Fields that differ (empty when both describe the same measuring platform)."""
-    return [f for f in ("cpu", "machine", "backend", "engine_version", "threads") if a.get(f) != b.get(f)]
+    return [f for f in ("cpu", "machine", "backend", "engine_version", "threads", "timing") if a.get(f) != b.get(f)]
 
 
 class LatencyTable:

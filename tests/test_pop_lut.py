@@ -114,3 +114,13 @@ def test_caffe_backend_profiles_a_block():
         pytest.skip(f"Caffe not available here: {e}")
     ms = backend.profile_key(block_key(BasicBlock(64), 64, (16, 16), 1, False))
     assert 0 < ms < 1000
+
+
+def test_caffe_time_binary_profiles_a_block():
+    try:
+        backend = make_backend("caffe-time", iterations=3)
+    except BackendError as e:
+        pytest.skip(f"no caffe binary here: {e}")
+    small = backend.profile_key(block_key(BasicBlock(64), 64, (16, 16), 1, False))
+    large = backend.profile_key(block_key(BasicBlock(256), 256, (16, 16), 1, False))
+    assert 0 < small < large
