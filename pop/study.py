@@ -223,9 +223,12 @@ class _Heartbeat(threading.Thread):
 
     def run(self) -> None:
         while not self.stop.wait(self.interval):
-            if not self.leases.heartbeat(self.candidate, self.worker):
-                self.lost = True
-                return
+            try:
+                if not self.leases.heartbeat(self.candidate, self.worker):
+                    self.lost = True
+                    return
+            except sa.exc.SQLAlchemyError:
+                continue  # a database hiccup: try again next beat (the timeout allows several misses)
 
 
 # ----------------------------------------------------------------------------- replay
@@ -268,11 +271,20 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
-def run_worker(storage_url: str, study_name: str, evaluator: Evaluator | None = None,
+def run_worker(*args, **kwargs) -> "Replay":
+    """Train candidates of a study until Algorithm 1 stops; returns the final replay."""
+    try:
+        return _run_worker(*args, **kwargs)
+    except sa.exc.OperationalError as e:
+        first = str(e.orig).strip().splitlines()[0] if getattr(e, "orig", None) else type(e).__name__
+        raise StudyError(f"storage: lost the database ({first}); completed trials are kept, "
+                         "a claimed candidate is offered again after the lease timeout")
+
+
+def _run_worker(storage_url: str, study_name: str, evaluator: Evaluator | None = None,
                workdir: pathlib.Path = pathlib.Path("pop_runs"), poll: float = 1.0,
                heartbeat: float | None = None, trace: pathlib.Path | None = None,
                max_failures: int = 3, progress: bool = True, log=print) -> Replay:
-    """Train candidates of a study until Algorithm 1 stops; returns the final replay."""
     from tqdm import tqdm
 
     from .evaluators import make_evaluator
