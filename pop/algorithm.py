@@ -78,6 +78,8 @@ class Step:
     pruned_now: int       # |P| growth caused by this iteration
     precedents: int       # |{m ∈ Ŝ | m ≺ x}| (Fig. 8b)
     boundary_changed: bool
+    pruned_untrained: int = 0   # |P \ D| after this iteration (Fig. 8a)
+    covered: int = 0            # |P ∪ D| after this iteration
 
 
 class PartialOrderPruning:
@@ -144,7 +146,8 @@ class PartialOrderPruning:
         self.boundary = boundary
         self.unchanged = 0 if changed else self.unchanged + 1
         precedents = int(predecessors_mask(self.keys, x).sum())
-        step = Step(x, float(accuracy), int(self.pruned.sum()) - before, precedents, changed)
+        step = Step(x, float(accuracy), int(self.pruned.sum()) - before, precedents, changed,
+                    self.pruned_not_trained, int((self.pruned | self.trained).sum()))
         self.steps.append(step)
         return step
 

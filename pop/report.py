@@ -108,12 +108,14 @@ def write_report(storage: str, study_name: str, out: Path) -> Path:
     images["fig5_pruned_regions.png"] = _save(fig, out / "fig5_pruned_regions.png")
 
     # Fig. 8a: pruned vs trained along the search
-    pruned_cum = np.cumsum([s.pruned_now for s in st.steps])
+    pruned_untrained = np.array([s.pruned_untrained for s in st.steps])
+    covered = np.array([s.covered for s in st.steps])
     fig, ax = plt.subplots(figsize=(5, 4))
     n = np.arange(1, len(st.steps) + 1)
-    ax.plot(n, pruned_cum, color="tab:orange", label="models in P")
-    ax.plot(n, n, color="tab:blue", label="trained models")
-    ax.plot(n, n + pruned_cum, color="k", lw=1, ls="--", label="covered (trained + pruned)")
+    ax.plot(n, pruned_untrained, color="tab:orange", label="pruned without training (P \\ D)")
+    ax.plot(n, n, color="tab:blue", label="trained models (D)")
+    ax.plot(n, covered, color="k", lw=1, ls="--", label="covered (P ∪ D)")
+    ax.axhline(space.size, color="0.6", lw=0.8, ls=":", label=f"|Ŝ| = {space.size}")
     ax.set_xlabel("trained models")
     ax.set_ylabel("models")
     ax.set_title(f"Fig. 8a: pruned {st.pruned_not_trained} for {len(D)} trained "
