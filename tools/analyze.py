@@ -1,0 +1,59 @@
+"""Shapes, parameters, MACs and Caffe's data memory of a Caffe net.
+
+    python -m tools.analyze NET.prototxt --input 1x3x1024x2048 [--phase TRAIN|TEST] [--json]
+
+NET may also be a Caffe log: the net printed after "Initializing net from parameters:"
+is analysed (``caffe time`` logs print the TRAIN-phase net, so pass ``--phase TRAIN``).
+Bad input prints one line ``file:line: message`` and exits with status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from prototxt_gen.analysis import AnalysisError, analyze, parse_input_shape
+from prototxt_gen.netio import NetReadError, read_net
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m tools.analyze", description=__doc__.split("\n\n")[0])
+    parser.add_argument("net", help="prototxt file, or a Caffe log that printed the net")
+    parser.add_argument("--input", metavar="NxCxHxW", type=_input_shape,
+                        help="input size replacing the net's first data top, e.g. 1x3x1024x2048")
+    parser.add_argument("--phase", choices=("TRAIN", "TEST"), default="TEST",
+                        help="net state used to filter layers (default TEST; `caffe time` uses TRAIN)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    parser.add_argument("--allow-unknown-fields", action="store_true",
+                        help="skip prototxt fields our Caffe schema lacks (e.g. PSPNet's bn_param)")
+    return parser
+
+
+def _input_shape(text: str):
+    try:
+        return parse_input_shape(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        net = read_net(args.net, allow_unknown_fields=args.allow_unknown_fields)
+        result = analyze(net, input_shape=args.input, phase=args.phase)
+    except NetReadError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except AnalysisError as exc:
+        print(f"error: {args.net}: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        json.dump(result.to_json(), sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        print(result.table())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
