@@ -272,12 +272,14 @@ def _override_input(layer: caffe_pb2.LayerParameter, cost_tops: list[Shape] | No
                     input_shape: Shape) -> list[Shape]:
     tops = [input_shape]
     for i in range(1, len(layer.top)):
-        if cost_tops is not None and i < len(cost_tops):
-            tops.append(cost_tops[i])
-        elif layer.type == "Input":
-            tops.append(input_shape)  # one shape for all tops
+        if layer.type == "Input":
+            # Other Input tops keep their stated shape; a single shape serves all tops.
+            same = cost_tops is None or cost_tops[i] == cost_tops[0]
+            tops.append(input_shape if same else cost_tops[i])
         else:
-            tops.append((input_shape[0],))  # the label of a data layer
+            # A data layer's label follows the batch size of the data.
+            rest = cost_tops[i][1:] if cost_tops is not None else ()
+            tops.append((input_shape[0],) + rest)
     return tops
 
 

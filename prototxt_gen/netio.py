@@ -14,8 +14,8 @@ from . import caffe_pb2
 
 # The line after which Caffe's net.cpp prints the (filtered, upgraded) net it builds.
 LOG_NET_MARKER = "Initializing net from parameters:"
-# A glog line: severity letter, MMDD, time, thread id, file:line]
-_GLOG_LINE = re.compile(r"^[IWEF]\d{4} \d\d:\d\d:\d\d\.\d+\s+\d+ [^\]]+\] ")
+# A glog line: severity letter, MMDD (newer glog: YYYYMMDD), time, thread id, file:line]
+_GLOG_LINE = re.compile(r"^[IWEF]\d{4}(?:\d{4})? \d\d:\d\d:\d\d\.\d+\s+\d+ [^\]]+\] ")
 
 
 class NetReadError(ValueError):

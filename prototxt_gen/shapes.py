@@ -64,8 +64,15 @@ def _check(condition: bool, message: str) -> None:
         raise ShapeError(message)
 
 
+EMPTY_OUTPUT = "output shape {} is empty"
+
+
 def _check_shape(shape: Shape) -> Shape:
-    _check(all(d >= 0 for d in shape), f"negative dimension in output shape {list(shape)}")
+    # Caffe aborts on negative sizes; it may accept an empty (zero-size) blob, but then most
+    # layers abort on it (e.g. Convolution's bias multiplier), so we refuse both.
+    _check(all(d > 0 for d in shape), EMPTY_OUTPUT.format(list(shape)) + " (input too small "
+           "for the kernel/stride/pad?)" if all(d >= 0 for d in shape)
+           else f"negative dimension in output shape {list(shape)}")
     return tuple(int(d) for d in shape)
 
 
@@ -253,10 +260,16 @@ def _dummy_data(layer, bottoms):
                       for i in range(n_top)])
 
 
-@rule("HDF5Data", "WindowData", "Python")
+@rule("HDF5Data", "WindowData")
 def _opaque_data(layer, bottoms):
     raise _data_shape_error(layer.type, f"the shape of a {layer.type} layer's output is only "
                             "known when it runs")
+
+
+@rule("Python")
+def _python(layer, bottoms):
+    raise ShapeError("a Python layer's shapes are decided by its Python code; they cannot be "
+                     "inferred")
 
 
 # --------------------------------------------------------------------------- weighted layers
@@ -318,7 +331,7 @@ def _inner_product(layer, bottoms):
     m = count(shape, 0, axis)
     _check(p.num_output > 0, "num_output must be positive")
     params = p.num_output * k + (p.num_output if p.bias_term else 0)
-    return LayerCost([shape[:axis] + (p.num_output,)], params, m * k * p.num_output)
+    return LayerCost([_check_shape(shape[:axis] + (p.num_output,))], params, m * k * p.num_output)
 
 
 # --------------------------------------------------------------------------- spatial
@@ -369,7 +382,7 @@ def _interp(layer, bottoms):
     has_size = p.HasField("height") and p.HasField("width")
     h = interp_output_size(shape[2], p, p.height if has_size else None)
     w = interp_output_size(shape[3], p, p.width if has_size else None)
-    return LayerCost([shape[:2] + (h, w)])
+    return LayerCost([_check_shape(shape[:2] + (h, w))])
 
 
 @rule("Crop")
@@ -387,7 +400,7 @@ def _crop(layer, bottoms):
         _check(i < len(reference), "reference blob has too few axes")
         _check(shape[i] - offset >= reference[i], f"invalid crop parameters in dimension: {i}")
         out[i] = reference[i]
-    return LayerCost([tuple(out)])
+    return LayerCost([_check_shape(tuple(out))])
 
 
 # --------------------------------------------------------------------------- joining/splitting
@@ -594,10 +607,17 @@ def _argmax(layer, bottoms):
 @rule("Accuracy")
 def _accuracy(layer, bottoms):
     _bottoms(bottoms, exact=2)
-    axis = canonical_axis(layer.accuracy_param.axis, len(bottoms[0]))
+    p = layer.accuracy_param
+    scores, labels = bottoms
+    axis = canonical_axis(p.axis, len(scores))
+    _check(p.top_k <= count(scores) // max(count(labels), 1),
+           "top_k must be less than or equal to the number of classes")
+    _check(count(scores, 0, axis) * count(scores, axis + 1) == count(labels),
+           f"number of labels ({count(labels)}) must match number of predictions "
+           f"({count(scores, 0, axis) * count(scores, axis + 1)})")
     tops = [()]
     if len(layer.top) > 1:
-        tops.append((bottoms[0][axis],))
+        tops.append((scores[axis],))
     return LayerCost(tops)
 
 
@@ -608,6 +628,15 @@ LOSS_TYPES = ("SoftmaxWithLoss", "EuclideanLoss", "SigmoidCrossEntropyLoss", "Hi
 @rule(*LOSS_TYPES)
 def _loss(layer, bottoms):
     _bottoms(bottoms, minimum=2)
+    if layer.type == "SoftmaxWithLoss":
+        scores, labels = bottoms[0], bottoms[1]
+        axis = canonical_axis(layer.softmax_param.axis, len(scores))
+        predictions = count(scores, 0, axis) * count(scores, axis + 1)
+        _check(predictions == count(labels), f"number of labels ({count(labels)}) must match "
+               f"number of predictions ({predictions})")
+    elif layer.type == "EuclideanLoss":
+        _check(count(bottoms[0], 1) == count(bottoms[1], 1),
+               "inputs must have the same dimension")
     tops = [()]
     if len(layer.top) > 1:  # SoftmaxWithLoss's optional probability output
         tops.append(bottoms[0])

@@ -232,7 +232,7 @@ layer { name: "bn" type: "BatchNorm" bottom: "data" top: "data" }
 layer { name: "sc" type: "Scale" bottom: "data" top: "data" scale_param { bias_term: true } }
 layer { name: "relu" type: "ReLU" bottom: "data" top: "data" }
 layer { name: "drop" type: "Dropout" bottom: "data" top: "data" include { phase: TRAIN } }
-layer { name: "lbl" type: "Input" top: "label" input_param { shape { dim: 1 } } }
+layer { name: "lbl" type: "Input" top: "label" input_param { shape { dim: 1 dim: 1 dim: 6 dim: 6 } } }
 layer { name: "loss" type: "SoftmaxWithLoss" bottom: "data" bottom: "label" include { phase: TRAIN } }
 layer { name: "acc" type: "Accuracy" bottom: "data" bottom: "label" top: "acc" top: "per_class" exclude { phase: TRAIN } }
 '''
@@ -246,8 +246,8 @@ def test_in_place_layers_and_phase_filtering():
     train = analyze(net(BN_NET), phase="TRAIN")
     loss = train.layer("loss")
     assert loss.tops[0].shape == () and loss.tops[0].shape_string() == "(1)"  # anonymous loss top
-    # in-place tops count again, as Caffe counts them: 5 x 144 data + 1 label + 1 loss
-    assert train.memory_bytes == 4 * (5 * 144 + 1 + 1)
+    # in-place tops count again, as Caffe counts them: 5 x 144 data + 36 label + 1 loss
+    assert train.memory_bytes == 4 * (5 * 144 + 36 + 1)
 
 
 def test_input_override_replaces_the_data_size():
@@ -265,6 +265,13 @@ def test_image_data_sizes():
     with pytest.raises(AnalysisError, match="'data' \\(type ImageData\\).*--input"):
         analyze(net(layer % ("", "")))
     assert analyze(net(layer % ("", "")), input_shape=(1, 3, 8, 8)).layers[0].tops[1].shape == (1,)
+
+
+def test_loss_checks_labels_against_predictions():
+    bad = BN_NET.replace("dim: 1 dim: 1 dim: 6 dim: 6", "dim: 1")
+    with pytest.raises(AnalysisError, match="'loss' \\(type SoftmaxWithLoss\\): number of labels \\(1\\) "
+                       "must match number of predictions \\(36\\)"):
+        analyze(net(bad), phase="TRAIN")
 
 
 @pytest.mark.parametrize("text, message", [
