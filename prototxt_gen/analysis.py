@@ -17,9 +17,11 @@ data" does.  The result lists each layer with its top shapes, parameters and MAC
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 
 from . import caffe_pb2
+from .netio import read_net
 from .shapes import LOSS_TYPES, RULES, NeedsInputShape, Shape, ShapeError
 
 BYTES_PER_FLOAT = 4
@@ -96,7 +98,7 @@ class NetAnalysis:
     def table(self) -> str:
         rows = [("layer", "type", "top shapes", "params", "MACs")]
         for layer in self.layers:
-            shapes = ", ".join("x".join(map(str, t.shape)) or "scalar" for t in layer.tops)
+            shapes = _format_tops(layer.tops)
             rows.append((layer.name, layer.type, shapes, f"{layer.params:,}", f"{layer.macs:,}"))
         widths = [max(len(r[i]) for r in rows) for i in range(5)]
         lines = []
@@ -113,6 +115,13 @@ class NetAnalysis:
         lines.append(f"memory required for data: {self.memory_bytes:,} bytes "
                      f"({self.memory_bytes / 2**20:.1f} MiB)")
         return "\n".join(lines)
+
+
+def _format_tops(tops: list[TopInfo]) -> str:
+    texts = ["x".join(map(str, t.shape)) or "scalar" for t in tops]
+    if len(texts) > 1 and len(set(texts)) == 1:
+        return f"{texts[0]} (x{len(texts)})"  # a Split's identical copies
+    return ", ".join(texts)
 
 
 # --------------------------------------------------------------------------- Caffe's net preparation
@@ -283,14 +292,18 @@ def _override_input(layer: caffe_pb2.LayerParameter, cost_tops: list[Shape] | No
     return tops
 
 
-def analyze(net: caffe_pb2.NetParameter, input_shape: Shape | None = None,
+def analyze(net: caffe_pb2.NetParameter | str | os.PathLike, input_shape: Shape | None = None,
             phase: str = "TEST") -> NetAnalysis:
     """Infer every top shape, parameter count, MACs and Caffe's data memory.
 
+    ``net`` is a ``NetParameter`` or the path of a prototxt / Caffe log.
     ``input_shape`` (e.g. ``(1, 3, 1024, 2048)``) replaces the shape of the net's first
     data top (Input / old-style input / ImageData / Data ...); it is required where the
-    net does not state its input size.
+    net does not state its input size.  ``phase`` is "TRAIN" or "TEST".
     """
+    if isinstance(net, (str, os.PathLike)):
+        net = read_net(net)
+    phase = phase.upper()
     if input_shape is not None:
         input_shape = tuple(int(d) for d in input_shape)
     prepared, inserted = prepare_net(net, phase)

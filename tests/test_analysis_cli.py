@@ -104,6 +104,13 @@ def test_table_on_icnet(reference_dir):
     assert proc.returncode == 0, proc.stderr
     assert "conv5_3_pool1" in proc.stdout and "GMACs" in proc.stdout
     assert "memory required for data:" in proc.stdout
+    assert "encoding:" not in proc.stdout  # ICNet is not a DF net
+
+
+def test_table_shows_the_recovered_encoding(reference_dir):
+    proc = analyze_cli(reference_dir / "release/prototxt/df1seg.prototxt", "--input", "1x3x1024x2048")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.rstrip().endswith("encoding: [(64,64,64),(128,128,128),(256,256,256,512)]:[K,32,128]")
 
 
 def test_icnet_shapes(reference_dir):

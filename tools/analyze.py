@@ -13,7 +13,9 @@ import json
 import sys
 
 from prototxt_gen.analysis import AnalysisError, analyze, parse_input_shape
+from prototxt_gen.encoding import EncodingError
 from prototxt_gen.netio import NetReadError, read_net
+from prototxt_gen.reverse import recover_encoding
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,6 +54,10 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write("\n")
     else:
         print(result.table())
+        try:  # release-format nets also show the architecture they encode
+            print(f"encoding: {recover_encoding(net)}")
+        except EncodingError:
+            pass
     return 0
 
 
