@@ -108,7 +108,7 @@ def parse_caffe_time(text: str, source: str = "<caffe time log>") -> dict:
         found = pattern.findall(section)
         averages[key] = float(found[-1]) if found else None
     forward_ms = averages["forward_ms"]
-    if not forward_ms or forward_ms <= 0:
+    if forward_ms is None or not 0 < forward_ms < float("inf"):
         raise LogParseError(source, f"'Average Forward pass' is {forward_ms!r} ms, not a positive time")
 
     iterations = None
@@ -177,7 +177,7 @@ def parse_tensorrt_profile(text: str, source: str = "<TensorRT profile>") -> dic
     end = total_idx[-1]
     start = total_idx[-2] + 1 if len(total_idx) > 1 else 0
     total_ms = float(_TRT_TOTAL.search(lines[end]).group(1))
-    if total_ms <= 0:
+    if not 0 < total_ms < float("inf"):
         raise LogParseError(source, f"'Time over all layers' is {total_ms} ms, not a positive time")
 
     layers = []
@@ -252,3 +252,35 @@ def parse_caffe_test(text: str, source: str = "<caffe test log>") -> dict:
         "batches": max(batches) + 1 if batches else None,
         "loss": float(_TEST_LOSS.search(lines[start]).group(1)),
     }
+
+
+# ---------------------------------------------------------------------------- the CLI
+
+_PARSERS = {"caffe-time": parse_caffe_time, "tensorrt-profile": parse_tensorrt_profile,
+            "caffe-test": parse_caffe_test}
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import json
+    import sys
+
+    ap = argparse.ArgumentParser(prog="python -m tools.log_parsers",
+                                 description="Read the figures of a caffe time / TensorRT profile / caffe test log.")
+    ap.add_argument("kind", choices=sorted(_PARSERS))
+    ap.add_argument("log", type=Path)
+    ap.add_argument("--layers", action="store_true", help="keep the per-layer table in the output")
+    args = ap.parse_args(argv)
+    try:
+        result = _PARSERS[args.kind](read_log(args.log), str(args.log))
+    except LogParseError as exc:
+        print(f"log_parsers: error: {exc}", file=sys.stderr)
+        return 2
+    if not args.layers:
+        result.pop("layers", None)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

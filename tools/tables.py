@@ -449,7 +449,7 @@ def known_model_names(paper: dict | None) -> list[str]:
     try:
         from prototxt_gen.models import load_model, model_names
         names += [load_model(n).display_name for n in model_names()]
-    except Exception:  # the generator is optional here: paper names suffice for the release logs
+    except ImportError:  # the generator is optional here: paper names suffice for the release logs
         pass
     return list(dict.fromkeys(names))
 
