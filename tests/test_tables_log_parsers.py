@@ -180,3 +180,14 @@ def test_cli(reference_dir):
     p = subprocess.run([sys.executable, "-m", "tools.log_parsers", "tensorrt-profile", str(log)],
                        capture_output=True, text=True)
     assert p.returncode == 2 and CAFFE_TIME in p.stderr and "Traceback" not in p.stderr
+
+
+def test_caffe_test_appended_runs(logs):
+    text = logs[CAFFE_TEST]
+    second = text.replace("accuracy/top-1 = 0.697761", "accuracy/top-1 = 0.5")
+    second = "\n".join(l for l in second.splitlines() if not re.search(r"Batch (\d{3}),", l))  # 100 batches
+    r = parse_caffe_test(text + "\n" + second)
+    assert r["top1"] == 0.5 and r["batches"] == 100
+    partial = second[:second.index("Batch 50,")]
+    r = parse_caffe_test(text + "\n" + partial)          # a cut-short second run: the first one counts
+    assert r["top1"] == 0.697761 and r["batches"] == 500

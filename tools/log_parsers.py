@@ -227,6 +227,9 @@ def parse_caffe_test(text: str, source: str = "<caffe test log>") -> dict:
                 if batches else "this does not look like `caffe test` output")
         raise LogParseError(source, f"no final 'Loss:' / accuracy summary: {hint}")
     start = loss_idx[-1]
+    # batches of the run that summary closes: after the previous run's summary, if any
+    run_begin = loss_idx[-2] + 1 if len(loss_idx) > 1 else 0
+    batches = [int(m.group(1)) for line in lines[run_begin:start] for m in [_TEST_BATCH.search(line)] if m]
     outputs: dict[str, float] = {}
     for line in lines[start + 1:]:
         m = _TEST_FINAL.match(line)
