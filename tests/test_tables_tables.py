@@ -139,14 +139,20 @@ def test_load_measured_schema(tmp_path):
 
 
 def test_markdown_html_and_plot(log_dir, empty_bench, tmp_path):
+    # a profile from a device no paper column covers still shows, in the list of all timings
+    shutil.copy(log_dir / "log_df1seg_profile_score_1024x2048_1080ti.txt",
+                log_dir / "log_df1seg_d8_profile_score_512x1024_h200.txt")
     out_dir = tmp_path / "out"
     p = _tables("--logs", log_dir, "--bench", empty_bench, "--out", out_dir)
     assert p.returncode == 0, p.stderr
     md = (out_dir / "tables.md").read_text()
     assert "| DF1-Seg | 74.1 | 74.1 (+0.0) | 106.1 | 106.1 (+0.0) | 182.1 | — | 30.7 | 30.7 (+0.0) |" in md
     assert "| DF1 | 69.78 | 69.78 (+0.00) |" in md
-    for title in ("Table 3", "Table 4", "Table 5", "Logs read"):
+    for title in ("Table 3", "Table 4", "Table 5", "All timings read from logs", "Logs read"):
         assert f"## {title}" in md
+    timings = md.split("## All timings read from logs")[1].split("##")[0]
+    assert "| DF1-Seg-d8 | TensorRT | h200 | 512x1024 | 7.304 | 136.9 |" in timings
+    assert "| DF1-Seg | caffe time | titanx | 1024x2048 | 32.554 | 30.7 |" in timings
     html = (out_dir / "tables.html").read_text()
     png_b64 = re.search(r"data:image/png;base64,([A-Za-z0-9+/=]+)", html).group(1)
     png = base64.b64decode(png_b64)

@@ -341,6 +341,16 @@ def build_tables(figs: LogFigures, paper: dict | None, measured: dict) -> list[T
                 cells += [_paper_ms_fps(e.get(res)), _ms_fps(f.value if f else None)] + measured_cells(e["model"], hxw)
             rows.append(cells)
         tables.append(Table(title, header, rows, "Resolutions are width x height, as the paper prints them."))
+
+    # Every timing any log gave, those of devices no paper column covers included (e.g. a
+    # TensorRT profile written on this project's GPU in the release's format).
+    rows = []
+    for (model, platform, res), f in sorted(figs.timing.items()):
+        device, engine = platform.rsplit("_", 1)
+        rows.append([model, "caffe time" if engine == "caffe" else "TensorRT", device, res,
+                     f"{f.value:.3f}", f"{1000.0 / f.value:.1f}", f"{f.source}" + (f" ({f.note})" if f.note else "")])
+    tables.append(Table("All timings read from logs", ["Model", "Engine", "Device", "HxW", "ms", "FPS", "Log"], rows,
+                        "Height x width. FPS = 1000 / ms, batch 1."))
     return tables
 
 
