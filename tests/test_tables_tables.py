@@ -131,6 +131,8 @@ def test_load_measured_schema(tmp_path):
     f = tmp_path / "r.json"
     f.write_text(json.dumps({"models": {"DF1-Seg": {"resolution": {"1024x2048": {"fps": 4.0}}}}}))
     assert load_measured(f) == {("df1seg", "1024x2048"): 250.0}
+    f.write_text(json.dumps({"models": {"df1seg_d8": {"360x640": {"ms": 5}}}}))   # no "resolution" level
+    assert load_measured(f) == {("df1segd8", "360x640"): 5.0}
     for bad in ("[]", "{", json.dumps({"models": {"x": {"resolution": {"big": {"ms": 1}}}}})):
         f.write_text(bad)
         with pytest.raises(MeasuredFormatError, match="r.json"):

@@ -161,8 +161,9 @@ class MeasuredFormatError(ValueError):
 
 def load_measured(path: Path) -> dict[tuple[str, str], float] | None:
     """Read one measured-results file: ``{"models": {MODEL: {"resolution": {"HxW": {"forward_ms":
-    ms, "fps": fps}}}}}`` (optional top-level "engine", "device"; a resolution entry may give
-    "median_ms" or "ms" instead of "forward_ms", or only "fps").  MODEL is a paper name or a
+    ms, "fps": fps}}}}}`` (optional top-level "engine", "device"; the "resolution" level may be
+    left out; a resolution entry may give "median_ms" or "ms" instead of "forward_ms", or only
+    "fps").  MODEL is a paper name or a
     generator name (DF1-Seg-d8 or df1seg_d8); HxW is height x width.  Returns
     {(model_key, "HxW"): ms}, or None when the file does not exist."""
     if not path.is_file():
@@ -177,6 +178,9 @@ def load_measured(path: Path) -> dict[tuple[str, str], float] | None:
     out = {}
     for name, entry in models.items():
         resolutions = entry.get("resolution") if isinstance(entry, dict) else None
+        if resolutions is None and isinstance(entry, dict) and entry and all(
+                re.fullmatch(r"\d+x\d+", k) for k in entry):
+            resolutions = entry   # {"HxW": {...}} directly under the model is read the same
         if not isinstance(resolutions, dict):
             raise MeasuredFormatError(f"{path}: models.{name} lacks a \"resolution\" object")
         for res, timing in resolutions.items():
