@@ -75,6 +75,13 @@ def net_text_from_log(text: str, source: str = "<log>", index: int = 0) -> tuple
     return "\n".join(lines[begin:end]) + "\n", begin + 1
 
 
+def net_from_log(text: str, source: str = "<log>", index: int = 0,
+                 allow_unknown_fields: bool = False) -> caffe_pb2.NetParameter:
+    """The ``index``-th net a Caffe log printed after "Initializing net from parameters:"."""
+    net_text, first_line = net_text_from_log(text, source, index)
+    return parse_net_text(net_text, source, first_line, allow_unknown_fields)
+
+
 def looks_like_log(text: str) -> bool:
     return LOG_NET_MARKER in text
 
@@ -94,6 +101,5 @@ def read_net(path: str | Path, allow_unknown_fields: bool = False,
         raise NetReadError(str(path), line, "not a text file (invalid UTF-8); "
                            "binary .caffemodel files are not prototxts") from None
     if looks_like_log(text):
-        net_text, first_line = net_text_from_log(text, str(path), log_index)
-        return parse_net_text(net_text, str(path), first_line, allow_unknown_fields)
+        return net_from_log(text, str(path), log_index, allow_unknown_fields)
     return parse_net_text(text, str(path), 1, allow_unknown_fields)

@@ -18,8 +18,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from prototxt_gen import caffe_pb2
 from prototxt_gen.analysis import AnalysisError, analyze
 from prototxt_gen.netio import read_net
-from test_analysis_caffe_log import parse_setup_log
-from test_analysis_shapes import BN_NET, SMALL
+from tests.test_analysis_caffe_log import parse_setup_log
+from tests.test_analysis_shapes import BN_NET, SMALL
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -15,7 +15,7 @@ import sys
 from prototxt_gen.analysis import AnalysisError, analyze, parse_input_shape
 from prototxt_gen.encoding import EncodingError
 from prototxt_gen.netio import NetReadError, read_net
-from prototxt_gen.reverse import recover_encoding
+from prototxt_gen.reverse import encoding_of
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(result.table())
         try:  # release-format nets also show the architecture they encode
-            print(f"encoding: {recover_encoding(net)}")
+            print(f"encoding: {encoding_of(net)}")
         except EncodingError:
             pass
     return 0

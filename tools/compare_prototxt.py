@@ -15,7 +15,10 @@ import sys
 from prototxt_gen.compare import compare_nets
 from prototxt_gen.netio import NetReadError, read_net
 
-__all__ = ["compare_nets", "main"]
+__all__ = ["compare_nets", "load_net", "main"]
+
+# A prototxt file (or Caffe log) -> NetParameter; raises NetReadError ("file:line: message").
+load_net = read_net
 
 
 def main(argv: list[str] | None = None) -> int:
