@@ -277,60 +277,79 @@ def parse_input_shape(text: str) -> Shape:
     return dims
 
 
-def _override_input(layer: caffe_pb2.LayerParameter, cost_tops: list[Shape] | None,
-                    input_shape: Shape) -> list[Shape]:
-    tops = [input_shape]
-    for i in range(1, len(layer.top)):
-        if layer.type == "Input":
+def _source_tops(layer: caffe_pb2.LayerParameter, stated: list[Shape] | None,
+                 overrides: dict[int, Shape], where: str) -> list[Shape]:
+    """Top shapes of a data layer after --input / named overrides."""
+    tops = []
+    for j, name in enumerate(layer.top):
+        if j in overrides:
+            tops.append(overrides[j])
+        elif 0 in overrides and layer.type == "Input":
             # Other Input tops keep their stated shape; a single shape serves all tops.
-            same = cost_tops is None or cost_tops[i] == cost_tops[0]
-            tops.append(input_shape if same else cost_tops[i])
-        else:
+            same = stated is None or stated[j] == stated[0]
+            tops.append(overrides[0] if same else stated[j])
+        elif 0 in overrides and layer.type != "Python":
             # A data layer's label follows the batch size of the data.
-            rest = cost_tops[i][1:] if cost_tops is not None else ()
-            tops.append((input_shape[0],) + rest)
+            rest = stated[j][1:] if stated is not None else ()
+            tops.append((overrides[0][0],) + rest)
+        elif stated is not None:
+            tops.append(stated[j])
+        else:
+            raise AnalysisError(f"{where}: the shape of top {name!r} is not known; give it "
+                                f"(e.g. --shape {name}=8x1x512x512)")
     return tops
 
 
 def analyze(net: caffe_pb2.NetParameter | str | os.PathLike, input_shape: Shape | None = None,
-            phase: str = "TEST") -> NetAnalysis:
+            phase: str = "TEST", top_shapes: dict[str, Shape] | None = None) -> NetAnalysis:
     """Infer every top shape, parameter count, MACs and Caffe's data memory.
 
     ``net`` is a ``NetParameter`` or the path of a prototxt / Caffe log.
     ``input_shape`` (e.g. ``(1, 3, 1024, 2048)``) replaces the shape of the net's first
-    data top (Input / old-style input / ImageData / Data ...); it is required where the
-    net does not state its input size.  ``phase`` is "TRAIN" or "TEST".
+    data top (Input / old-style input / ImageData / Data / Python data layer ...); it is
+    required where the net does not state its input size.  ``top_shapes`` gives the shapes
+    of other tops of data layers by name (e.g. a Python layer's ``label``).
+    ``phase`` is "TRAIN" or "TEST".
     """
     if isinstance(net, (str, os.PathLike)):
         net = read_net(net)
     phase = phase.upper()
     if input_shape is not None:
         input_shape = tuple(int(d) for d in input_shape)
+    top_shapes = {name: tuple(int(d) for d in shape) for name, shape in (top_shapes or {}).items()}
     prepared, inserted = prepare_net(net, phase)
     result = NetAnalysis(name=net.name, phase=phase)
     blobs: dict[str, Shape] = {}
     memory = 0
     input_used = False
+    named_used: set[str] = set()
     for layer in prepared.layer:
         where = f"layer {layer.name!r} (type {layer.type})"
         rule = RULES.get(layer.type)
         if rule is None:
             raise AnalysisError(f"{where}: unknown layer type {layer.type!r}")
         bottoms = [blobs[b] for b in layer.bottom]
-        is_input = layer.type in DATA_TYPES and input_shape is not None and not input_used
+        overrides: dict[int, Shape] = {}
+        if not layer.bottom:  # a data layer: its sizes may come from the caller
+            if (input_shape is not None and not input_used
+                    and (layer.type in DATA_TYPES or layer.type == "Python") and layer.top):
+                overrides[0] = input_shape
+                input_used = True
+            for j, name in enumerate(layer.top):
+                if name in top_shapes:
+                    overrides[j] = top_shapes[name]
+                    named_used.add(name)
         try:
             cost = rule(layer, bottoms)
             tops = cost.tops
-        except NeedsInputShape as exc:
-            if not is_input:
-                raise AnalysisError(f"{where}: {exc}") from None
-            cost, tops = None, None
         except ShapeError as exc:
-            raise AnalysisError(f"{where}: {exc}; bottom shapes "
-                                f"{[list(b) for b in bottoms]}") from None
-        if is_input:
-            tops = _override_input(layer, tops, input_shape)
-            input_used = True
+            if not overrides:
+                hint = "" if isinstance(exc, NeedsInputShape) else \
+                    f"; bottom shapes {[list(b) for b in bottoms]}"
+                raise AnalysisError(f"{where}: {exc}{hint}") from None
+            cost, tops = None, None
+        if overrides:
+            tops = _source_tops(layer, tops, overrides, where)
         top_names = list(layer.top)
         if len(top_names) < len(tops) and not top_names and layer.type in LOSS_TYPES:
             top_names = [""]  # AutoTopBlobs: Caffe adds an anonymous loss output
@@ -353,4 +372,8 @@ def analyze(net: caffe_pb2.NetParameter | str | os.PathLike, input_shape: Shape 
     if input_shape is not None and not input_used:
         raise AnalysisError("an input shape was given but the net has no data/Input layer "
                             f"in phase {phase}")
+    unused = sorted(set(top_shapes) - named_used)
+    if unused:
+        raise AnalysisError(f"shapes were given for {', '.join(map(repr, unused))}, which no "
+                            f"data layer of phase {phase} produces")
     return result

@@ -149,3 +149,24 @@ def test_cli_errors(tmp_path, args, prefix):
 def test_cli_rejects_bad_input_flag(reference_dir):
     proc = analyze_cli(reference_dir / LOG, "--input", "1x3xbig")
     assert proc.returncode == 2 and "NxCxHxW" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_shape_flag_for_python_data_layers(tmp_path):
+    net = tmp_path / "train.prototxt"
+    net.write_text('layer { name: "data" type: "Python" top: "data" top: "label"\n'
+                   '  python_param { module: "m" layer: "L" } }\n'
+                   'layer { name: "score" type: "Convolution" bottom: "data" top: "score"\n'
+                   '  convolution_param { num_output: 5 kernel_size: 1 } }\n'
+                   'layer { name: "loss" type: "SoftmaxWithLoss" bottom: "score" bottom: "label" top: "loss" }\n')
+    missing = analyze_cli(net, "--input", "2x3x8x8")
+    assert_one_line_error(missing, f"error: {net}: layer 'data' (type Python): the shape of top 'label' "
+                          "is not known; give it (e.g. --shape label=")
+    proc = analyze_cli(net, "--input", "2x3x8x8", "--shape", "label=2x1x8x8", "--json")
+    assert proc.returncode == 0, proc.stderr
+    layers = json.loads(proc.stdout)["layers"]
+    assert layers[0]["tops"] == [{"name": "data", "shape": [2, 3, 8, 8]}, {"name": "label", "shape": [2, 1, 8, 8]}]
+    wrong = analyze_cli(net, "--input", "2x3x8x8", "--shape", "label=2x1x4x4")
+    assert_one_line_error(wrong, f"error: {net}: layer 'loss' (type SoftmaxWithLoss): number of labels (32) "
+                          "must match number of predictions (128)")
+    unused = analyze_cli(net, "--input", "2x3x8x8", "--shape", "label=2x1x8x8", "--shape", "mask=1x1")
+    assert_one_line_error(unused, f"error: {net}: shapes were given for 'mask'")

@@ -142,3 +142,13 @@ def chain_net(hw, specs) -> caffe_pb2.NetParameter:
 @given(st.tuples(st.integers(1, 40), st.integers(1, 40)), st.lists(layer_specs, min_size=1, max_size=5))
 def test_random_chains(binary, tmp_path, hw, specs):
     assert_same_as_caffe(binary, chain_net(hw, specs), tmp_path)
+
+
+@pytest.mark.parametrize("model, form, size", [
+    ("df1seg", "caffetime_mergebn", (256, 512)),
+    ("df2seg1_d8", "caffetime", (128, 256)),
+    ("df2a", "deploy_mergebn", (224, 224)),
+])
+def test_generated_nets(binary, tmp_path, model, form, size):
+    generate = pytest.importorskip("prototxt_gen.generate", reason="the generator has not landed yet")
+    assert_same_as_caffe(binary, generate.net_for(model, form, input_size=size), tmp_path)

@@ -23,6 +23,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("net", help="prototxt file, or a Caffe log that printed the net")
     parser.add_argument("--input", metavar="NxCxHxW", type=_input_shape,
                         help="input size replacing the net's first data top, e.g. 1x3x1024x2048")
+    parser.add_argument("--shape", metavar="TOP=NxCxHxW", type=_named_shape, action="append",
+                        default=[], help="shape of another data-layer top, e.g. label=8x1x1024x1024 "
+                        "(repeatable; needed for Python data layers)")
     parser.add_argument("--phase", choices=("TRAIN", "TEST"), default="TEST",
                         help="net state used to filter layers (default TEST; `caffe time` uses TRAIN)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of the table")
@@ -38,11 +41,18 @@ def _input_shape(text: str):
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _named_shape(text: str):
+    name, sep, dims = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"{text!r} is not of the form TOP=NxCxHxW")
+    return name, _input_shape(dims)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         net = read_net(args.net, allow_unknown_fields=args.allow_unknown_fields)
-        result = analyze(net, input_shape=args.input, phase=args.phase)
+        result = analyze(net, input_shape=args.input, phase=args.phase, top_shapes=dict(args.shape))
     except NetReadError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
