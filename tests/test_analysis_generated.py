@@ -62,3 +62,14 @@ def test_every_form_sets_up_and_forms_agree(name):
     else:
         assert result["deploy"].layer("fc").tops[0].shape == (1, 1000)
     assert result["train/TRAIN"].params >= result["deploy"].params
+
+
+@pytest.mark.parametrize("name, model, tolerance", [("df1", "DF1", 0.01), ("df2", "DF2", 0.01),
+                                                    ("df2a", "DF2A", 0.05)])
+def test_generated_backbones_have_the_papers_flops(paper_tables, name, model, tolerance):
+    """Table 1's FLOPs are conv/FC multiply-accumulates at 224x224 (DF2A's is 3% above)."""
+    flops = {row["model"]: row["flops"] for row in paper_tables["table1_tx2_backbones"]}
+    text = flops[model]
+    expected = float(text[:-1]) * (1e9 if text.endswith("G") else 1e6)
+    result = analyze(generate.net_for(name, "deploy_mergebn", input_size=CLS_SIZE))
+    assert result.macs == pytest.approx(expected, rel=tolerance)

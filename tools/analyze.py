@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from prototxt_gen.analysis import AnalysisError, analyze, parse_input_shape
 from prototxt_gen.encoding import EncodingError
@@ -29,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--phase", choices=("TRAIN", "TEST"), default="TEST",
                         help="net state used to filter layers (default TEST; `caffe time` uses TRAIN)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    parser.add_argument("--plot", metavar="PNG", help="also draw per-layer MACs and the running data memory")
     parser.add_argument("--allow-unknown-fields", action="store_true",
                         help="skip prototxt fields our Caffe schema lacks (e.g. PSPNet's bn_param)")
     return parser
@@ -59,6 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     except AnalysisError as exc:
         print(f"error: {args.net}: {exc}", file=sys.stderr)
         return 2
+    if args.plot:
+        from prototxt_gen.analysis_plot import plot_analysis
+        plot_analysis(result, args.plot, label=net.name or Path(args.net).name)
     if args.json:
         json.dump(result.to_json(), sys.stdout, indent=1)
         sys.stdout.write("\n")
