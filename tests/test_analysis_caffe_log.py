@@ -1,7 +1,7 @@
 """Acceptance: our analysis reproduces what Caffe itself printed while setting up the
 merged-BN DF1-Seg net for `caffe time` (TRAIN phase) at 1024x2048: the layer sequence
 (Caffe's inserted Split layers included), every "Top shape" line and every running
-"Memory required for data" value."""
+"Memory required for data" value.  Likewise for the `caffe test` log of DF1."""
 from __future__ import annotations
 
 import re
@@ -63,6 +63,20 @@ def test_running_memory_matches_caffe(caffe_setup, ours):
 
 def test_final_memory_required_for_data(ours):
     assert ours.memory_bytes == 887289856  # the log's last "Memory required for data"
+
+
+def test_caffe_test_log_of_df1(reference_dir):
+    """Second log: `caffe test` of DF1 (TEST phase, ImageData batch 100, crop 224), with
+    Accuracy's scalar tops ("Top shape: (1)") and the label's Split."""
+    path = reference_dir / "release/log/log_df1_val.txt"
+    caffe = parse_setup_log(path.read_text())
+    ours = analyze(read_net(path), phase="TEST")
+    assert [layer.name for layer in ours.layers] == [name for name, _, _ in caffe]
+    for (name, shapes, memory), layer in zip(caffe, ours.layers):
+        assert [t.shape_string() for t in layer.tops] == shapes, name
+        assert layer.memory_bytes == memory, name
+    assert ours.memory_bytes == 2570417208
+    assert ours.layer("label_data_1_split").inserted
 
 
 def test_split_layers_are_marked_inserted(ours):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -30,6 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--phase", choices=("TRAIN", "TEST"), default="TEST",
                         help="net state used to filter layers (default TEST; `caffe time` uses TRAIN)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    parser.add_argument("--log-net", type=int, default=0, metavar="I",
+                        help="for a log printing several nets (training: train net, then test net), "
+                        "analyse the I-th (default 0)")
     parser.add_argument("--plot", metavar="PNG", help="also draw per-layer MACs and the running data memory")
     parser.add_argument("--allow-unknown-fields", action="store_true",
                         help="skip prototxt fields our Caffe schema lacks (e.g. PSPNet's bn_param)")
@@ -53,7 +57,7 @@ def _named_shape(text: str):
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        net = read_net(args.net, allow_unknown_fields=args.allow_unknown_fields)
+        net = read_net(args.net, allow_unknown_fields=args.allow_unknown_fields, log_index=args.log_net)
         result = analyze(net, input_shape=args.input, phase=args.phase, top_shapes=dict(args.shape))
     except NetReadError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -64,15 +68,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.plot:
         from prototxt_gen.analysis_plot import plot_analysis
         plot_analysis(result, args.plot, label=net.name or Path(args.net).name)
-    if args.json:
-        json.dump(result.to_json(), sys.stdout, indent=1)
-        sys.stdout.write("\n")
-    else:
-        print(result.table())
-        try:  # release-format nets also show the architecture they encode
-            print(f"encoding: {encoding_of(net)}")
-        except EncodingError:
-            pass
+    try:
+        if args.json:
+            json.dump(result.to_json(), sys.stdout, indent=1)
+            sys.stdout.write("\n")
+        else:
+            print(result.table())
+            try:  # release-format nets also show the architecture they encode
+                print(f"encoding: {encoding_of(net)}")
+            except EncodingError:
+                pass
+        sys.stdout.flush()
+    except BrokenPipeError:  # e.g. piped into `head`: the reader has all it wanted
+        sys.stdout = open(os.devnull, "w")
     return 0
 
 
