@@ -189,7 +189,7 @@ def interp_output_size(size: int, p: caffe_pb2.InterpParameter, target: int | No
 
 # --------------------------------------------------------------------------- data layers
 
-def _data_shape_error(layer_type: str, why: str) -> NeedsInputShape:
+def _data_shape_error(why: str) -> NeedsInputShape:
     return NeedsInputShape(f"{why}; give the input size (e.g. --input 1x3x1024x2048)")
 
 
@@ -200,7 +200,7 @@ def _input(layer, bottoms):
     _check(len(shapes) in (0, 1, n_top),
            "must specify 'shape' once, once per top blob, or not at all")
     if not shapes:
-        raise _data_shape_error("Input", "the Input layer gives no shape")
+        raise _data_shape_error("the Input layer gives no shape")
     return LayerCost([_check_shape(shapes[0] if len(shapes) == 1 else shapes[i])
                       for i in range(n_top)])
 
@@ -228,14 +228,14 @@ def _image_data(layer, bottoms):
     if hw is None and p.new_height > 0 and p.new_width > 0:
         hw = (p.new_height, p.new_width)
     if hw is None:
-        raise _data_shape_error("ImageData", "ImageData without crop or new_height/new_width "
+        raise _data_shape_error("ImageData without crop or new_height/new_width "
                                 "takes its size from the images")
     return _with_label(layer, (p.batch_size, channels) + hw)
 
 
 @rule("Data")
 def _data(layer, bottoms):
-    raise _data_shape_error("Data", "the Data layer's shape comes from its database")
+    raise _data_shape_error("the Data layer's shape comes from its database")
 
 
 @rule("MemoryData")
@@ -262,7 +262,7 @@ def _dummy_data(layer, bottoms):
 
 @rule("HDF5Data", "WindowData")
 def _opaque_data(layer, bottoms):
-    raise _data_shape_error(layer.type, f"the shape of a {layer.type} layer's output is only "
+    raise _data_shape_error(f"the shape of a {layer.type} layer's output is only "
                             "known when it runs")
 
 
@@ -543,7 +543,7 @@ def _affine_shape(shape: Shape, axis: int, num_axes: int) -> Shape:
     axis = canonical_axis(axis, len(shape)) if shape else 0
     _check(num_axes >= -1, "num_axes must be non-negative, or -1 to extend to the end of bottom[0]")
     if num_axes >= 0:
-        _check(len(shape) >= axis + num_axes, f"scale blob's shape extends past bottom[0]'s shape")
+        _check(len(shape) >= axis + num_axes, "scale blob's shape extends past bottom[0]'s shape")
     return shape[axis:] if num_axes == -1 else shape[axis:axis + num_axes]
 
 

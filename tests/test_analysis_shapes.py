@@ -2,7 +2,6 @@
 documented special cases."""
 from __future__ import annotations
 
-import math
 
 import pytest
 from google.protobuf import text_format
