@@ -87,6 +87,15 @@ def test_json_interface_on_the_caffe_log(reference_dir):
     assert data["macs"] == sum(layer["macs"] for layer in data["layers"]) > 10**10
 
 
+def test_phase_defaults_to_the_one_the_log_built(reference_dir):
+    proc = analyze_cli(reference_dir / LOG, "--json")  # the log's state says TRAIN
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["memory_bytes"] == 887289856
+    forced = analyze_cli(reference_dir / LOG, "--phase", "TEST")
+    assert_one_line_error(forced, f"error: {reference_dir / LOG}: layer 'psp.concat' (type Concat): "
+                          "unknown bottom blob 'psp.pool1.interp'")
+
+
 def test_input_flag_sizes_the_image_data_layer(reference_dir):
     path = reference_dir / "release/prototxt/df1seg_mergebn.prototxt"
     proc = analyze_cli(path, "--input", "1x3x1024x2048", "--json")

@@ -3,7 +3,7 @@
     python -m tools.analyze NET.prototxt --input 1x3x1024x2048 [--phase TRAIN|TEST] [--json]
 
 NET may also be a Caffe log: the net printed after "Initializing net from parameters:"
-is analysed (``caffe time`` logs print the TRAIN-phase net, so pass ``--phase TRAIN``).
+is analysed, by default in the phase the log names (``caffe time`` builds TRAIN).
 Bad input prints one line ``file:line: message`` and exits with status 2.
 """
 from __future__ import annotations
@@ -14,6 +14,7 @@ import os
 import sys
 from pathlib import Path
 
+from prototxt_gen import caffe_pb2
 from prototxt_gen.analysis import AnalysisError, analyze, parse_input_shape
 from prototxt_gen.encoding import EncodingError
 from prototxt_gen.netio import NetReadError, read_net
@@ -28,8 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--shape", metavar="TOP=NxCxHxW", type=_named_shape, action="append",
                         default=[], help="shape of another data-layer top, e.g. label=8x1x1024x1024 "
                         "(repeatable; needed for Python data layers)")
-    parser.add_argument("--phase", choices=("TRAIN", "TEST"), default="TEST",
-                        help="net state used to filter layers (default TEST; `caffe time` uses TRAIN)")
+    parser.add_argument("--phase", choices=("TRAIN", "TEST"),
+                        help="net state used to filter layers (default: the phase the net's own "
+                        "state names, as a Caffe log prints it, else TEST; `caffe time` uses TRAIN)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of the table")
     parser.add_argument("--log-net", type=int, default=0, metavar="I",
                         help="for a log printing several nets (training: train net, then test net), "
@@ -47,6 +49,13 @@ def _input_shape(text: str):
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _stated_phase(net) -> str:
+    """The phase a net's ``state`` names (a Caffe log prints the state it built), or TEST."""
+    if net.HasField("state") and net.state.HasField("phase"):
+        return caffe_pb2.Phase.Name(net.state.phase)
+    return "TEST"
+
+
 def _named_shape(text: str):
     name, sep, dims = text.partition("=")
     if not sep or not name:
@@ -58,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         net = read_net(args.net, allow_unknown_fields=args.allow_unknown_fields, log_index=args.log_net)
-        result = analyze(net, input_shape=args.input, phase=args.phase, top_shapes=dict(args.shape))
+        phase = args.phase or _stated_phase(net)
+        result = analyze(net, input_shape=args.input, phase=phase, top_shapes=dict(args.shape))
     except NetReadError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
