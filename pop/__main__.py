@@ -28,6 +28,13 @@ class UsageError(Exception):
     pass
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line (and `pop X --help` still shows the usage)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _space_args(p: argparse.ArgumentParser, lut_required: bool = True) -> None:
     g = p.add_argument_group("search space S^")
     g.add_argument("--space", type=pathlib.Path, help="YAML file: stages (block, widths, min/max_depth), "
@@ -228,8 +235,8 @@ def cmd_report(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="pop", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="command", required=True)
+    p = _Parser(prog="pop", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     s = sub.add_parser("space", help="enumerate S^: architectures with estimated latency in [Tmin, Tmax]")
     _space_args(s)
@@ -237,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_space)
 
     lut = sub.add_parser("lut", help="latency look-up table: build or validate")
-    lsub = lut.add_subparsers(dest="lut_command", required=True)
+    lsub = lut.add_subparsers(dest="lut_command", required=True, parser_class=_Parser)
     for name, func, helptext in (("build", cmd_lut_build, "profile each distinct block configuration (only missing keys)"),
                                  ("validate", cmd_lut_validate, "profile N whole networks and compare with the LUT estimate")):
         q = lsub.add_parser(name, help=helptext)

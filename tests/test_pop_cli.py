@@ -179,3 +179,9 @@ def test_create_only_then_worker(files):
     _, state = expected_run(seed=2, patience=5)
     replay, _, _ = final_state(url, "c")
     assert replay.state.D == state.D
+
+
+def test_usage_mistakes_are_one_line():
+    for args in (["frobnicate"], ["lut"], ["lut", "build"], ["search", "--seed", "x"]):
+        out = pop(*args, check=False)
+        assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1, (args, out.stderr)
