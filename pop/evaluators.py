@@ -102,7 +102,9 @@ class Surrogate(Evaluator):
     raises the noiseless accuracy: the partial-order assumption holds exactly.  The noise is
     N(0, noise²) keyed by (seed, encoding) — the same model always gets the same accuracy —
     and clipped to ±max_violation/2, so a pair x ≺ y can be inverted by at most
-    ``max_violation`` (default 0.001 = the paper's −0.1 %).
+    ``max_violation`` (default 0.001 = the paper's −0.1 %).  Inversions happen where
+    comparable models are closer than that: small steps (one narrow block more) in the
+    saturated, high-capacity part of the curve — occasionally, as in the paper.
     """
 
     def __init__(self, seed: int = 0, noise: float = 0.002, max_violation: float = 0.001,
