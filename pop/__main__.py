@@ -18,6 +18,7 @@ model at least as accurate, so far fewer models need training.
   pop space          enumerate the search space S^ and report its size
   pop lut build      profile every block configuration on this machine (incremental)
   pop lut validate   compare estimated and measured whole-network latencies (Fig. 3a)
+  pop lut decoder    profile the decoder settings [C3,C4,C5] of a fixed backbone
   pop search         run Algorithm 1 (creates the study, trains with one worker)
   pop worker         join a study as one more worker (e.g. on PostgreSQL)
   pop report         boundary table and Fig. 5, 7, 8a, 8b plots, one HTML page
@@ -170,6 +171,22 @@ def cmd_lut_validate(args) -> int:
     return 0
 
 
+def cmd_lut_decoder(args) -> int:
+    from .backends import make_backend
+    from .decoder import measure
+    try:
+        h, w = (int(v) for v in args.input_size.lower().split("x"))
+    except ValueError:
+        raise UsageError(f"--input-size {args.input_size!r}: expected HxW, e.g. 512x1024")
+    choices = [c.strip() if c.strip() == "K" else int(c) for c in args.wc_choices.split(",")]
+    backend = make_backend(args.backend, threads=args.threads, iterations=args.iterations)
+    doc = measure(args.backbone, args.num_classes, choices, (h, w), backend, args.out, d8=args.d8)
+    lat = doc["decoder"]["latency_ms"]
+    print(f"wrote {args.out}: {len(lat)} decoder settings, {min(lat.values()):.3f}-{max(lat.values()):.3f} ms "
+          f"(search it with: pop search --decoder {args.out})")
+    return 0
+
+
 def _spec_from_args(args, space_dict, table):
     from .study import SearchSpec
     return SearchSpec(space=space_dict, lut=table.to_json(), seed=args.seed, patience=args.patience,
@@ -243,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", type=pathlib.Path, help="also write size and time as JSON")
     s.set_defaults(func=cmd_space)
 
-    lut = sub.add_parser("lut", help="latency look-up table: build or validate")
+    lut = sub.add_parser("lut", help="latency look-up table: build, validate, decoder")
     lsub = lut.add_subparsers(dest="lut_command", required=True, parser_class=_Parser)
     for name, func, helptext in (("build", cmd_lut_build, "profile each distinct block configuration (only missing keys)"),
                                  ("validate", cmd_lut_validate, "profile N whole networks and compare with the LUT estimate")):
@@ -258,6 +275,19 @@ def build_parser() -> argparse.ArgumentParser:
             q.add_argument("--seed", type=int, default=0)
             q.add_argument("--out", type=pathlib.Path, default=pathlib.Path("pop_lut_validate"))
         q.set_defaults(func=func)
+
+    q = lsub.add_parser("decoder", help="profile each decoder setting [C3,C4,C5] of a fixed backbone "
+                        "(whole DF-Seg nets) and write the decoder space for `pop search --decoder`")
+    q.add_argument("--backbone", required=True, help="backbone encoding, e.g. \"[(64,64,64),(128,128,128),(256,256,256,512)]\"")
+    q.add_argument("--num-classes", type=int, default=19)
+    q.add_argument("--wc-choices", default="K,32,64,128,256,512", help="width-controller choices (K = classes)")
+    q.add_argument("--input-size", default="1024x2048", help="HxW of the profiled nets")
+    q.add_argument("--d8", action="store_true", help="the -d8 head (no final x8 up-sampling)")
+    q.add_argument("--out", type=pathlib.Path, required=True, help="decoder space YAML (created or extended)")
+    q.add_argument("--backend", default="caffe", help="caffe | caffe-time | opencv | onnxruntime | tensorrt")
+    q.add_argument("--threads", type=int, default=1)
+    q.add_argument("--iterations", type=int, default=10)
+    q.set_defaults(func=cmd_lut_decoder)
 
     def common_search(q):
         q.add_argument("--storage", default="sqlite:///pop.db",
@@ -321,6 +351,9 @@ def main(argv=None) -> int:
     except known as e:
         print(f"pop {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into `head` and closed: not an error of ours
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print(f"pop {args.command}: interrupted (completed trials are kept in the study)", file=sys.stderr)
         return 130

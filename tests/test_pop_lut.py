@@ -124,3 +124,25 @@ def test_caffe_time_binary_profiles_a_block():
     small = backend.profile_key(block_key(BasicBlock(64), 64, (16, 16), 1, False))
     large = backend.profile_key(block_key(BasicBlock(256), 256, (16, 16), 1, False))
     assert 0 < small < large
+
+
+def test_decoder_latencies_measured_then_searched(tmp_path):
+    run = lambda *a: subprocess.run([sys.executable, "-m", "pop", *map(str, a)], cwd=REPO,
+                                    capture_output=True, text=True)
+    out_file = tmp_path / "dec.yaml"
+    args = ["lut", "decoder", "--backbone", "[(64),(128),(256)]", "--wc-choices", "K,32", "--num-classes", 4,
+            "--input-size", "32x64", "--backend", "opencv", "--iterations", 2, "--out", out_file]
+    out = run(*args)
+    assert out.returncode == 0, out.stderr
+    doc = yaml.safe_load(out_file.read_text())["decoder"]
+    assert len(doc["latency_ms"]) == 8 and doc["platform"]["backend"] == "opencv"
+    first = dict(doc["latency_ms"])
+    assert run(*args).returncode == 0  # incremental: nothing re-measured
+    assert yaml.safe_load(out_file.read_text())["decoder"]["latency_ms"] == first
+    out = run("search", "--decoder", out_file, "--storage", f"sqlite:///{tmp_path}/d.db", "--study", "d",
+              "-K", 3, "--quiet", "--workdir", tmp_path / "runs")
+    assert out.returncode == 0, out.stderr
+    assert "[(64),(128),(256)]:[" in out.stdout
+    # a different backbone in the same file is refused
+    bad = run(*[a if a != "[(64),(128),(256)]" else "[(64),(128),(512)]" for a in args])
+    assert bad.returncode == 2 and "measured for backbone" in bad.stderr
