@@ -302,7 +302,7 @@ def _run_worker(storage_url: str, study_name: str, evaluator: Evaluator | None =
     def note(event: str, candidate: int) -> None:
         if trace is not None:
             with open(trace, "a") as f:  # O_APPEND: whole lines from concurrent workers
-                f.write(json.dumps({"event": event, "candidate": candidate, "worker": me}) + "\n")
+                f.write(json.dumps({"event": event, "candidate": candidate, "worker": me, "time": time.time()}) + "\n")
 
     while True:
         results = completed_results(study)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from pop.evaluators import Surrogate
 from pop.lut import FlopsProxy, table_from_model
 from pop.space import SpaceConfig
 from pop.study import SearchSpec, create_study, final_state, load_study, run_worker
@@ -81,7 +82,7 @@ def _spec(seed: int) -> SearchSpec:
         "input_size": [224, 224], "latency_ms": [1.0, 2.0]})
     table = table_from_model(cfg, FlopsProxy())
     return SearchSpec(cfg.to_dict(), table.to_json(), seed=seed, patience=12,
-                      evaluator="surrogate:seed=3,delay=0.15", lease_timeout=2.0)
+                      evaluator="surrogate:seed=3,delay=0.3", lease_timeout=2.0)
 
 
 def _worker(url, study, trace):
@@ -107,15 +108,17 @@ def test_three_workers_one_killed_equal_single_worker(postgres_url, tmp_path):
     while victim_pid is None and time.time() < deadline:
         ev = _events(trace)
         if sum(e["event"] == "done" for e in ev) >= 8:
-            done = {(e["worker"], e["candidate"]) for e in ev if e["event"] == "done"}
-            for e in reversed(ev):
-                pid = int(e["worker"].split(":")[1])
-                if e["event"] == "start" and (e["worker"], e["candidate"]) not in done \
-                        and pid in {w.pid for w in workers}:
+            last = {}
+            for e in ev:
+                last[e["worker"]] = e
+            for wid, e in last.items():
+                pid = int(wid.split(":")[1])
+                # started under 0.1 s ago, training takes 0.3 s: certainly mid-training
+                if e["event"] == "start" and time.time() - e["time"] < 0.1 and pid in {w.pid for w in workers}:
                     os.kill(pid, signal.SIGKILL)
                     victim_pid, victim_candidate = pid, e["candidate"]
                     break
-        time.sleep(0.05)
+        time.sleep(0.01)
     assert victim_pid is not None, "no worker was ever seen mid-training"
     for w in workers:
         out, err = w.communicate(timeout=300)
@@ -143,7 +146,9 @@ def test_three_workers_one_killed_equal_single_worker(postgres_url, tmp_path):
     assert multi.done
 
     create_study(postgres_url, "single", spec)
-    single = run_worker(postgres_url, "single", workdir=tmp_path / "single", poll=0.05, progress=False)
+    # same accuracies, no simulated training time
+    single = run_worker(postgres_url, "single", Surrogate(seed=3), workdir=tmp_path / "single", poll=0.05,
+                        progress=False)
     assert single.state.D == multi.state.D
     assert single.state.boundary == multi.state.boundary
     assert (single.state.pruned == multi.state.pruned).all()
