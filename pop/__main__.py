@@ -6,7 +6,6 @@ import argparse
 import json
 import pathlib
 import sys
-import time
 
 DESCRIPTION = """\
 Partial Order Pruning (POP, Li et al., CVPR 2019): search the architectures whose latency
@@ -331,7 +330,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    from .decoder import SpaceError as _SE  # noqa: F401  (same class as pop.space.SpaceError)
     from .evaluators import EvaluationError
     from .lut import LutError
     from .space import SpaceError

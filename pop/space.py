@@ -20,7 +20,7 @@ import dataclasses
 import functools
 import time
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import yaml
@@ -285,6 +285,11 @@ class Space:
     @property
     def kind(self) -> str:
         return "backbone"
+
+    def order_keys(self) -> np.ndarray:
+        """Coordinates of the partial order (pop.order): per-stage suffix counts."""
+        from .order import suffix_counts
+        return suffix_counts(self.counts, self.config.offsets)
 
     @staticmethod
     def enumerate(config: SpaceConfig, lut: LatencyModel) -> "Space":

@@ -35,7 +35,6 @@ import time
 import uuid
 from dataclasses import dataclass
 
-import numpy as np
 import optuna
 import sqlalchemy as sa
 from optuna.trial import TrialState
@@ -43,7 +42,6 @@ from optuna.trial import TrialState
 from .algorithm import PartialOrderPruning
 from .evaluators import Evaluator
 from .lut import LatencyTable
-from .order import suffix_counts
 from .space import Space, SpaceConfig
 
 ATTR = "pop"
@@ -246,8 +244,7 @@ class Replay:
 
     def __init__(self, space, spec: SearchSpec):
         self.space = space
-        keys = space.order_keys() if hasattr(space, "order_keys") else suffix_counts(space.counts, space.config.offsets)
-        self.state = PartialOrderPruning(keys, space.latency, spec.seed, spec.patience)
+        self.state = PartialOrderPruning(space.order_keys(), space.latency, spec.seed, spec.patience)
         self.budget = spec.budget
 
     def advance(self, results: dict[int, float]) -> None:
@@ -260,10 +257,6 @@ class Replay:
     @property
     def done(self) -> bool:
         return self.state.finished or (self.budget is not None and len(self.state.D) >= self.budget)
-
-
-def space_keys(space) -> np.ndarray:
-    return space.order_keys() if hasattr(space, "order_keys") else suffix_counts(space.counts, space.config.offsets)
 
 
 # ----------------------------------------------------------------------------- worker

@@ -21,7 +21,7 @@ import pytest
 from pop.evaluators import Surrogate
 from pop.lut import FlopsProxy, table_from_model
 from pop.space import SpaceConfig
-from pop.study import SearchSpec, create_study, final_state, load_study, run_worker
+from pop.study import SearchSpec, create_study, final_state, run_worker
 
 REPO = Path(__file__).resolve().parent.parent
 

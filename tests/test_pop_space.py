@@ -4,7 +4,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from prototxt_gen.encoding import parse_backbone
 from pop.lut import FlopsProxy, backbone_keys, required_keys, table_from_model
 from pop.space import Space, SpaceConfig, SpaceError, brute_force, estimate_backbone
 
