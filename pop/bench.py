@@ -12,7 +12,8 @@ the surrogate evaluator, averaged over seeds:
 
 Writes ``bench/pop.json`` with exactly {"pruned_per_trained", "trainings_to_99pct": {"pop",
 "random", "nsga2"}, "space_size", "seeds"} and ``bench/pop_details.json`` with everything else
-(per-seed numbers, the window, the LUT platform, timing of one P-update over 10^6 rows).
+(per-seed numbers, the window, the LUT platform, the LUT's check against whole networks —
+median |error| and share within ±10 %, target >= 95 % — and one P-update over 10^6 rows).
 """
 from __future__ import annotations
 
@@ -157,6 +158,7 @@ def main(argv=None) -> int:
     p.add_argument("--patience", "-K", type=int, default=20)
     p.add_argument("--iterations", type=int, default=10)
     p.add_argument("--out", type=Path, default=Path("bench/pop.json"))
+    p.add_argument("--validate", type=int, default=30, help="architectures profiled whole for the LUT check (0: skip)")
     args = p.parse_args(argv)
 
     from .backends import BackendError, make_backend
@@ -177,6 +179,15 @@ def main(argv=None) -> int:
     keys = suffix_counts(space.counts, cfg.offsets)
     encodings = space.encodings()
     print(f"Ŝ: {space.size} architectures in [{lo:.3f}, {hi:.3f}] ms (LUT: {backend}, {table.platform.get('cpu')})")
+
+    validation = None
+    if args.validate:
+        from .validate import validate
+        backend_obj = make_backend(backend, threads=1, iterations=args.iterations)
+        v = validate(space, table, backend_obj, n=args.validate, seed=0, out_dir=args.out.parent / "pop_lut_validation")
+        validation = {k: v[k] for k in ("n", "median_abs_error_pct", "within_10pct", "plot")}
+        print(f"LUT check: {v['n']} whole networks, median |error| {v['median_abs_error_pct']:.2f} %, "
+              f"{v['within_10pct'] * 100:.0f} % within ±10 % (target >= 95 %)")
 
     seeds = list(range(args.seeds))
     per_seed = []
@@ -214,7 +225,7 @@ def main(argv=None) -> int:
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     details = {"window_ms": [lo, hi], "window_quantiles": WINDOW_QUANTILES, "space": cfg.to_dict(),
                "lut_backend": backend, "lut_platform": table.platform, "patience": args.patience,
-               "per_seed": per_seed, "p_update_1e6": p_update_seconds()}
+               "per_seed": per_seed, "lut_validation": validation, "p_update_1e6": p_update_seconds()}
     (args.out.parent / "pop_details.json").write_text(json.dumps(details, indent=1) + "\n")
     print(json.dumps(result, indent=1))
     print(f"one P-update over |Ŝ| = {details['p_update_1e6']['space_size']}: "
