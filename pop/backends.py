@@ -328,6 +328,18 @@ class CaffeTimeBackend(Backend):
         return float(m.group(1))
 
 
+def _to_onnx(net: caffe_pb2.NetParameter):
+    """The ONNX exporter of tools.to_onnx (``net_to_onnx`` or ``convert``), random weights."""
+    try:
+        from tools import to_onnx
+    except ImportError:
+        raise BackendError("tools.to_onnx is missing (the ONNX exporter is not merged)")
+    export = getattr(to_onnx, "net_to_onnx", None) or getattr(to_onnx, "convert", None)
+    if export is None:
+        raise BackendError("tools.to_onnx has neither net_to_onnx nor convert")
+    return export(test_phase(net))
+
+
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
 
@@ -339,13 +351,9 @@ class OnnxRuntimeBackend(Backend):
         return f"onnxruntime {onnxruntime.__version__}"
 
     def time_net(self, net):
-        try:
-            from tools.to_onnx import net_to_onnx
-        except ImportError:
-            raise BackendError("backend onnxruntime: tools.to_onnx.net_to_onnx is missing (the ONNX exporter is not merged)")
         import onnxruntime as ort
         net = test_phase(net)
-        model = net_to_onnx(net, random_weights(net))
+        model = _to_onnx(net)
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = self.threads
         sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
@@ -377,14 +385,13 @@ class TensorRTBackend(Backend):
 
     def time_net(self, net):
         import tensorrt as trt
-        from tools.to_onnx import net_to_onnx
         import torch  # device buffers; TensorRT's Python samples use cuda-python or torch
         logger = trt.Logger(trt.Logger.WARNING)
         builder = trt.Builder(logger)
         network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)) \
             if hasattr(trt.NetworkDefinitionCreationFlag, "EXPLICIT_BATCH") else builder.create_network(0)
         parser = trt.OnnxParser(network, logger)
-        if not parser.parse(net_to_onnx(net, random_weights(net)).SerializeToString()):
+        if not parser.parse(_to_onnx(net).SerializeToString()):
             raise BackendError(f"TensorRT cannot parse {net.name!r}: {parser.get_error(0)}")
         config = builder.create_builder_config()
         config.set_flag(trt.BuilderFlag.FP16)

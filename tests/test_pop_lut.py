@@ -146,3 +146,15 @@ def test_decoder_latencies_measured_then_searched(tmp_path):
     # a different backbone in the same file is refused
     bad = run(*[a if a != "[(64),(128),(256)]" else "[(64),(128),(512)]" for a in args])
     assert bad.returncode == 2 and "measured for backbone" in bad.stderr
+
+
+def test_onnxruntime_backend_profiles_a_block():
+    try:
+        backend = make_backend("onnxruntime", iterations=3)
+        backend.time_net(__import__("pop.backends", fromlist=["key_net"]).key_net(
+            LutKey("head", 64, 2, 2, 10, 1, 1)))
+    except BackendError as e:
+        pytest.skip(f"ONNX Runtime or the ONNX exporter not available here: {e}")
+    small = backend.profile_key(block_key(BasicBlock(64), 64, (16, 16), 1, False))
+    large = backend.profile_key(block_key(BasicBlock(256), 256, (16, 16), 1, False))
+    assert 0 < small < large
