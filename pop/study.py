@@ -337,6 +337,12 @@ def _run_worker(storage_url: str, study_name: str, evaluator: Evaluator | None =
             accuracy = float(evaluator.evaluate(encoding, run_dir))
             if not 0.0 <= accuracy <= 1.0:
                 raise ValueError(f"accuracy {accuracy} outside [0, 1]")
+        except KeyboardInterrupt:
+            # stopped by hand: give the candidate back now instead of after the lease timeout
+            hb.stop.set()
+            study.tell(trial, state=TrialState.FAIL)
+            leases.release(claimed, me)
+            raise
         except Exception as e:
             hb.stop.set()
             hb.join()
