@@ -105,12 +105,10 @@ class PartialOrderPruning:
     # -- sampling ---------------------------------------------------------------------
     def candidates(self, exclude: set[int] = frozenset()):
         """Rows of Ŝ \\ (P ∪ D) in permutation order, skipping `exclude` (claimed elsewhere)."""
-        pos = self.cursor
-        while pos < self.size:
-            i = int(self.order[pos])
-            if not (self.pruned[i] or self.trained[i]) and i not in exclude:
-                yield i
-            pos += 1
+        rest = self.order[self.cursor:]
+        for i in rest[~(self.pruned[rest] | self.trained[rest])]:  # vectorised: Ŝ may hold 10^6
+            if int(i) not in exclude:
+                yield int(i)
 
     def next_candidate(self) -> int | None:
         while self.cursor < self.size:
