@@ -1,0 +1,76 @@
+"""The released DF nets and ICNet load and run forward in real Caffe (CPU).
+Needs `make caffe` (a missing Caffe fails, never skips) and the reference material."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tools.caffe_locate import CaffeNotFound, import_caffe
+from tools.caffe_net import legacy_inputs_to_layer, load_net, read_net, with_input_layer
+
+
+@pytest.fixture(scope="module")
+def caffe():
+    try:
+        module = import_caffe()
+    except CaffeNotFound as e:
+        pytest.fail(f"{e}")
+    module.set_mode_cpu()
+    return module
+
+
+def run_random(net, seed=0):
+    rng = np.random.default_rng(seed)
+    for name in net.inputs:
+        blob = net.blobs[name]
+        blob.data[...] = rng.uniform(0, 1, blob.data.shape)
+    return net.forward()
+
+
+def test_icnet_full_resolution_forward(caffe, reference_dir):
+    """ICNet's evaluation net as ICNet times it: old-style input_dim 1x3x1025x2049, Interp
+    with shrink_factor, zoom_factor and explicit sizes."""
+    param = read_net(reference_dir / "icnet" / "icnet_cityscapes.prototxt")
+    assert list(param.input_dim) == [1, 3, 1025, 2049]
+    net = load_net(caffe, legacy_inputs_to_layer(param))
+    out = run_random(net)
+    shapes = {name: blob.data.shape for name, blob in net.blobs.items()}
+    assert shapes["data_sub2"] == (1, 3, 513, 1025)        # shrink_factor 2: (1025-1)/2+1
+    assert shapes["conv6_cls"] == (1, 19, 257, 513)
+    assert out["conv6_interp"].shape == (1, 19, 1025, 2049)  # zoom_factor 4: 257 + 256*3
+    assert np.isfinite(out["conv6_interp"]).all()
+    assert out["conv6_interp"].std() > 0
+
+
+SEG_INPUT = {"data": (1, 3, 1024, 2048), "label": (1, 1, 1024, 2048)}
+CLS_INPUT = {"data": (1, 3, 224, 224), "label": (1,)}
+
+
+@pytest.mark.parametrize("name,shapes,expected", [
+    ("df1", CLS_INPUT, {"fc": (1, 1000)}),
+    ("df2a", CLS_INPUT, {"fc": (1, 1000)}),
+    ("df1seg", SEG_INPUT, {"pred": (1, 1, 1024, 2048), "pred_d8": (1, 1, 128, 256)}),
+    ("df1seg_mergebn", SEG_INPUT, {"pred": (1, 1, 1024, 2048), "pred_d8": (1, 1, 128, 256)}),
+])
+def test_released_net_runs_with_input_layer(caffe, reference_dir, name, shapes, expected):
+    param = with_input_layer(read_net(reference_dir / "release" / "prototxt" / f"{name}.prototxt"),
+                             shapes)
+    net = load_net(caffe, param, "TEST")
+    run_random(net)
+    for blob, shape in expected.items():
+        assert net.blobs[blob].data.shape == shape
+        assert np.isfinite(net.blobs[blob].data).all()
+    if "pred" in expected:       # ArgMax over the 19 Cityscapes classes
+        assert 0 <= net.blobs["pred"].data.min() and net.blobs["pred"].data.max() <= 18
+
+
+def test_released_seg_net_train_phase(caffe, reference_dir):
+    """`caffe time` runs the TRAIN phase: the release's TRAIN Interp sizes (32x32 at 1/32)
+    fit a 1024x1024 training crop."""
+    param = with_input_layer(read_net(reference_dir / "release" / "prototxt" / "df1seg_mergebn.prototxt"),
+                             {"data": (1, 3, 1024, 1024), "label": (1, 1, 1024, 1024)})
+    net = load_net(caffe, param, "TRAIN")
+    run_random(net)
+    assert net.blobs["psp.pool1.interp"].data.shape[2:] == (32, 32)
+    assert net.blobs["Decoder_score.up8"].data.shape == (1, 19, 1024, 1024)
+    assert "prob" not in net.blobs                      # Softmax/ArgMax are TEST-only
