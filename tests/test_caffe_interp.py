@@ -7,7 +7,7 @@ import pytest
 
 from prototxt_gen import caffe_pb2
 from tools.caffe_locate import CaffeNotFound, import_caffe
-from tools.caffe_net import load_net
+from tools.netparam import load_net
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tools.caffe_locate import CaffeNotFound, import_caffe
-from tools.caffe_net import legacy_inputs_to_layer, load_net, read_net, with_input_layer
+from tools.netparam import legacy_inputs_to_layer, load_net, read_net, with_input_layer
 
 
 @pytest.fixture(scope="module")
