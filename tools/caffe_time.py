@@ -17,7 +17,6 @@ import csv
 import io
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -30,29 +29,7 @@ from prototxt_gen import caffe_pb2
 from tools.caffe_locate import CaffeNotFound, caffe_binary
 from tools.netparam import DATA_LAYER_TYPES, NetDefinitionError, read_net, write_net
 
-try:  # the project's parser for every log format (tools/log_parsers.py)
-    from tools.log_parsers import LogParseError, parse_caffe_time
-except ImportError:  # TEMPORARY until tools/log_parsers.py is on this branch: same contract
-    class LogParseError(ValueError):
-        def __init__(self, source: str, message: str):
-            self.source = source
-            super().__init__(f"{source}: {message}")
-
-    def parse_caffe_time(text: str, source: str = "<caffe time log>") -> dict:
-        number = r"([0-9.eE+-]+)"
-        forward = re.findall(r"Average Forward pass: " + number + " ms", text)
-        if not forward:
-            raise LogParseError(source, "no 'Average Forward pass' figure: not `caffe time` output")
-        backward = re.findall(r"Average Backward pass: " + number + " ms", text)
-        done = re.findall(r"Iteration: (\d+) forward", text)
-        layers: dict[str, dict] = {}
-        for name, kind, ms in re.findall(r"\] +(\S+)\t(forward|backward): " + number + " ms", text):
-            entry = layers.setdefault(name, {"name": name, "forward_ms": None, "backward_ms": None})
-            entry[f"{kind}_ms"] = float(ms)
-        forward_ms = float(forward[-1])
-        return {"forward_ms": forward_ms, "backward_ms": float(backward[-1]) if backward else None,
-                "fps": 1000.0 / forward_ms, "iterations": max(map(int, done)) if done else None,
-                "layers": list(layers.values())}
+from tools.log_parsers import LogParseError, parse_caffe_time
 
 DEFAULT_ITERATIONS = 100   # the paper's and the release log's setting
 BUSY_CORE_FRACTION = 0.2   # warn when others use more than this share of one core
@@ -164,7 +141,10 @@ def run_caffe_time(net_path: Path, iterations: int = DEFAULT_ITERATIONS,
         elif not model.is_file():
             raise NetDefinitionError(f"{net_path}: no such file")
         # Caffe's INFO log carries the figures: make sure it is on, whatever the caller set.
-        env = dict(os.environ, GLOG_minloglevel="0", GLOG_logtostderr="1")
+        # glog >= 0.6 puts the year in each line's prefix; ask for the classic "I0308 ..."
+        # prefix that the authors' logs (and log parsers written for them) have.
+        env = dict(os.environ, GLOG_minloglevel="0", GLOG_logtostderr="1",
+                   GLOG_log_year_in_prefix="false")
         cmd = [str(binary), "time", f"-model={model}", f"-iterations={iterations}", f"-phase={phase}"]
         lines = []
         bar = tqdm(total=iterations, desc=f"caffe time {Path(net_path).name}", unit="it",
