@@ -74,3 +74,35 @@ def test_released_seg_net_train_phase(caffe, reference_dir):
     assert net.blobs["psp.pool1.interp"].data.shape[2:] == (32, 32)
     assert net.blobs["Decoder_score.up8"].data.shape == (1, 19, 1024, 1024)
     assert "prob" not in net.blobs                      # Softmax/ArgMax are TEST-only
+
+
+GENERATED_FORMS = [("deploy", "TEST"), ("deploy_mergebn", "TEST"),
+                   ("caffetime", "TRAIN"), ("caffetime_mergebn", "TRAIN")]
+
+
+def _generated_cases():
+    from prototxt_gen.models import model_names
+    return [(model, form, phase) for model in model_names() for form, phase in GENERATED_FORMS]
+
+
+@pytest.mark.parametrize("model,form,phase", _generated_cases(),
+                         ids=[f"{m}-{f}" for m, f, _ in _generated_cases()])
+def test_generated_net_runs(caffe, model, form, phase):
+    """Every named model in every Input-fed form loads and runs forward in real Caffe, in the
+    phase it is meant for (`caffe time` runs TRAIN), at a size other than the default."""
+    from prototxt_gen.generate import net_for
+    classification = model in ("df1", "df2", "df2a", "dflite")
+    size = (224, 224) if classification else (256, 512)
+    net = load_net(caffe, net_for(model, form, input_size=size), phase)
+    assert net.blobs["data"].data.shape == (1, 3, *size)
+    out = run_random(net)
+    for name, blob in out.items():
+        assert np.isfinite(blob).all(), name
+    if classification:
+        assert net.blobs["fc"].data.shape == (1, 1000)
+    else:
+        d8 = model.endswith("_d8")
+        score = "Decoder_score" if form.endswith("mergebn") or d8 else "Decoder_score/bn"
+        assert net.blobs[score].data.shape[1] == 19
+        if not d8:
+            assert net.blobs["Decoder_score.up8"].data.shape == (1, 19, *size)
