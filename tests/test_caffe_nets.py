@@ -19,6 +19,15 @@ def caffe():
     return module
 
 
+def assert_shapes_as_analysed(net, param, phase="TEST"):
+    """Every blob Caffe made has the shape prototxt_gen.analysis infers."""
+    from prototxt_gen.analysis import analyze
+    inferred = {top.name: tuple(top.shape) for layer in analyze(param, phase=phase).layers
+                for top in layer.tops}
+    caffe_shapes = {name: tuple(blob.data.shape) for name, blob in net.blobs.items()}
+    assert caffe_shapes == {name: inferred[name] for name in caffe_shapes}
+
+
 def run_random(net, seed=0):
     rng = np.random.default_rng(seed)
     for name in net.inputs:
@@ -33,6 +42,7 @@ def test_icnet_full_resolution_forward(caffe, reference_dir):
     param = read_net(reference_dir / "icnet" / "icnet_cityscapes.prototxt")
     assert list(param.input_dim) == [1, 3, 1025, 2049]
     net = load_net(caffe, legacy_inputs_to_layer(param))
+    assert_shapes_as_analysed(net, param)
     out = run_random(net)
     shapes = {name: blob.data.shape for name, blob in net.blobs.items()}
     assert shapes["data_sub2"] == (1, 3, 513, 1025)        # shrink_factor 2: (1025-1)/2+1
@@ -56,6 +66,7 @@ def test_released_net_runs_with_input_layer(caffe, reference_dir, name, shapes, 
     param = with_input_layer(read_net(reference_dir / "release" / "prototxt" / f"{name}.prototxt"),
                              shapes)
     net = load_net(caffe, param, "TEST")
+    assert_shapes_as_analysed(net, param)
     run_random(net)
     for blob, shape in expected.items():
         assert net.blobs[blob].data.shape == shape
@@ -89,12 +100,15 @@ def _generated_cases():
                          ids=[f"{m}-{f}" for m, f, _ in _generated_cases()])
 def test_generated_net_runs(caffe, model, form, phase):
     """Every named model in every Input-fed form loads and runs forward in real Caffe, in the
-    phase it is meant for (`caffe time` runs TRAIN), at a size other than the default."""
+    phase it is meant for (`caffe time` runs TRAIN), at a size other than the default, with
+    every blob shaped as prototxt_gen.analysis says."""
     from prototxt_gen.generate import net_for
     classification = model in ("df1", "df2", "df2a", "dflite")
     size = (224, 224) if classification else (256, 512)
-    net = load_net(caffe, net_for(model, form, input_size=size), phase)
+    param = net_for(model, form, input_size=size)
+    net = load_net(caffe, param, phase)
     assert net.blobs["data"].data.shape == (1, 3, *size)
+    assert_shapes_as_analysed(net, param, phase)
     out = run_random(net)
     for name, blob in out.items():
         assert np.isfinite(blob).all(), name
