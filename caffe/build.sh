@@ -28,7 +28,9 @@ die() { say "error: $*"; exit 2; }
 PY_MM=$("$SYSTEM_PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 
 # Everything that determines the installed bytes goes into the cache key.
-INPUTS=(caffe/build.sh caffe/fetch_source.sh caffe/patches/*.patch caffe/layers/* caffe/pycaffe/*)
+mapfile -t INPUTS < <(find caffe/build.sh caffe/fetch_source.sh caffe/patches caffe/layers caffe/pycaffe \
+                         -type f \( -name '*.sh' -o -name '*.patch' -o -name '*.hpp' -o -name '*.cpp' \
+                         -o -name '*.cu' -o -name '*.py' \) | LC_ALL=C sort)
 KEY=$( { sha256sum "${INPUTS[@]}"; echo "python $PY_MM $(uname -m)"; } | sha256sum | cut -c1-16)
 PREFIX="$CACHE/caffe/$KEY"
 
