@@ -74,3 +74,13 @@ def test_caffe_without_interp_is_rejected_by_its_library(tmp_path):
     result = locate({"CAFFE_ROOT": str(tmp_path)}, code.replace("print(e)", "print('rejected')")
                     + "else:\n    print('accepted')\n")
     assert result.stdout.strip() == "accepted", result.stderr
+
+
+def test_repository_caffe_directory_does_not_shadow_pycaffe():
+    """From the repository root `import caffe` finds caffe/ (build scripts) as a namespace
+    package; import_caffe must still return pycaffe."""
+    code = ("import caffe\nassert not hasattr(caffe, 'layer_type_list')\n"
+            "from tools.caffe_locate import import_caffe\n"
+            "print('Interp' in import_caffe().layer_type_list())\n")
+    result = locate({}, code)
+    assert result.stdout.strip() == "True", result.stderr

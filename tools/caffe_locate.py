@@ -130,6 +130,10 @@ def _import_from(install: CaffeInstall) -> ModuleType:
     os.environ.setdefault("GLOG_minloglevel", "2")
     if install.python_dir is not None and str(install.python_dir) not in sys.path:
         sys.path.insert(0, str(install.python_dir))
+    stale = sys.modules.get("caffe")
+    if stale is not None and not hasattr(stale, "layer_type_list"):
+        # e.g. this repository's caffe/ directory imported as a namespace package
+        del sys.modules["caffe"]
     try:
         module = importlib.import_module("caffe")
     except ImportError as e:
