@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from prototxt_gen import caffe_pb2
-from tools.bench import ICNET_HW, explicit_interp_sizes, paper_figures, inference_view
+from tools.bench import ICNET_HW, explicit_interp_sizes, inference_view, padded, paper_figures
 from tools.caffe_locate import CaffeNotFound, import_caffe
 from tools.netparam import legacy_inputs_to_layer, load_net, read_net
 
@@ -76,3 +76,10 @@ def test_bench_end_to_end_on_icnet(caffe, reference_dir, tmp_path):
     assert data["df1seg_over_icnet"]["paper"] == pytest.approx(30.7 / 30.3)
     assert "| ICNet | caffe | 2049x1025 | 1 |" in (tmp_path / "results.md").read_text()
     assert (tmp_path / "fps.png").stat().st_size > 0
+
+
+def test_table4_sizes_padded_to_stride_32():
+    assert padded((360, 640)) == (384, 640)
+    assert padded((720, 1280)) == (736, 1280)
+    assert padded((1080, 1920)) == (1088, 1920)
+    assert padded((1024, 2048)) == (1024, 2048)

@@ -9,7 +9,8 @@ Writes ``OUT/results.json`` (after every run, so nothing measured is lost), ``OU
 and ``OUT/fps.png``.  Nets: the generator's ``caffetime_mergebn`` form of each DF-Seg model at
 1024x2048 and ICNet's own ``icnet_cityscapes.prototxt`` (1025x2049, as ICNet times it);
 Table 4's resolutions (640x360, 1280x720, 1920x1080) for the models in Table 4, with fewer
-iterations.  On a CPU these numbers are not the paper's GPU figures: the ratio DF1-Seg/ICNet
+iterations — timed at the next multiple of 32 (640x384, 1280x736, 1920x1088), the sizes the
+DF-Seg decoder accepts, and shown beside the paper's figure for the nominal resolution.  On a CPU these numbers are not the paper's GPU figures: the ratio DF1-Seg/ICNet
 (paper: 30.7 / 30.3) is the comparable quantity.
 
 OpenCV: its Caffe importer gets ``shrink_factor`` Interp wrong (4.14), so every Interp given
@@ -47,6 +48,13 @@ ICNET = "icnet"
 FULL_HW = (1024, 2048)
 ICNET_HW = (1025, 2049)
 TABLE4_RESOLUTIONS = {"640x360": (360, 640), "1280x720": (720, 1280), "1920x1080": (1080, 1920)}
+# The DF-Seg decoder concatenates x2-upsampled 1/32 features with 1/16 ones, so its input
+# must be a multiple of 32 (360 -> 384, 720 -> 736, 1080 -> 1088).
+STRIDE = 32
+
+
+def padded(hw: tuple[int, int]) -> tuple[int, int]:
+    return tuple(-(-d // STRIDE) * STRIDE for d in hw)
 
 
 @dataclass
@@ -54,8 +62,9 @@ class Run:
     model: str
     paper_name: str
     engine: str
-    input_hw: tuple[int, int]
+    input_hw: tuple[int, int]          # the size timed
     iterations: int
+    paper_hw: tuple[int, int] | None = None   # the size the paper's figure is for
     forward_ms: float | None = None
     fps: float | None = None
     paper_ms: float | None = None
@@ -135,10 +144,11 @@ def explicit_interp_sizes(net: caffe_pb2.NetParameter, blob_shapes: dict) -> caf
 
 # ---------------------------------------------------------------- engines
 
-def time_caffe(model: str, paper_name: str, hw, iterations: int, figures: dict, nets_dir: Path) -> Run:
+def time_caffe(model: str, paper_name: str, paper_hw, iterations: int, figures: dict, nets_dir: Path) -> Run:
+    hw = paper_hw if model == ICNET else padded(paper_hw)
     key = f"{hw[0]}x{hw[1]}"
-    ms, fps = figures.get((paper_name, key), (None, None))
-    run = Run(model, paper_name, "caffe", tuple(hw), iterations, paper_ms=ms, paper_fps=fps)
+    ms, fps = figures.get((paper_name, f"{paper_hw[0]}x{paper_hw[1]}"), (None, None))
+    run = Run(model, paper_name, "caffe", tuple(hw), iterations, tuple(paper_hw), paper_ms=ms, paper_fps=fps)
     try:
         path = nets_dir / f"{model}_caffetime_{key}.prototxt"
         write_net(caffe_time_net(model, hw), path)
@@ -153,7 +163,7 @@ def time_caffe(model: str, paper_name: str, hw, iterations: int, figures: dict, 
 def time_opencv(caffe, model: str, paper_name: str, hw, iterations: int, nets_dir: Path) -> Run:
     import cv2
     key = f"{hw[0]}x{hw[1]}"
-    run = Run(model, paper_name, "opencv", tuple(hw), iterations)
+    run = Run(model, paper_name, "opencv", tuple(hw), iterations, tuple(hw))
     try:
         param = inference_view(caffe_time_net(model, hw))
         net = load_net(caffe, param, "TEST")            # Caffe fills the random weights
@@ -225,7 +235,10 @@ def markdown(data: dict) -> str:
              "|---|---|---|---:|---:|---:|---:|---:|---|"]
     for r in data["runs"]:
         h, w = r["input_hw"]
-        lines.append(f"| {r['paper_name']} | {r['engine']} | {w}x{h} | {r['iterations']} | "
+        size = f"{w}x{h}"
+        if r.get("paper_hw") and tuple(r["paper_hw"]) != tuple(r["input_hw"]):
+            size += f" (paper {r['paper_hw'][1]}x{r['paper_hw'][0]})"
+        lines.append(f"| {r['paper_name']} | {r['engine']} | {size} | {r['iterations']} | "
                      f"{_num(r['forward_ms'])} | {_num(r['fps'])} | {_num(r['paper_ms'])} | "
                      f"{_num(r['paper_fps'], '{:.1f}')} | {r['error'] or ''} |")
     q = data["df1seg_over_icnet"]
@@ -262,7 +275,8 @@ def plot(data: dict, path: Path) -> None:
     for ax, title in ((left, "measured FPS, full resolution"), (right, "FPS relative to ICNet")):
         ax.set_xticks(x + width * (len(engines) - 1) / 2, labels, rotation=20)
         ax.set_title(title)
-        ax.legend()
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend()
     right.axhline(1.0, color="grey", linewidth=0.8)
     fig.suptitle(f"{data['cpu_model']}, {data['cores']} cores (1024x2048; ICNet 1025x2049)")
     fig.tight_layout()
