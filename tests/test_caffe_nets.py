@@ -120,3 +120,42 @@ def test_generated_net_runs(caffe, model, form, phase):
         assert net.blobs[score].data.shape[1] == 19
         if not d8:
             assert net.blobs["Decoder_score.up8"].data.shape == (1, 19, *size)
+
+
+PYTHON_LAYER = '''
+import caffe
+
+
+class Double(caffe.Layer):
+    def setup(self, bottom, top):
+        self.factor = float(self.param_str or 2)
+
+    def reshape(self, bottom, top):
+        top[0].reshape(*bottom[0].data.shape)
+
+    def forward(self, bottom, top):
+        top[0].data[...] = self.factor * bottom[0].data
+
+    def backward(self, top, propagate_down, bottom):
+        bottom[0].diff[...] = self.factor * top[0].diff
+'''
+
+
+def test_python_layers_are_built_in(caffe, tmp_path, monkeypatch):
+    """pycaffe was built with Python layers (WITH_PYTHON_LAYER): training code relies on them."""
+    from prototxt_gen import caffe_pb2
+    (tmp_path / "dfseg_test_double.py").write_text(PYTHON_LAYER)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    param = caffe_pb2.NetParameter(name="python", force_backward=True)
+    param.layer.add(name="x", type="Input", top=["x"]).input_param.shape.add(dim=[1, 2, 3, 3])
+    layer = param.layer.add(name="double", type="Python", bottom=["x"], top=["y"])
+    layer.python_param.module = "dfseg_test_double"
+    layer.python_param.layer = "Double"
+    layer.python_param.param_str = "3"
+    net = load_net(caffe, param)
+    x = np.random.default_rng(0).uniform(-1, 1, (1, 2, 3, 3))
+    net.blobs["x"].data[...] = x
+    np.testing.assert_allclose(net.forward()["y"], 3 * x, rtol=1e-6)
+    net.blobs["y"].diff[...] = 1.0
+    net.backward()
+    np.testing.assert_allclose(net.blobs["x"].diff, 3.0)
