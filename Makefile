@@ -34,6 +34,15 @@ $(SCHEMA): $(PATCHED_PROTO) $(VENV_STAMP)
 test: setup
 	$(PY) -m pytest -q
 
+# Every form of one named model into caffe_models/<model>/.
+$(MODELS): setup
+	$(PY) -m prototxt_gen $@ --out caffe_models/$@
+
+# Every named model, and the authors' release set under its own file names.
+models: setup
+	for m in $(MODELS); do $(PY) -m prototxt_gen $$m --out caffe_models/$$m || exit $$?; done
+	$(PY) -m prototxt_gen --release-set --out caffe_models/release
+
 clean:
 	rm -rf build $(SCHEMA)
 

@@ -154,7 +154,8 @@ class SegmentationNet:
     pyramid_bins: tuple[int, ...] = field(default=(1, 2, 4, 8))
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "wc", tuple(self.wc))
+        # Canonical form: a width equal to the number of classes is written K.
+        object.__setattr__(self, "wc", tuple("K" if c == self.num_classes else c for c in self.wc))
         if self.num_classes < 1:
             raise EncodingError(f"number of classes must be positive, got {self.num_classes}")
         if len(self.wc) != 3:
