@@ -80,7 +80,8 @@ class _Graph:
     def top(self, blob: str, layer_name: str) -> str:
         """The ONNX name for this write of `blob`: the blob's own name for its last write."""
         self.writes_left[blob] -= 1
-        name = blob if self.writes_left[blob] == 0 else f"{blob}@{layer_name}"
+        last = self.writes_left[blob] == 0 and blob not in self.net.inputs  # inputs keep theirs
+        name = blob if last else f"{blob}@{layer_name}"
         self.current[blob] = name
         return name
 
