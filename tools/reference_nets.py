@@ -128,10 +128,10 @@ def fit_fixed_sizes(net, original_hw: tuple[int, int], input_shape) -> caffe_pb2
 
 
 def icnet_input_size(hw: tuple[int, int]) -> tuple[int, int]:
-    """The size ICNet runs at for a requested one: the nearest 32k + 1 per side. Its three
-    branches (full, 1/2, 1/4 input) only line up for such sizes, which is why its evaluation
-    input is 1025x2049 rather than 1024x2048."""
-    return tuple(max(1, round((s - 1) / 32)) * 32 + 1 for s in hw)
+    """The size ICNet runs at for a requested one: the smallest 32k + 1 >= it per side (the
+    image zero-padded). Its three branches (full, 1/2, 1/4 input) only line up for such sizes,
+    which is why its evaluation input is 1025x2049 rather than 1024x2048."""
+    return tuple(max(1, -(-(s - 1) // 32)) * 32 + 1 for s in hw)
 
 
 def icnet_deploy(reference_dir: str | Path, input_hw: tuple[int, int]) -> caffe_pb2.NetParameter:
