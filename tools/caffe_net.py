@@ -26,6 +26,11 @@ DATA_LAYER_TYPES = frozenset({
 EVALUATION_LAYER_TYPES = frozenset({"Accuracy", "Silence"})
 
 
+def is_data_layer(layer: caffe_pb2.LayerParameter) -> bool:
+    """A layer that reads a dataset (a Python layer counts only when it has no bottoms)."""
+    return layer.type in DATA_LAYER_TYPES and not (layer.type == "Python" and layer.bottom)
+
+
 class CaffeNetError(ValueError):
     """A network definition this module cannot interpret; the message names the layer."""
 
@@ -395,7 +400,7 @@ def build_net(net: caffe_pb2.NetParameter | str | Path,
                     raise CaffeNetError(f"layer {layer.name!r}: Input layer without shape")
                 inputs[top] = tuple(int(d) for d in shapes[min(i, len(shapes) - 1)].dim)
             continue
-        if layer.type in DATA_LAYER_TYPES:
+        if is_data_layer(layer):
             if input_shape is None:
                 raise CaffeNetError(f"layer {layer.name!r}: data layer {layer.type} has no fixed "
                                     f"shape; give the input shape (--input NxCxHxW)")

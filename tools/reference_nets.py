@@ -11,9 +11,8 @@ from copy import deepcopy
 from pathlib import Path
 
 from prototxt_gen import caffe_pb2
-from tools.caffe_net import (DATA_LAYER_TYPES, EVALUATION_LAYER_TYPES, CaffeNetError,
-                             build_net, layer_runs_in, layer_shapes, load_net_param,
-                             pool_geometry)
+from tools.caffe_net import (EVALUATION_LAYER_TYPES, CaffeNetError, build_net, is_data_layer,
+                             layer_runs_in, layer_shapes, load_net_param, pool_geometry)
 
 #: Layers that keep a pyramid branch's spatial size (between its pooling and its Interp).
 _POINTWISE = frozenset({"BatchNorm", "Scale", "ReLU", "Dropout"})
@@ -33,7 +32,7 @@ def deploy_param(net, input_shape) -> caffe_pb2.NetParameter:
     for layer in param.layer:
         if not layer_runs_in(layer):
             continue
-        if layer.type in DATA_LAYER_TYPES or layer.type == "Input":
+        if is_data_layer(layer) or layer.type == "Input":
             input_top = layer.top[0]
             labels.update(layer.top[1:])
             continue

@@ -31,8 +31,10 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from prototxt_gen import caffe_pb2
-from tools.caffe_net import (CaffeNet, CaffeNetError, argmax_axis, build_net, concat_axis,
-                             conv_geometry, interp_geometry, pool_geometry, scale_span)
+from tools.caffe_net import (EVALUATION_LAYER_TYPES, CaffeNet, CaffeNetError, argmax_axis,
+                             build_net, concat_axis, conv_geometry, interp_geometry,
+                             is_data_layer, layer_runs_in, load_net_param, pool_geometry,
+                             scale_span)
 from tools.caffemodel import (CaffemodelError, Weights, fit_weights, random_weights,
                               read_caffemodel)
 
@@ -338,11 +340,10 @@ _EXPORTERS = {
 
 def check_supported(param: caffe_pb2.NetParameter) -> None:
     """Fail naming every layer of an unsupported type (before anything else is computed)."""
-    from tools.caffe_net import DATA_LAYER_TYPES, EVALUATION_LAYER_TYPES, layer_runs_in
     bad = [f"{layer.name} ({layer.type})" for layer in param.layer
-           if layer_runs_in(layer) and layer.type not in SUPPORTED
-           and layer.type not in DATA_LAYER_TYPES and layer.type not in EVALUATION_LAYER_TYPES
-           and layer.type != "Input" and not layer.type.endswith("Loss")]
+           if layer_runs_in(layer) and layer.type not in SUPPORTED and not is_data_layer(layer)
+           and layer.type not in EVALUATION_LAYER_TYPES and layer.type != "Input"
+           and not layer.type.endswith("Loss")]
     if bad:
         raise UnsupportedLayerError(f"unsupported layer types for ONNX export: {', '.join(bad)}; "
                                     f"supported: {', '.join(sorted(SUPPORTED))}")
@@ -357,7 +358,6 @@ def convert(net, weights: Weights | str | Path | None = None, input_shape=None, 
     for a net fed by a data layer, or to override the declared input; `outputs`: Caffe blobs
     to expose (default: the net's outputs)."""
     if not isinstance(net, CaffeNet):
-        from tools.caffe_net import load_net_param
         param = load_net_param(net)
         check_supported(param)
         net = build_net(param, input_shape)
