@@ -20,6 +20,7 @@ import onnxruntime as ort
 import pytest
 from google.protobuf import text_format
 
+from prototxt_gen import caffe_pb2
 from prototxt_gen.models import model_names
 from tools.caffe_net import build_net
 from tools.caffemodel import random_weights, write_caffemodel
@@ -170,3 +171,91 @@ def test_release_prototxt_matches_caffe(caffe, reference_dir, file, shape, tmp_p
 
 def test_icnet_matches_caffe(caffe, reference_dir, tmp_path):
     assert compare_with_caffe(caffe, icnet_deploy(reference_dir, (257, 513)), tmp_path) > 90
+
+
+# ----------------------------------------------------------------------------- single layers
+# The corner cases of tests/test_onnx_ops.py (checked there against NumPy transcriptions of
+# Caffe's loops) checked here against Caffe itself.
+
+def _ops():
+    """The one-layer net builders of test_onnx_ops.py (tests/ is not a package)."""
+    import importlib.util
+    from pathlib import Path
+    spec = importlib.util.spec_from_file_location(
+        "onnx_ops_builders", Path(__file__).with_name("test_onnx_ops.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+OPS = _ops()
+
+
+def run_one_layer(caffe, param, feeds, weights, tmp_path):
+    proto, model_file = tmp_path / "one.prototxt", tmp_path / "one.caffemodel"
+    proto.write_text(text_format.MessageToString(param))
+    write_caffemodel(model_file, weights)
+    net = caffe.Net(str(proto), caffe.TEST, weights=str(model_file))
+    for name, value in feeds.items():
+        net.blobs[name].reshape(*value.shape)
+        net.blobs[name].data[...] = value
+    net.forward()
+    model = convert(param, weights)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return session.run(None, feeds)[0], net.blobs[param.layer[-1].top[0]].data
+
+
+def _pool_cases():
+    AVE, MAX, pooling_layer = OPS.AVE, OPS.MAX, OPS.pooling_layer
+    sizes = [((3, 3), (2, 2), (2, 2), (1, 1)), ((7, 9), (3, 3), (2, 2), (0, 0)),
+             ((8, 16), (32, 32), (32, 32), (0, 0)), ((33, 65), (13, 25), (10, 20), (0, 0)),
+             ((6, 10), (3, 3), (2, 2), (1, 1)), ((7, 8), (1, 2), (3, 3), (0, 0)),
+             ((5, 7), (3, 2), (2, 3), (1, 1))]
+    return [(f"{'max' if m == MAX else 'ave'}-{s}-{k}-{st}-{p}",
+             s, pooling_layer(m, k, st, p)) for m in (MAX, AVE) for s, k, st, p in sizes]
+
+
+def _interp_cases():
+    interp_layer = OPS.interp_layer
+    cases = [((9, 17), dict(zoom_factor=2)), ((8, 16), dict(shrink_factor=3)),
+             ((9, 17), dict(shrink_factor=2, zoom_factor=3)), ((1, 2), dict(height=33, width=65)),
+             ((40, 30), dict(height=7, width=13)), ((5, 5), dict(height=1, width=1)),
+             ((10, 12), dict(zoom_factor=2, pad_beg=-1, pad_end=-2))]
+    return [(f"interp-{s}-{p}", s, interp_layer(**p)) for s, p in cases]
+
+
+@pytest.mark.parametrize("case", _pool_cases() + _interp_cases(), ids=lambda c: c[0])
+def test_pooling_and_interp_corner_cases_match_caffe(caffe, case, tmp_path):
+    one_layer_net = OPS.one_layer_net
+    _, size, layer = case
+    x = np.random.default_rng(5).normal(size=(1, 3) + size).astype(np.float32)
+    got, want = run_one_layer(caffe, one_layer_net(x.shape, layer), {"data": x}, {}, tmp_path)
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("factor", [0.0, 0.37])
+def test_batchnorm_factor_matches_caffe(caffe, factor, tmp_path):
+    one_layer_net = OPS.one_layer_net
+    layer = caffe_pb2.LayerParameter(name="bn", type="BatchNorm")
+    layer.batch_norm_param.eps = 1e-3
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(1, 4, 3, 3)).astype(np.float32)
+    weights = {"bn": [rng.normal(size=4).astype(np.float32),
+                      rng.uniform(0.5, 2, 4).astype(np.float32), np.array([factor], np.float32)]}
+    got, want = run_one_layer(caffe, one_layer_net(x.shape, layer), {"data": x}, weights,
+                              tmp_path)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_argmax_ties_and_grouped_deconvolution_match_caffe(caffe, tmp_path):
+    conv_layer, one_layer_net = OPS.conv_layer, OPS.one_layer_net
+    net = one_layer_net((1, 4, 3, 3), conv_layer("Deconvolution", 4, (4, 4), (2, 2), (1, 1),
+                                                 group=2, bias=False))
+    arg = net.layer.add(name="pred", type="ArgMax", bottom=["out"], top=["pred"])
+    arg.argmax_param.axis = 1
+    x = np.ones((1, 4, 3, 3), np.float32)  # constant input: deconv channels tie in places
+    w = np.ones((4, 2, 4, 4), np.float32)
+    got, want = run_one_layer(caffe, net, {"data": x}, {"conv": [w]}, tmp_path)
+    np.testing.assert_array_equal(got, want)
+    assert len(np.unique(want)) == 1  # every position is a tie, broken the same way
