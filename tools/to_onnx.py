@@ -88,7 +88,7 @@ class _Graph:
         return name
 
 
-def _export_convolution(g: _Graph, layer, blobs):
+def _export_convolution(g: _Graph, layer, blobs, in_shape):
     geo = conv_geometry(layer)
     op = "Conv" if layer.type == "Convolution" else "ConvTranspose"
     inputs = [g.bottom(layer.bottom[0]), g.const(layer.name + "/weight", blobs[0])]
@@ -113,13 +113,13 @@ def _grid_extent(kernel: int, stride: int, out: int) -> int:
     return (out - 1) * stride + kernel
 
 
-def _export_pooling_impl(g: _Graph, layer, blobs, in_shape):
+def _export_pooling(g: _Graph, layer, blobs, in_shape):
     geo = pool_geometry(layer, in_shape[2:])
+    if geo.method not in (caffe_pb2.PoolingParameter.MAX, caffe_pb2.PoolingParameter.AVE):
+        raise UnsupportedLayerError(f"layer {layer.name!r}: STOCHASTIC pooling is not supported")
     x = g.bottom(layer.bottom[0])
     top = g.top(layer.top[0], layer.name)
     is_max = geo.method == caffe_pb2.PoolingParameter.MAX
-    if geo.method not in (caffe_pb2.PoolingParameter.MAX, caffe_pb2.PoolingParameter.AVE):
-        raise UnsupportedLayerError(f"layer {layer.name!r}: STOCHASTIC pooling is not supported")
     if geo.global_pooling:
         g.node("GlobalMaxPool" if is_max else "GlobalAveragePool", [x], [top], layer.name)
         return
@@ -326,9 +326,9 @@ def _export_simple(g: _Graph, layer, blobs, in_shape):
 
 
 _EXPORTERS = {
-    "Convolution": lambda g, l, b, s: _export_convolution(g, l, b),
-    "Deconvolution": lambda g, l, b, s: _export_convolution(g, l, b),
-    "Pooling": _export_pooling_impl,
+    "Convolution": _export_convolution,
+    "Deconvolution": _export_convolution,
+    "Pooling": _export_pooling,
     "Interp": _export_interp,
     "BatchNorm": _export_batchnorm,
     "Scale": _export_scale,
