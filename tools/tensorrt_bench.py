@@ -175,7 +175,7 @@ def build_engine(model, precision: str, workspace_gib: float = 4.0):
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gib * (1 << 30)))
     config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED  # layer names in the profile
     if precision == "fp16":
-        if not builder.platform_has_fast_fp16:
+        if not getattr(builder, "platform_has_fast_fp16", True):
             print("tensorrt_bench: warning: this GPU has no fast FP16", file=sys.stderr)
         config.set_flag(trt.BuilderFlag.FP16)
     elif precision != "fp32":
@@ -264,7 +264,8 @@ def run_engine(engine, feeds: dict[str, np.ndarray], warmup: int, iterations: in
             def report_layer_time(self, layer_name, ms):
                 times.add(layer_name, ms)
 
-        context.profiler = Profiler()
+        profiler = Profiler()  # keep a Python reference: the context does not own it
+        context.profiler = profiler
         for _ in range(profile_iterations or iterations):
             enqueue()
             cuda.call(rt.cudaStreamSynchronize, stream)
