@@ -376,3 +376,15 @@ def test_inner_product_softmax_flatten_concat():
     want /= want.sum(1, keepdims=True)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
     assert math.isclose(float(got.sum()), 2.0, rel_tol=1e-5)
+
+
+def test_split_sigmoid_tanh():
+    net = caffe_pb2.NetParameter(name="split")
+    net.layer.add(name="input", type="Input", top=["data"]).input_param.shape.add(dim=[1, 2, 3, 3])
+    net.layer.add(name="split", type="Split", bottom=["data"], top=["a", "b"])
+    net.layer.add(name="sig", type="Sigmoid", bottom=["a"], top=["a"])
+    net.layer.add(name="tanh", type="TanH", bottom=["b"], top=["b"])
+    net.layer.add(name="sum", type="Eltwise", bottom=["a", "b"], top=["out"])
+    x = RNG.normal(size=(1, 2, 3, 3)).astype(np.float32)
+    np.testing.assert_allclose(run_onnx(net, {"data": x}), 1 / (1 + np.exp(-x)) + np.tanh(x),
+                               rtol=1e-5, atol=1e-6)
