@@ -40,8 +40,25 @@ def test_ort_bench_writes_schema_table_and_plot(tmp_path):
         assert r["median_ms"] == pytest.approx(float(np.median(r["times_ms"])), abs=1e-3)
         assert r["fps"] == pytest.approx(1000 / r["median_ms"], rel=1e-3)
     assert (tmp_path / "bench" / "onnxruntime.png").stat().st_size > 1000
+    # the "models" view is what `make tables` reads, keyed by the asked size, height first
+    from tools.tables import load_measured
+    measured = load_measured(out)
+    assert len(measured) == 2
+    assert sorted(ms for ms in measured.values()) == sorted(r["median_ms"] for r in rows.values())
+    assert report["models"]["ICNet"]["resolution"]["180x320"]["run_hw"] == "193x321"
     assert re.search(r"\| ICNet \| [\d.]+ \([\d.]+\) @321x193 \|", result.stdout)
     assert "random" in result.stdout
+
+
+def test_tensorrt_summary_prefers_fp16_and_keeps_both():
+    from tools.ort_bench import models_summary
+    rows = [{"model": "DF1-Seg", "input_hw": [1024, 2048], "run_hw": [1024, 2048],
+             "median_ms": ms, "fps": 1000 / ms, "precision": p}
+            for p, ms in (("fp32", 9.0), ("fp16", 5.0))]
+    for order in (rows, rows[::-1]):
+        entry = models_summary(order, prefer="fp16")["DF1-Seg"]["resolution"]["1024x2048"]
+        assert entry["median_ms"] == 5.0 and entry["precision"] == "fp16"
+        assert entry["fp32_ms"] == 9.0 and entry["fp16_ms"] == 5.0
 
 
 def test_ort_bench_rejects_unknown_model(tmp_path):

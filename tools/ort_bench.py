@@ -20,7 +20,9 @@ Output JSON (`bench/onnxruntime.json` by default):
      "weights": "random ...", "batch": 1, "warmup", "repeats",
      "results": [{"model" (paper name, e.g. "DF1-Seg"), "name" (ours, e.g. "df1seg"),
                   "resolution" (as named above), "input_hw": [H, W] (asked), "run_hw": [H, W],
-                  "median_ms", "min_ms", "max_ms", "fps" (1000 / median_ms), "times_ms": [...]}]}
+                  "median_ms", "min_ms", "max_ms", "fps" (1000 / median_ms), "times_ms": [...]}],
+     "models": {model: {"resolution": {"<H>x<W>" (asked): {"median_ms", "fps", "run_hw"}}}}}
+The "models" object is the schema `make tables` reads (docs/tables.md).
 It is rewritten after every net, so an interrupted run keeps what it measured.
 """
 from __future__ import annotations
@@ -163,9 +165,32 @@ def bench(models, sizes, warmup: int, repeats: int, threads: int, out: Path,
             "min_ms": round(min(times), 3), "max_ms": round(max(times), 3),
             "fps": round(1000.0 / median, 2), "times_ms": [round(t, 3) for t in times],
         })
+        report["models"] = models_summary(report["results"])
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(report, indent=1) + "\n")  # keep what is measured so far
     return report
+
+
+def models_summary(results: list[dict], prefer: str | None = None) -> dict:
+    """The `make tables` view of `results` (docs/tables.md, "Measured results"):
+    {model: {"resolution": {"<H>x<W>" asked: {"median_ms", "fps", "run_hw"}}}}. With several
+    precisions per size, the `prefer`red one is shown (its name under "precision")."""
+    models: dict = {}
+    for r in results:
+        key = f"{r['input_hw'][0]}x{r['input_hw'][1]}"
+        slot = models.setdefault(r["model"], {"resolution": {}})["resolution"]
+        if key in slot and r.get("precision") != prefer:
+            slot[key][f"{r['precision']}_ms"] = r["median_ms"]
+            continue
+        entry = {"median_ms": r["median_ms"], "fps": r["fps"],
+                 "run_hw": f"{r['run_hw'][0]}x{r['run_hw'][1]}"}
+        if "precision" in r:
+            entry["precision"] = r["precision"]
+            entry.update({k: v for k, v in slot.get(key, {}).items() if k.endswith("_ms")
+                          and k != "median_ms"})
+            entry[f"{r['precision']}_ms"] = r["median_ms"]
+        slot[key] = entry
+    return models
 
 
 def format_table(report: dict) -> str:

@@ -14,7 +14,9 @@ net, size and precision `log_<name>_profile_<size>_<precision>_<gpu>.txt`, and a
 "warmup", "iterations", "results": [{"model", "name", "resolution", "input_hw", "run_hw",
 "precision", "median_ms" (CUDA events around execute_async_v3), "min_ms",
 "median_with_copies_ms" (host-to-device input and device-to-host outputs included), "fps",
-"profile_total_ms" (sum of the profiler's per-layer means), "profile_log"}]}.
+"profile_total_ms" (sum of the profiler's per-layer means), "profile_log"}],
+"models": {model: {"resolution": {"<H>x<W>": {"median_ms" (FP16 where measured), "fps",
+"run_hw", "precision", "fp32_ms", "fp16_ms"}}}}} — "models" is what `make tables` reads.
 
 Needs the `tensorrt` and `cuda-python` wheels and an NVIDIA GPU; both are imported lazily,
 so this module (and its profile formatter) imports anywhere.
@@ -293,6 +295,8 @@ def bench(jobs, precisions, warmup, iterations, out_dir: Path) -> dict:
     """jobs: (display name, name, resolution label, asked hw, run hw, onnx model)."""
     import tensorrt as trt
     from tqdm import tqdm
+
+    from tools.ort_bench import models_summary
     cuda = Cuda()
     gpu = cuda.device_name()
     report = {"engine": "tensorrt", "tensorrt_version": trt.__version__, "gpu": gpu,
@@ -319,6 +323,8 @@ def bench(jobs, precisions, warmup, iterations, out_dir: Path) -> dict:
             "profile_total_ms": round(sum(ms for _, ms in result.layer_ms), 4),
             "profile_log": log_name,
         })
+        # `make tables` shows FP16 where measured: the release's engines requested half2 mode
+        report["models"] = models_summary(report["results"], prefer="fp16")
         (out_dir / "tensorrt.json").write_text(json.dumps(report, indent=1) + "\n")
     return report
 
