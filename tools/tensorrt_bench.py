@@ -5,12 +5,12 @@ end-to-end latency with CUDA events, batch 1.
 
     python -m tools.tensorrt_bench [MODEL.onnx ...] [--models df1seg,icnet]
         [--sizes 1024x2048,640x360] [--precisions fp32,fp16] [--warmup 20] [--iterations 200]
-        [--out-dir bench/tensorrt]
+        [--out-dir bench]
 
 ONNX files given on the command line are benchmarked as they are; `--models` exports the named
 nets (BN merged, the `caffe time` form, random weights, as tools.ort_bench does). Writes per
-net, size and precision `log_<name>_profile_<size>_<precision>_<gpu>.txt`, and a summary
-`tensorrt.json` in --out-dir: {"engine": "tensorrt", "tensorrt_version", "gpu", "batch": 1,
+net, size and precision `tensorrt_profiles/log_<name>_profile_<size>_<precision>_<gpu>.txt`
+and the summary `tensorrt.json` (where `make tables` looks) in --out-dir: {"engine": "tensorrt", "tensorrt_version", "gpu", "batch": 1,
 "warmup", "iterations", "results": [{"model", "name", "resolution", "input_hw", "run_hw",
 "precision", "median_ms" (CUDA events around execute_async_v3), "min_ms",
 "median_with_copies_ms" (host-to-device input and device-to-host outputs included), "fps",
@@ -310,7 +310,8 @@ def bench(jobs, precisions, warmup, iterations, out_dir: Path) -> dict:
                                                          ).astype(np.float32)
                  for i in model.graph.input}
         result = run_engine(engine, feeds, warmup, iterations, cuda=cuda)
-        log_name = f"log_{name}_profile_{label}_{precision}_{_slug(gpu)}.txt"
+        log_name = f"tensorrt_profiles/log_{name}_profile_{label}_{precision}_{_slug(gpu)}.txt"
+        (out_dir / log_name).parent.mkdir(parents=True, exist_ok=True)
         (out_dir / log_name).write_text(format_profile(
             f"{name} ({label}, {precision}, TensorRT {trt.__version__}, {gpu})",
             result.inputs, result.outputs, result.layer_ms))
@@ -344,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--precisions", default="fp32,fp16")
     ap.add_argument("--warmup", type=int, default=20)
     ap.add_argument("--iterations", type=int, default=200)
-    ap.add_argument("--out-dir", type=Path, default=Path("bench/tensorrt"))
+    ap.add_argument("--out-dir", type=Path, default=Path("bench"))
     args = ap.parse_args(argv)
     try:
         precisions = [p.strip() for p in args.precisions.split(",") if p.strip()]
