@@ -10,6 +10,7 @@ bench-ort: setup
 	$(PY) -m tools.ort_bench --out bench/onnxruntime.json $(ORT_BENCH_ARGS)
 
 # TensorRT FP32/FP16 engines, per-layer profiles in the release's log format and CUDA-event
-# end-to-end latency (bench/tensorrt.json, bench/tensorrt_profiles/); needs the `tensorrt` and `cuda-python` wheels and an NVIDIA GPU.
+# end-to-end latency (bench/tensorrt.json, bench/tensorrt_profiles/); needs the `tensorrt`
+# and `cuda-python` wheels and an NVIDIA GPU.
 bench-tensorrt: setup
 	$(PY) -m tools.tensorrt_bench --out-dir bench $(TRT_BENCH_ARGS)
