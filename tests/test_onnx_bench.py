@@ -148,3 +148,22 @@ def test_tensorrt_engine_matches_onnxruntime(precision, tolerance):
     assert result.layer_ms and all(ms >= 0 for _, ms in result.layer_ms)
     text = format_profile("dflite_seg", result.inputs, result.outputs, result.layer_ms)
     assert text.splitlines()[-2].startswith("Time over all layers: ")
+
+
+def test_fp16_model_for_strongly_typed_tensorrt_runs_in_onnxruntime():
+    import onnx
+    import onnxruntime as ort
+
+    from prototxt_gen.generate import net_for
+    from tools.tensorrt_bench import fp16_model
+    from tools.to_onnx import convert
+    model = convert(net_for("dflite_seg", "caffetime_mergebn", input_size=(64, 128)), None)
+    half = fp16_model(model)
+    onnx.checker.check_model(half, full_check=True)
+    x = np.random.default_rng(0).normal(size=(1, 3, 64, 128)).astype(np.float32)
+    (want,) = ort.InferenceSession(model.SerializeToString(),
+                                   providers=["CPUExecutionProvider"]).run(None, {"data": x})
+    (got,) = ort.InferenceSession(half.SerializeToString(), providers=["CPUExecutionProvider"]
+                                  ).run(None, {"data": x.astype(np.float16)})
+    assert got.dtype == np.float16
+    assert np.abs(got.astype(np.float32) - want).max() <= 2e-2 * np.abs(want).max()

@@ -160,6 +160,28 @@ def _onnx_for_tensorrt(model):
     return model
 
 
+def fp16_model(model):
+    """The model computing in float16 end to end (weights, inputs, outputs, casts), for
+    TensorRT versions that only build strongly typed networks (no BuilderFlag.FP16)."""
+    import onnx
+    from onnx import TensorProto, numpy_helper
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    graph = model.graph
+    for init in graph.initializer:
+        if init.data_type == TensorProto.FLOAT:
+            init.CopyFrom(numpy_helper.from_array(
+                numpy_helper.to_array(init).astype(np.float16), init.name))
+    for value in list(graph.input) + list(graph.output) + list(graph.value_info):
+        if value.type.tensor_type.elem_type == TensorProto.FLOAT:
+            value.type.tensor_type.elem_type = TensorProto.FLOAT16
+    for node in graph.node:
+        if node.op_type == "Cast":
+            for attr in node.attribute:
+                if attr.name == "to" and attr.i == TensorProto.FLOAT:
+                    attr.i = TensorProto.FLOAT16
+    return model
+
+
 def build_engine(model, precision: str, workspace_gib: float = 4.0):
     """(TensorRT runtime, deserialized engine) for an onnx.ModelProto."""
     trt = _import_tensorrt()
@@ -168,6 +190,10 @@ def build_engine(model, precision: str, workspace_gib: float = 4.0):
     flags = 0
     if hasattr(trt.NetworkDefinitionCreationFlag, "EXPLICIT_BATCH"):  # implicit in TRT 10
         flags = 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+    strongly_typed = precision == "fp16" and not hasattr(trt.BuilderFlag, "FP16")
+    if strongly_typed:  # newer TensorRT: precision comes from the model's own types
+        flags |= 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+        model = fp16_model(model)
     network = builder.create_network(flags)
     parser = trt.OnnxParser(network, logger)
     if not parser.parse(_onnx_for_tensorrt(model).SerializeToString()):
@@ -176,7 +202,7 @@ def build_engine(model, precision: str, workspace_gib: float = 4.0):
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gib * (1 << 30)))
     config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED  # layer names in the profile
-    if precision == "fp16":
+    if precision == "fp16" and not strongly_typed:
         if not getattr(builder, "platform_has_fast_fp16", True):
             print("tensorrt_bench: warning: this GPU has no fast FP16", file=sys.stderr)
         config.set_flag(trt.BuilderFlag.FP16)
