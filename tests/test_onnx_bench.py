@@ -96,13 +96,7 @@ def test_profile_format_reproduces_the_release_log(reference_dir):
 
 
 def test_profile_parses_with_the_log_parser():
-    try:
-        from tools.log_parsers import parse_tensorrt_profile
-    except ModuleNotFoundError as err:
-        if err.name != "tools.log_parsers":
-            raise
-        pytest.skip("PENDING-MERGE: tools.log_parsers (the log-parser helper) is not on this "
-                    "branch yet; this test must run once it is merged")
+    from tools.log_parsers import parse_tensorrt_profile
     times = LayerTimes()
     for _ in range(3):  # three profiled iterations, averaged per layer
         for name, ms in [("conv1 + conv1/relu", 0.3), ("res2.1.skipConv + res2.1.sum + "

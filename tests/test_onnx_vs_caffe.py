@@ -10,8 +10,7 @@ pyramid re-sized by tools.reference_nets) and ICNet at 1x3x257x513 (its pyramid 
 fixed 33x65 Interp sizes re-sized the same way; its evaluation size 1025x2049 is too heavy for
 a 2-core test run).
 
-Caffe comes from tools.caffe_locate (`make caffe`). If that module is absent from the branch
-the tests skip with PENDING-MERGE; once it is there, a missing Caffe is a failure, not a skip.
+Caffe comes from tools.caffe_locate (`make caffe`); a missing Caffe is a failure, not a skip.
 """
 from __future__ import annotations
 
@@ -32,13 +31,7 @@ REL_TOL = 1e-4
 
 @pytest.fixture(scope="module")
 def caffe():
-    try:
-        from tools.caffe_locate import import_caffe
-    except ModuleNotFoundError as err:
-        if err.name != "tools.caffe_locate":
-            raise
-        pytest.skip("PENDING-MERGE: tools.caffe_locate (the Caffe build helper) is not on this "
-                    "branch yet; these tests must run, not skip, once it is merged")
+    from tools.caffe_locate import import_caffe
     try:
         module = import_caffe()
     except Exception as err:  # noqa: BLE001 - any reason Caffe is unusable fails the test
