@@ -318,7 +318,8 @@ class CaffeTimeBackend(Backend):
             proto = Path(d) / "net.prototxt"
             proto.write_text(text_format.MessageToString(net))
             env = dict(os.environ, OMP_NUM_THREADS=str(self.threads), OPENBLAS_NUM_THREADS=str(self.threads),
-                       MKL_NUM_THREADS=str(self.threads), GLOG_logtostderr="1")
+                       MKL_NUM_THREADS=str(self.threads), GLOG_logtostderr="1",
+                       GLOG_minloglevel="0")  # the timing is an INFO line (pycaffe may have muted it)
             out = subprocess.run([self._binary(), "time", f"-model={proto}", f"-iterations={self.iterations}"],
                                  capture_output=True, text=True, env=env)
         m = re.search(r"Average Forward pass:\s*([0-9.]+)\s*ms", out.stderr + out.stdout)
