@@ -364,52 +364,41 @@ class OnnxRuntimeBackend(Backend):
 
 
 class TensorRTBackend(Backend):
-    """TensorRT through ONNX (needs a CUDA GPU and the tensorrt package)."""
+    """TensorRT FP16 through the ONNX export, timed with CUDA events — the engine building and
+    timing of ``tools.tensorrt_bench`` (needs an NVIDIA GPU, ``tensorrt`` and ``cuda-python``)."""
 
     name = "tensorrt"
+    timing = "cuda-events"
 
     def engine_version(self) -> str:
         try:
-            import tensorrt as trt
-        except ImportError:
-            raise BackendError("backend tensorrt: needs a GPU and the tensorrt Python package")
+            from tools.tensorrt_bench import _import_tensorrt
+            trt = _import_tensorrt()
+        except Exception as e:
+            raise BackendError(f"backend tensorrt: needs an NVIDIA GPU and TensorRT ({e})")
         return f"tensorrt {trt.__version__}"
 
     def platform(self) -> dict:
         p = super().platform()
         try:
-            out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True, text=True)
-            p["cpu"] = out.stdout.strip().splitlines()[0]
+            out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+                                 capture_output=True, text=True)
+            p["cpu"] = out.stdout.strip().splitlines()[0]  # the device that runs the nets
         except (OSError, IndexError):
             raise BackendError("backend tensorrt: no NVIDIA GPU found (nvidia-smi)")
         return p
 
     def time_net(self, net):
-        import tensorrt as trt
-        import torch  # device buffers; TensorRT's Python samples use cuda-python or torch
-        logger = trt.Logger(trt.Logger.WARNING)
-        builder = trt.Builder(logger)
-        network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)) \
-            if hasattr(trt.NetworkDefinitionCreationFlag, "EXPLICIT_BATCH") else builder.create_network(0)
-        parser = trt.OnnxParser(network, logger)
-        if not parser.parse(_to_onnx(net).SerializeToString()):
-            raise BackendError(f"TensorRT cannot parse {net.name!r}: {parser.get_error(0)}")
-        config = builder.create_builder_config()
-        config.set_flag(trt.BuilderFlag.FP16)
-        engine = trt.Runtime(logger).deserialize_cuda_engine(builder.build_serialized_network(network, config))
-        ctx = engine.create_execution_context()
-        buffers = []
-        for i in range(engine.num_io_tensors):
-            name = engine.get_tensor_name(i)
-            t = torch.empty(tuple(engine.get_tensor_shape(name)), dtype=torch.float32, device="cuda")
-            ctx.set_tensor_address(name, t.data_ptr())
-            buffers.append(t)
-        stream = torch.cuda.Stream()
-
-        def run():
-            ctx.execute_async_v3(stream.cuda_stream)
-            stream.synchronize()
-        return self._fastest(run)
+        from tools.tensorrt_bench import build_engine, run_engine
+        net = test_phase(net)
+        name, shape = input_shape(net)
+        try:
+            _runtime, engine = build_engine(_to_onnx(net), "fp16")
+            run = run_engine(engine, {name: np.random.default_rng(0).standard_normal(shape).astype(np.float32)},
+                             warmup=self.warmup, iterations=self.iterations, profile_iterations=1)
+        except Exception as e:
+            raise BackendError(f"TensorRT failed on {net.name!r}: {e}")
+        return run.min_ms
 
 
 def make_backend(name: str, threads: int = 1, iterations: int = 20) -> Backend:
