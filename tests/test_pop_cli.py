@@ -80,7 +80,8 @@ def test_killed_search_resumes_without_losing_results(files):
     deadline = time.time() + 60
     import optuna
     from optuna.trial import TrialState
-    while time.time() < deadline:
+    n = 0
+    while time.time() < deadline and proc.poll() is None:
         time.sleep(0.3)
         try:
             n = len(optuna.load_study(study_name="r", storage=url).get_trials(states=(TrialState.COMPLETE,)))
@@ -88,6 +89,11 @@ def test_killed_search_resumes_without_losing_results(files):
             continue
         if n >= 5:
             break
+    if n < 5:  # say why rather than fail later on a missing study
+        proc.kill()
+        out, err = proc.communicate()
+        pytest.fail(f"pop search had {n} completed trials after 60 s (exit {proc.returncode}): "
+                    f"{err.decode()[-2000:]}")
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     before = {t.number: t.values for t in optuna.load_study(study_name="r", storage=url).get_trials(
