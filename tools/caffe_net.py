@@ -11,9 +11,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from google.protobuf import text_format
-
-from prototxt_gen import caffe_pb2
+from prototxt_gen import caffe_pb2, netio
 
 Shape = tuple[int, ...]
 
@@ -39,20 +37,16 @@ class CaffeNetError(ValueError):
 
 
 def load_net_param(net: caffe_pb2.NetParameter | str | Path) -> caffe_pb2.NetParameter:
-    """A NetParameter from a message (returned as is) or a prototxt path."""
+    """A NetParameter from a message (returned as is) or a prototxt path.
+
+    Files are read by `prototxt_gen.netio.read_net`; its one-line ``file:line: message``
+    error is raised as :class:`CaffeNetError`, which this module's callers catch."""
     if isinstance(net, caffe_pb2.NetParameter):
         return net
-    path = Path(net)
     try:
-        text = path.read_text()
-    except OSError as err:
-        raise CaffeNetError(f"{path}: cannot read network definition ({err.strerror})") from None
-    param = caffe_pb2.NetParameter()
-    try:
-        text_format.Merge(text, param)
-    except text_format.ParseError as err:
-        raise CaffeNetError(f"{path}: not a Caffe prototxt: {err}") from None
-    return param
+        return netio.read_net(net)
+    except netio.NetReadError as err:
+        raise CaffeNetError(str(err)) from None
 
 
 def _rule_matches(rule: caffe_pb2.NetStateRule, phase: int) -> bool:

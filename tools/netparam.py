@@ -12,7 +12,7 @@ from pathlib import Path
 
 from google.protobuf import text_format
 
-from prototxt_gen import caffe_pb2
+from prototxt_gen import caffe_pb2, netio
 
 # Layers that read a dataset: replaced by an Input layer to run a net without data.
 DATA_LAYER_TYPES = {"Data", "ImageData", "HDF5Data", "MemoryData", "WindowData",
@@ -24,18 +24,14 @@ class NetDefinitionError(ValueError):
 
 
 def read_net(path: str | os.PathLike) -> caffe_pb2.NetParameter:
-    """Parse a prototxt file into a NetParameter (clear error naming file and line)."""
-    path = Path(path)
+    """Parse a prototxt file (or a Caffe log printing a net) into a NetParameter.
+
+    The reading is `prototxt_gen.netio.read_net`'s; its one-line ``file:line: message`` error
+    is raised as :class:`NetDefinitionError`, which this module's callers catch."""
     try:
-        text = path.read_text()
-    except OSError as e:
-        raise NetDefinitionError(f"{path}: cannot read ({e.strerror})") from e
-    net = caffe_pb2.NetParameter()
-    try:
-        text_format.Parse(text, net)
-    except text_format.ParseError as e:
-        raise NetDefinitionError(f"{path}:{e}") from e
-    return net
+        return netio.read_net(path)
+    except netio.NetReadError as e:
+        raise NetDefinitionError(str(e)) from None
 
 
 def write_net(net: caffe_pb2.NetParameter, path: str | os.PathLike) -> None:
