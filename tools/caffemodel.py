@@ -22,21 +22,24 @@ class CaffemodelError(ValueError):
     """A weight file that cannot be read or does not fit the network; names layer and blob."""
 
 
-def _blob_array(blob: caffe_pb2.BlobProto) -> tuple[np.ndarray, bool]:
+def _blob_array(blob: caffe_pb2.BlobProto, dtype=np.float32) -> tuple[np.ndarray, bool]:
     """(array, legacy) — legacy blobs carry num/channels/height/width instead of a shape."""
     if blob.HasField("shape"):
         shape, legacy = tuple(int(d) for d in blob.shape.dim), False
     else:
         shape, legacy = (blob.num, blob.channels, blob.height, blob.width), True
     values = blob.double_data if len(blob.double_data) else blob.data
-    array = np.asarray(values, dtype=np.float32)
+    array = np.asarray(values, dtype=dtype)
     if array.size != math.prod(shape):
         raise CaffemodelError(f"blob holds {array.size} values for shape {shape}")
     return array.reshape(shape), legacy
 
 
-def read_caffemodel(path: str | Path) -> Weights:
-    """Layer name → blobs, for every layer of the file that has blobs."""
+def read_caffemodel(path: str | Path, dtype=np.float32) -> Weights:
+    """Layer name → blobs, for every layer of the file that has blobs.
+
+    `dtype` is the arrays' type: float32 like Caffe's nets, or float64 for arithmetic on the
+    weights (tools.merge_bn) — `double_data` blobs then keep their full precision."""
     path = Path(path)
     try:
         data = path.read_bytes()
@@ -54,7 +57,7 @@ def read_caffemodel(path: str | Path) -> Weights:
         blobs = []
         for i, blob in enumerate(layer.blobs):
             try:
-                array, legacy = _blob_array(blob)
+                array, legacy = _blob_array(blob, dtype)
             except CaffemodelError as err:
                 raise CaffemodelError(f"{path}: layer {layer.name!r} blob {i}: {err}") from None
             blobs.append(_LegacyBlob(array) if legacy else array)
@@ -70,11 +73,15 @@ class _LegacyBlob(np.ndarray):
         return np.asarray(array).view(cls)
 
 
-def write_caffemodel(path: str | Path, weights: Weights, net_name: str = "") -> None:
-    """Write `weights` as a caffemodel Caffe's Net::CopyTrainedLayersFrom reads."""
+def write_caffemodel(path: str | Path, weights: Weights, net_name: str = "",
+                     layer_types: dict[str, str] | None = None) -> None:
+    """Write `weights` as a caffemodel Caffe's Net::CopyTrainedLayersFrom reads (layers in the
+    dict's order; `layer_types` optionally records each layer's type, as Caffe's own files do)."""
     param = caffe_pb2.NetParameter(name=net_name)
     for layer_name, blobs in weights.items():
         layer = param.layer.add(name=layer_name)
+        if layer_types and layer_name in layer_types:
+            layer.type = layer_types[layer_name]
         for array in blobs:
             array = np.ascontiguousarray(array, dtype=np.float32)
             blob = layer.blobs.add()

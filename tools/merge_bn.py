@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from prototxt_gen import caffe_pb2
+from tools import caffemodel
 from tools.netparam import NetDefinitionError, read_net, write_net
 
 FOLDABLE_TYPES = ("Convolution", "InnerProduct", "Deconvolution")
@@ -52,57 +53,25 @@ class Fold:
 
 # ---------------------------------------------------------------- weights files
 
-def blob_array(blob: caffe_pb2.BlobProto) -> np.ndarray:
-    if blob.shape.dim:
-        shape = tuple(blob.shape.dim)
-    elif blob.HasField("num") or blob.HasField("channels") or blob.HasField("height") or blob.HasField("width"):
-        shape = (blob.num, blob.channels, blob.height, blob.width)   # legacy 4-D blob
-    else:
-        shape = (len(blob.data) or len(blob.double_data),)
-    values = np.asarray(blob.double_data if len(blob.double_data) else blob.data, dtype=np.float64)
-    if values.size != int(np.prod(shape)):
-        raise MergeError(f"blob of shape {shape} holds {values.size} values")
-    return values.reshape(shape)
-
-
 def read_caffemodel(path: str | Path) -> Weights:
-    """{layer name: [arrays]} of a binary caffemodel (new-style `layer` or V1 `layers`)."""
-    path = Path(path)
+    """{layer name: [float64 arrays]} of a binary caffemodel (new-style `layer` or V1 `layers`).
+
+    The reading is tools.caffemodel's; float64 keeps the folding arithmetic exact enough to
+    match Caffe's own merged outputs."""
     try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise MergeError(f"{path}: cannot read ({e.strerror})") from e
-    model = caffe_pb2.NetParameter()
-    try:
-        model.ParseFromString(data)
-    except Exception as e:  # protobuf's DecodeError; the message is all that helps here
-        raise MergeError(f"{path}: not a binary caffemodel ({e})") from e
-    layers = list(model.layer) or list(model.layers)
-    if not layers:
-        raise MergeError(f"{path}: no layers in this caffemodel")
-    weights = {}
-    for layer in layers:
-        if layer.blobs:
-            try:
-                weights[layer.name] = [blob_array(b) for b in layer.blobs]
-            except MergeError as e:
-                raise MergeError(f"{path}: layer {layer.name!r}: {e}") from None
+        weights = caffemodel.read_caffemodel(path, dtype=np.float64)
+    except caffemodel.CaffemodelError as e:
+        raise MergeError(str(e)) from None
+    if not weights:
+        raise MergeError(f"{path}: no layers with weights in this caffemodel")
     return weights
 
 
 def write_caffemodel(path: str | Path, net: caffe_pb2.NetParameter, weights: Weights) -> None:
     """A caffemodel carrying `weights` for the layers of `net` (by name, in net order)."""
-    model = caffe_pb2.NetParameter(name=net.name)
-    written = set()
-    for layer in net.layer:
-        if layer.name in weights and layer.name not in written:
-            written.add(layer.name)
-            entry = model.layer.add(name=layer.name, type=layer.type)
-            for array in weights[layer.name]:
-                blob = entry.blobs.add()
-                blob.shape.dim.extend(array.shape)
-                blob.data.extend(np.asarray(array, dtype=np.float32).ravel().tolist())
-    Path(path).write_bytes(model.SerializeToString())
+    ordered = {layer.name: weights[layer.name] for layer in net.layer if layer.name in weights}
+    types = {layer.name: layer.type for layer in net.layer}
+    caffemodel.write_caffemodel(path, ordered, net.name, layer_types=types)
 
 
 # ---------------------------------------------------------------- fit check
