@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Iterable
 
 from prototxt_gen.encoding import Backbone, Block, BottleneckBlock
+from tools.platform_info import cpu_model
 
 from .space import STEM_OUT, SpaceConfig, conv_out, may_follow, stage_resolutions
 
@@ -136,16 +137,6 @@ def backbone_keys(config: SpaceConfig, backbone: Backbone) -> list[LutKey]:
 def this_platform(backend_name: str, engine_version: str, threads: int) -> dict:
     return {"cpu": cpu_model(), "machine": _platform.machine(), "system": _platform.system(),
             "backend": backend_name, "engine_version": engine_version, "threads": threads}
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return _platform.processor() or _platform.machine()
 
 
 def same_platform(a: dict, b: dict) -> list[str]:

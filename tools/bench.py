@@ -36,6 +36,7 @@ from tqdm import tqdm
 from prototxt_gen import caffe_pb2
 from tools.caffe_locate import CaffeNotFound, import_caffe
 from tools.caffe_time import CaffeTimeError, busy_cpu_report, run_caffe_time
+from tools.platform_info import cpu_model
 from tools.netparam import (NetDefinitionError, legacy_inputs_to_layer, load_net, read_net,
                             write_net)
 
@@ -207,22 +208,12 @@ def summary(runs: list[Run], figures: dict) -> dict:
     paper = figures.get(("DF1-Seg", "1024x2048"), (None, None))[1], figures.get(("ICNet", "1025x2049"), (None, None))[1]
     return {
         "device": platform.processor() or platform.machine(),
-        "cpu_model": _cpu_model(),
+        "cpu_model": cpu_model(),
         "cores": os.cpu_count(),
         "runs": [{k: v for k, v in asdict(r).items()} for r in runs],
         "df1seg_over_icnet": {"caffe": ratio(runs, "caffe"), "opencv": ratio(runs, "opencv"),
                               "paper": paper[0] / paper[1] if all(paper) else None},
     }
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def _num(x, fmt="{:.2f}") -> str:

@@ -38,6 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tools.platform_info import cpu_model
+
 DEFAULT_OUT = Path("bench/onnxruntime.json")
 SEG_MODELS = ("df1seg", "df1seg_d8", "df2seg1", "df2seg1_d8", "df2seg2", "df2seg2_d8",
               "dflite_seg", "dflite_seg_d8")
@@ -116,16 +118,6 @@ def time_session(session, feeds, warmup: int, repeats: int) -> list[float]:
     return times
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def make_session(model, threads: int):
     import onnxruntime as ort
     options = ort.SessionOptions()
@@ -146,7 +138,7 @@ def bench(models, sizes, warmup: int, repeats: int, threads: int, out: Path,
     report = {
         "engine": "onnxruntime", "onnxruntime_version": ort.__version__,
         "provider": "CPUExecutionProvider",
-        "host": {"cpu": cpu_name(), "logical_cpus": os.cpu_count(),
+        "host": {"cpu": cpu_model(), "logical_cpus": os.cpu_count(),
                  "platform": platform.platform()},
         "threads": {"intra_op": threads, "inter_op": 1},
         "weights": RANDOM_WEIGHTS_NOTE, "batch": 1, "warmup": warmup, "repeats": repeats,
