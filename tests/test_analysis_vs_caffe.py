@@ -3,8 +3,8 @@
 "Memory required for data"; ours must print the same, layer for layer.  Nets our analysis
 rejects must make Caffe fail too.
 
-Caffe is looked up at $DFSEG_CAFFE (an install prefix) or build/caffe; without it these
-tests skip with that reason."""
+Caffe comes from tools.caffe_locate (`make caffe`); a missing Caffe fails these tests, it
+does not skip them."""
 from __future__ import annotations
 
 import os
@@ -20,17 +20,6 @@ from prototxt_gen.analysis import AnalysisError, analyze
 from prototxt_gen.netio import read_net
 from tests.test_analysis_caffe_log import parse_setup_log
 from tests.test_analysis_shapes import BN_NET, SMALL
-
-REPO = Path(__file__).resolve().parent.parent
-
-
-def caffe_binary() -> Path:
-    prefix = Path(os.environ.get("DFSEG_CAFFE", REPO / "build" / "caffe"))
-    binary = prefix / "bin" / "caffe"
-    if not binary.is_file():
-        pytest.skip(f"Caffe not built at {prefix} (run `make caffe` or set DFSEG_CAFFE)")
-    return binary
-
 
 def caffe_setup(binary: Path, net: caffe_pb2.NetParameter, tmp_path: Path):
     """Run `caffe time` for one iteration; return (whether Caffe finished setting the net
@@ -64,17 +53,12 @@ def parse(text: str) -> caffe_pb2.NetParameter:
     return text_format.Parse(text, caffe_pb2.NetParameter())
 
 
-@pytest.fixture(scope="module")
-def binary():
-    return caffe_binary()
-
-
 @pytest.mark.parametrize("text", [SMALL, BN_NET], ids=["small", "bn"])
-def test_fixed_nets(binary, tmp_path, text):
-    assert_same_as_caffe(binary, parse(text), tmp_path)
+def test_fixed_nets(caffe_bin, tmp_path, text):
+    assert_same_as_caffe(caffe_bin, parse(text), tmp_path)
 
 
-def test_df1_backbone_at_224(binary, tmp_path, reference_dir):
+def test_df1_backbone_at_224(caffe_bin, tmp_path, reference_dir):
     net = read_net(reference_dir / "release/prototxt/df1.prototxt")
     data = net.layer[0]
     data.Clear()
@@ -82,7 +66,7 @@ def test_df1_backbone_at_224(binary, tmp_path, reference_dir):
     data.top.extend(["data", "label"])
     data.input_param.shape.add().dim.extend([1, 3, 224, 224])
     data.input_param.shape.add().dim.extend([1])
-    assert_same_as_caffe(binary, net, tmp_path)
+    assert_same_as_caffe(caffe_bin, net, tmp_path)
 
 
 # Random chains of shape-changing layers: either both agree on every shape and the memory,
@@ -140,8 +124,8 @@ def chain_net(hw, specs) -> caffe_pb2.NetParameter:
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.tuples(st.integers(1, 40), st.integers(1, 40)), st.lists(layer_specs, min_size=1, max_size=5))
-def test_random_chains(binary, tmp_path, hw, specs):
-    assert_same_as_caffe(binary, chain_net(hw, specs), tmp_path)
+def test_random_chains(caffe_bin, tmp_path, hw, specs):
+    assert_same_as_caffe(caffe_bin, chain_net(hw, specs), tmp_path)
 
 
 @pytest.mark.parametrize("model, form, size", [
@@ -149,6 +133,6 @@ def test_random_chains(binary, tmp_path, hw, specs):
     ("df2seg1_d8", "caffetime", (128, 256)),
     ("df2a", "deploy_mergebn", (224, 224)),
 ])
-def test_generated_nets(binary, tmp_path, model, form, size):
+def test_generated_nets(caffe_bin, tmp_path, model, form, size):
     generate = pytest.importorskip("prototxt_gen.generate", reason="the generator has not landed yet")
-    assert_same_as_caffe(binary, generate.net_for(model, form, input_size=size), tmp_path)
+    assert_same_as_caffe(caffe_bin, generate.net_for(model, form, input_size=size), tmp_path)

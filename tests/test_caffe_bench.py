@@ -11,20 +11,9 @@ import pytest
 
 from prototxt_gen import caffe_pb2
 from tools.bench import ICNET_HW, explicit_interp_sizes, inference_view, padded, paper_figures
-from tools.caffe_locate import CaffeNotFound, import_caffe
 from tools.netparam import legacy_inputs_to_layer, load_net, read_net
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(scope="module")
-def caffe():
-    try:
-        module = import_caffe()
-    except CaffeNotFound as e:
-        pytest.fail(f"{e}")
-    module.set_mode_cpu()
-    return module
 
 
 def test_paper_figures(reference_dir):

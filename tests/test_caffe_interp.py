@@ -6,18 +6,7 @@ import numpy as np
 import pytest
 
 from prototxt_gen import caffe_pb2
-from tools.caffe_locate import CaffeNotFound, import_caffe
 from tools.netparam import load_net
-
-
-@pytest.fixture(scope="module")
-def caffe():
-    try:
-        module = import_caffe()
-    except CaffeNotFound as e:
-        pytest.fail(f"{e}")
-    module.set_mode_cpu()
-    return module
 
 
 # ---- independent reference: pad/crop with NumPy, then separable np.interp on the

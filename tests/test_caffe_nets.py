@@ -5,18 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tools.caffe_locate import CaffeNotFound, import_caffe
 from tools.netparam import legacy_inputs_to_layer, load_net, read_net, with_input_layer
-
-
-@pytest.fixture(scope="module")
-def caffe():
-    try:
-        module = import_caffe()
-    except CaffeNotFound as e:
-        pytest.fail(f"{e}")
-    module.set_mode_cpu()
-    return module
 
 
 def assert_shapes_as_analysed(net, param, phase="TEST"):

@@ -10,19 +10,10 @@ from pathlib import Path
 import pytest
 
 from prototxt_gen import caffe_pb2
-from tools.caffe_locate import CaffeNotFound, caffe_binary
 from tools.caffe_time import busy_cpu_report, with_timed_input
 from tools.netparam import read_net, write_net
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(scope="module")
-def caffe_ready():
-    try:
-        caffe_binary()
-    except CaffeNotFound as e:
-        pytest.fail(f"{e}")
 
 
 def cli(*args) -> subprocess.CompletedProcess:
@@ -83,7 +74,7 @@ def phased_net() -> caffe_pb2.NetParameter:
 
 @pytest.mark.parametrize("phase,present,absent", [("TRAIN", "train_only", "test_only"),
                                                    ("TEST", "test_only", "train_only")])
-def test_run_times_the_requested_phase(caffe_ready, tmp_path, phase, present, absent):
+def test_run_times_the_requested_phase(caffe_bin, tmp_path, phase, present, absent):
     path = tmp_path / "phased.prototxt"
     write_net(phased_net(), path)
     log = tmp_path / "caffe.log"
@@ -97,7 +88,7 @@ def test_run_times_the_requested_phase(caffe_ready, tmp_path, phase, present, ab
     assert "Benchmark ends" in log.read_text()       # the real binary's log was kept
 
 
-def test_run_resizes_a_release_net_and_drops_label_layers(caffe_ready, reference_dir):
+def test_run_resizes_a_release_net_and_drops_label_layers(caffe_bin, reference_dir):
     """df1's ImageData (TEST only) becomes an Input; its Accuracy layers need the label and go."""
     result = cli("run", reference_dir / "release" / "prototxt" / "df1.prototxt",
                  "--iterations", 1, "--input", "1x3x224x224", "--json")
@@ -107,7 +98,7 @@ def test_run_resizes_a_release_net_and_drops_label_layers(caffe_ready, reference
     assert not any(name.startswith("accuracy") for name in names)
 
 
-def test_run_reports_caffe_failure(caffe_ready, reference_dir):
+def test_run_reports_caffe_failure(caffe_bin, reference_dir):
     """The release's TRAIN Interp sizes fit 1024x1024 only: Caffe's own check message comes back."""
     result = cli("run", reference_dir / "release" / "prototxt" / "df1seg_mergebn.prototxt",
                  "--iterations", 1, "--input", "1x3x256x256")

@@ -29,17 +29,6 @@ from tools.to_onnx import convert
 REL_TOL = 1e-4
 
 
-@pytest.fixture(scope="module")
-def caffe():
-    from tools.caffe_locate import import_caffe
-    try:
-        module = import_caffe()
-    except Exception as err:  # noqa: BLE001 - any reason Caffe is unusable fails the test
-        pytest.fail(f"pycaffe is needed to verify the ONNX export: {err}")
-    module.set_mode_cpu()
-    return module
-
-
 def calibrate(caffe_net, rng):
     """Random but well-scaled statistics, set in Caffe layer by layer: each BatchNorm gets its
     input's per-channel second moment as variance (times a random moving-average factor) and
