@@ -154,13 +154,65 @@ def deconv_output_size(size: int, kernel: int, pad: int, stride: int, dilation: 
     return stride * (size - 1) + extent - 2 * pad
 
 
-def pool_output_size(size: int, kernel: int, pad: int, stride: int) -> int:
-    """PoolingLayer::Reshape for one axis: float ceil, then the clip of a last window
-    that would start in the padding."""
-    pooled = int(math.ceil(np.float32(size + 2 * pad - kernel) / np.float32(stride))) + 1
+def pool_output_size(size: int, kernel: int, pad: int, stride: int,
+                     round_mode: int = caffe_pb2.PoolingParameter.CEIL) -> int:
+    """PoolingLayer::Reshape for one axis: float ceil (or floor, per ``round_mode``), then
+    the clip of a last window that would start in the padding."""
+    rounding = math.floor if round_mode == caffe_pb2.PoolingParameter.FLOOR else math.ceil
+    pooled = int(rounding(np.float32(size + 2 * pad - kernel) / np.float32(stride))) + 1
     if pad and (pooled - 1) * stride >= size + pad:
         pooled -= 1
     return pooled
+
+
+@dataclass(frozen=True)
+class PoolGeometry:
+    """A Pooling layer's window on a given (H, W) input, as PoolingLayer sets it up."""
+    method: int  # caffe_pb2.PoolingParameter.MAX / AVE / STOCHASTIC
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    pad: tuple[int, int]
+    global_pooling: bool
+    output: tuple[int, int]
+
+
+def pool_geometry(p: caffe_pb2.PoolingParameter, in_hw: tuple[int, int]) -> PoolGeometry:
+    """PoolingLayer::LayerSetUp and Reshape for an (H, W) input, with their checks."""
+    has_kernel_hw = p.HasField("kernel_h") and p.HasField("kernel_w")
+    if p.global_pooling:
+        _check(not (p.HasField("kernel_size") or p.HasField("kernel_h") or p.HasField("kernel_w")),
+               "with global_pooling: true filter size cannot be specified")
+        kernel = tuple(in_hw)
+    else:
+        _check(p.HasField("kernel_size") != has_kernel_hw,
+               "filter size is kernel_size OR kernel_h and kernel_w; not both")
+        kernel = (p.kernel_size, p.kernel_size) if p.HasField("kernel_size") else (p.kernel_h, p.kernel_w)
+    _check((not p.HasField("pad") and p.HasField("pad_h") and p.HasField("pad_w"))
+           or (not p.HasField("pad_h") and not p.HasField("pad_w")),
+           "pad is pad OR pad_h and pad_w are required")
+    _check((not p.HasField("stride") and p.HasField("stride_h") and p.HasField("stride_w"))
+           or (not p.HasField("stride_h") and not p.HasField("stride_w")),
+           "stride is stride OR stride_h and stride_w are required")
+    _check(kernel[0] > 0 and kernel[1] > 0, "filter dimensions cannot be zero")
+    pad = (p.pad_h, p.pad_w) if p.HasField("pad_h") else (p.pad, p.pad)
+    stride = (p.stride_h, p.stride_w) if p.HasField("stride_h") else (p.stride, p.stride)
+    _check(stride[0] > 0 and stride[1] > 0, "stride cannot be zero")
+    if p.global_pooling:
+        _check(pad == (0, 0) and stride == (1, 1), "with global pooling: true; only pad = 0 and stride = 1")
+    if pad != (0, 0):
+        _check(p.pool in (p.AVE, p.MAX), "padding implemented only for average and max pooling")
+        _check(pad[0] < kernel[0] and pad[1] < kernel[1], "pad must be smaller than the kernel")
+    out = tuple(pool_output_size(in_hw[i], kernel[i], pad[i], stride[i], p.round_mode)
+                for i in range(2))
+    _check(all(o > 0 for o in out), EMPTY_OUTPUT.format(list(out)) + " (input too small "
+           "for the kernel/stride/pad?)")
+    for i in range(2):
+        # Reshape's CHECK_LT: after the clip, the last window starts inside the padded input.
+        _check((out[i] - 1) * stride[i] < in_hw[i] + pad[i],
+               f"last pooling window starts outside the input (size {in_hw[i]}, kernel "
+               f"{kernel[i]}, stride {stride[i]}, pad {pad[i]})")
+    return PoolGeometry(p.pool, tuple(kernel), tuple(stride), tuple(pad), bool(p.global_pooling),
+                        out)
 
 
 def interp_output_size(size: int, p: caffe_pb2.InterpParameter, target: int | None) -> int:
@@ -185,6 +237,15 @@ def interp_output_size(size: int, p: caffe_pb2.InterpParameter, target: int | No
     _check(effective > 0, "height/width of input must be positive after padding")
     _check(out > 0, "output height/width must be positive")
     return out
+
+
+def interp_output_hw(p: caffe_pb2.InterpParameter, in_hw: tuple[int, int]) -> tuple[int, int]:
+    """PSPNet's InterpLayer::Reshape: the (H, W) output for an (H, W) input."""
+    _check(p.pad_beg <= 0 and p.pad_end <= 0, f"pad_beg/pad_end {p.pad_beg}/{p.pad_end}: only "
+           "supports non-positive padding (cropping) for now")
+    has_size = p.HasField("height") and p.HasField("width")
+    return (interp_output_size(in_hw[0], p, p.height if has_size else None),
+            interp_output_size(in_hw[1], p, p.width if has_size else None))
 
 
 # --------------------------------------------------------------------------- data layers
@@ -343,32 +404,7 @@ def _pooling(layer, bottoms):
     shape = bottoms[0]
     _check(len(shape) == 4, "input must have 4 axes, corresponding to (num, channels, height, width)")
     _check(len(layer.top) <= (2 if p.pool == p.MAX else 1), "too many tops")
-    has_kernel_hw = p.HasField("kernel_h") and p.HasField("kernel_w")
-    if p.global_pooling:
-        _check(not (p.HasField("kernel_size") or p.HasField("kernel_h") or p.HasField("kernel_w")),
-               "with global_pooling: true filter size cannot be specified")
-        kernel = shape[2], shape[3]
-    else:
-        _check(p.HasField("kernel_size") != has_kernel_hw,
-               "filter size is kernel_size OR kernel_h and kernel_w; not both")
-        kernel = (p.kernel_size, p.kernel_size) if p.HasField("kernel_size") else (p.kernel_h, p.kernel_w)
-    _check((not p.HasField("pad") and p.HasField("pad_h") and p.HasField("pad_w"))
-           or (not p.HasField("pad_h") and not p.HasField("pad_w")),
-           "pad is pad OR pad_h and pad_w are required")
-    _check((not p.HasField("stride") and p.HasField("stride_h") and p.HasField("stride_w"))
-           or (not p.HasField("stride_h") and not p.HasField("stride_w")),
-           "stride is stride OR stride_h and stride_w are required")
-    _check(kernel[0] > 0 and kernel[1] > 0, "filter dimensions cannot be zero")
-    pad = (p.pad_h, p.pad_w) if p.HasField("pad_h") else (p.pad, p.pad)
-    stride = (p.stride_h, p.stride_w) if p.HasField("stride_h") else (p.stride, p.stride)
-    _check(stride[0] > 0 and stride[1] > 0, "stride cannot be zero")
-    if p.global_pooling:
-        _check(pad == (0, 0) and stride == (1, 1), "with global pooling: true; only pad = 0 and stride = 1")
-    if pad != (0, 0):
-        _check(p.pool in (p.AVE, p.MAX), "padding implemented only for average and max pooling")
-        _check(pad[0] < kernel[0] and pad[1] < kernel[1], "pad must be smaller than the kernel")
-    out = tuple(pool_output_size(shape[2 + i], kernel[i], pad[i], stride[i]) for i in range(2))
-    top = _check_shape(shape[:2] + out)
+    top = _check_shape(shape[:2] + pool_geometry(p, shape[2:]).output)
     return LayerCost([top] * max(1, len(layer.top)))
 
 
@@ -378,11 +414,7 @@ def _interp(layer, bottoms):
     p = layer.interp_param
     shape = bottoms[0]
     _check(len(shape) == 4, "Interp needs a 4-axis (N, C, H, W) input")
-    _check(p.pad_beg <= 0 and p.pad_end <= 0, "only supports non-positive padding (cropping) for now")
-    has_size = p.HasField("height") and p.HasField("width")
-    h = interp_output_size(shape[2], p, p.height if has_size else None)
-    w = interp_output_size(shape[3], p, p.width if has_size else None)
-    return LayerCost([_check_shape(shape[:2] + (h, w))])
+    return LayerCost([_check_shape(shape[:2] + interp_output_hw(p, shape[2:]))])
 
 
 @rule("Crop")

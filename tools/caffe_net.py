@@ -1,6 +1,7 @@
 """A Caffe network definition as Caffe's TEST-phase net sees it: which layers run, which blobs
 are inputs, every blob's shape and every layer's parameter-blob shapes — computed with Caffe's
-own size rules (ceil-mode pooling with its last-window clip, PSPNet's Interp, deconvolution).
+own size rules (ceil-mode pooling with its last-window clip, PSPNet's Interp, deconvolution),
+which prototxt_gen.shapes implements.
 
 Exporters (`tools.to_onnx`) and weight files (`tools.caffemodel`) build on this; it needs no
 Caffe build.  Shapes are tuples (N, C, H, W) for images.
@@ -11,7 +12,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from prototxt_gen import caffe_pb2, netio
+from prototxt_gen import caffe_pb2, netio, shapes
 
 Shape = tuple[int, ...]
 
@@ -68,21 +69,16 @@ def layer_runs_in(layer: caffe_pb2.LayerParameter, phase: int = caffe_pb2.TEST) 
 
 
 # --------------------------------------------------------------------------- geometry
+# Caffe's size rules live in prototxt_gen.shapes (checked top for top against Caffe's logs);
+# here they are read per layer, with errors naming the layer, plus what an exporter needs
+# beyond the output size (group, bias, Interp's crop).
 
 
-def _pick(values, specific_h, specific_w, has_h, has_w, default, what, layer_name):
-    if has_h or has_w:
-        if not (has_h and has_w):
-            raise CaffeNetError(f"layer {layer_name!r}: {what}_h and {what}_w must be given together")
-        return int(specific_h), int(specific_w)
-    values = list(values)
-    if not values:
-        return default, default
-    if len(values) == 1:
-        return int(values[0]), int(values[0])
-    if len(values) == 2:
-        return int(values[0]), int(values[1])
-    raise CaffeNetError(f"layer {layer_name!r}: only 2-D {what} is supported, got {values}")
+def _shape_rule(layer: caffe_pb2.LayerParameter, rule, *args):
+    try:
+        return rule(*args)
+    except shapes.ShapeError as err:
+        raise CaffeNetError(f"layer {layer.name!r} ({layer.type}): {err}") from None
 
 
 @dataclass(frozen=True)
@@ -97,62 +93,22 @@ class ConvGeometry:
 
 
 def conv_geometry(layer: caffe_pb2.LayerParameter) -> ConvGeometry:
+    """A 2-D (N, C, H, W) Convolution/Deconvolution's window, groups and bias."""
     p = layer.convolution_param
-    kernel = _pick(p.kernel_size, p.kernel_h, p.kernel_w, p.HasField("kernel_h"),
-                   p.HasField("kernel_w"), None, "kernel", layer.name)
-    if kernel[0] is None:
-        raise CaffeNetError(f"layer {layer.name!r}: convolution without kernel_size")
-    stride = _pick(p.stride, p.stride_h, p.stride_w, p.HasField("stride_h"),
-                   p.HasField("stride_w"), 1, "stride", layer.name)
-    pad = _pick(p.pad, p.pad_h, p.pad_w, p.HasField("pad_h"), p.HasField("pad_w"), 0, "pad",
-                layer.name)
-    dilation = _pick(p.dilation, 0, 0, False, False, 1, "dilation", layer.name)
     if p.axis != 1:
         raise CaffeNetError(f"layer {layer.name!r}: convolution axis {p.axis} is not supported")
-    return ConvGeometry(kernel, stride, pad, dilation, int(p.group), int(p.num_output),
+    g = _shape_rule(layer, shapes.conv_geometry, p, 2)
+    return ConvGeometry(g.kernel, g.stride, g.pad, g.dilation, int(p.group), int(p.num_output),
                         bool(p.bias_term))
 
 
-@dataclass(frozen=True)
-class PoolGeometry:
-    method: int  # caffe_pb2.PoolingParameter.MAX / AVE
-    kernel: tuple[int, int]
-    stride: tuple[int, int]
-    pad: tuple[int, int]
-    global_pooling: bool
-    output: tuple[int, int]
+PoolGeometry = shapes.PoolGeometry
 
 
 def pool_geometry(layer: caffe_pb2.LayerParameter, in_hw: tuple[int, int]) -> PoolGeometry:
     """Caffe's PoolingLayer::Reshape: ceil (or floor) rounding, then the padded last window is
     dropped when it would start inside the padding."""
-    p = layer.pooling_param
-    height, width = in_hw
-    if p.global_pooling:
-        if p.pad or p.pad_h or p.pad_w or p.stride != 1:
-            raise CaffeNetError(f"layer {layer.name!r}: global pooling takes no pad or stride")
-        return PoolGeometry(p.pool, (height, width), (1, 1), (0, 0), True, (1, 1))
-    kernel = _pick([p.kernel_size] if p.HasField("kernel_size") else [], p.kernel_h, p.kernel_w,
-                   p.HasField("kernel_h"), p.HasField("kernel_w"), None, "kernel", layer.name)
-    if kernel[0] is None:
-        raise CaffeNetError(f"layer {layer.name!r}: pooling without kernel_size")
-    stride = _pick([p.stride], p.stride_h, p.stride_w, p.HasField("stride_h"),
-                   p.HasField("stride_w"), 1, "stride", layer.name)
-    pad = _pick([p.pad], p.pad_h, p.pad_w, p.HasField("pad_h"), p.HasField("pad_w"), 0, "pad",
-                layer.name)
-    rounding = math.floor if p.round_mode == caffe_pb2.PoolingParameter.FLOOR else math.ceil
-    output = []
-    for size, k, s, q in zip((height, width), kernel, stride, pad):
-        if q >= k:
-            raise CaffeNetError(f"layer {layer.name!r}: pad {q} must be smaller than kernel {k}")
-        n = int(rounding((size + 2 * q - k) / s)) + 1
-        if q and (n - 1) * s >= size + q:
-            n -= 1
-        if n < 1 or (n - 1) * s - q >= size:
-            raise CaffeNetError(f"layer {layer.name!r}: pooling window {k}/stride {s} does not "
-                                f"fit input size {size}")
-        output.append(n)
-    return PoolGeometry(p.pool, kernel, stride, pad, False, (output[0], output[1]))
+    return _shape_rule(layer, shapes.pool_geometry, layer.pooling_param, tuple(in_hw))
 
 
 @dataclass(frozen=True)
@@ -166,55 +122,29 @@ def interp_geometry(layer: caffe_pb2.LayerParameter, in_hw: tuple[int, int]) -> 
     """PSPNet's InterpLayer::Reshape (the DF-Seg / ICNet fork): shrink, zoom, both, or fixed
     height/width, applied to the input cropped by -pad_beg / -pad_end."""
     p = layer.interp_param
-    if p.pad_beg > 0 or p.pad_end > 0:
-        raise CaffeNetError(f"layer {layer.name!r}: Interp supports only pad_beg/pad_end <= 0 "
-                            f"(cropping), got {p.pad_beg}/{p.pad_end}")
-    eff = [size + p.pad_beg + p.pad_end for size in in_hw]
-    if min(eff) < 1:
-        raise CaffeNetError(f"layer {layer.name!r}: cropping {p.pad_beg}/{p.pad_end} empties "
-                            f"input {in_hw}")
-    has_shrink, has_zoom = p.HasField("shrink_factor"), p.HasField("zoom_factor")
-    if (has_shrink and p.shrink_factor < 1) or (has_zoom and p.zoom_factor < 1):
-        raise CaffeNetError(f"layer {layer.name!r}: shrink/zoom factors must be >= 1")
-    if has_shrink and not has_zoom:
-        out = [(e - 1) // p.shrink_factor + 1 for e in eff]
-    elif has_zoom and not has_shrink:
-        out = [e + (e - 1) * (p.zoom_factor - 1) for e in eff]
-    elif p.HasField("height") and p.HasField("width"):
-        out = [p.height, p.width]
-    elif has_shrink and has_zoom:
-        out = [(e - 1) // p.shrink_factor + 1 for e in eff]
-        out = [o + (o - 1) * (p.zoom_factor - 1) for o in out]
-    else:
-        raise CaffeNetError(f"layer {layer.name!r}: Interp needs shrink_factor, zoom_factor or "
-                            f"height and width")
-    if min(out) < 1:
-        raise CaffeNetError(f"layer {layer.name!r}: Interp output size {out} is empty")
-    return InterpGeometry(-p.pad_beg, -p.pad_end, (int(out[0]), int(out[1])))
+    output = _shape_rule(layer, shapes.interp_output_hw, p, tuple(in_hw))
+    return InterpGeometry(-p.pad_beg, -p.pad_end, (int(output[0]), int(output[1])))
 
 
-def _canonical_axis(axis: int, ndim: int, layer_name: str) -> int:
-    a = axis + ndim if axis < 0 else axis
-    if not 0 <= a < ndim:
-        raise CaffeNetError(f"layer {layer_name!r}: axis {axis} out of range for {ndim}-D blob")
-    return a
+def _canonical_axis(axis: int, ndim: int, layer: caffe_pb2.LayerParameter) -> int:
+    return _shape_rule(layer, shapes.canonical_axis, axis, ndim)
 
 
 def argmax_axis(layer: caffe_pb2.LayerParameter, ndim: int) -> int | None:
     p = layer.argmax_param
-    return _canonical_axis(p.axis, ndim, layer.name) if p.HasField("axis") else None
+    return _canonical_axis(p.axis, ndim, layer) if p.HasField("axis") else None
 
 
 def concat_axis(layer: caffe_pb2.LayerParameter, ndim: int) -> int:
     p = layer.concat_param
     axis = p.concat_dim if p.HasField("concat_dim") and not p.HasField("axis") else p.axis
-    return _canonical_axis(axis, ndim, layer.name)
+    return _canonical_axis(axis, ndim, layer)
 
 
 def scale_span(layer: caffe_pb2.LayerParameter, shape: Shape) -> tuple[int, int]:
     """(first axis, number of axes) the Scale layer's factor covers."""
     p = layer.scale_param
-    axis = _canonical_axis(p.axis, len(shape), layer.name)
+    axis = _canonical_axis(p.axis, len(shape), layer)
     num_axes = len(shape) - axis if p.num_axes == -1 else p.num_axes
     return axis, num_axes
 
@@ -222,111 +152,62 @@ def scale_span(layer: caffe_pb2.LayerParameter, shape: Shape) -> tuple[int, int]
 # --------------------------------------------------------------------------- shapes
 
 
-def _conv_out(size, k, s, q, d):
-    return (size + 2 * q - (d * (k - 1) + 1)) // s + 1
+def _conv_params(layer, bottoms):
+    if len(bottoms[0]) != 4:
+        raise CaffeNetError(f"layer {layer.name!r} ({layer.type}) needs a 4-D bottom, "
+                            f"got {bottoms[0]}")
+    g = conv_geometry(layer)
+    c = bottoms[0][1]
+    if layer.type == "Convolution":
+        weight = (g.num_output, c // g.group) + g.kernel
+    else:
+        weight = (c, g.num_output // g.group) + g.kernel
+    return [weight] + ([(g.num_output,)] if g.bias_term else [])
 
 
-def _deconv_out(size, k, s, q, d):
-    return s * (size - 1) + d * (k - 1) + 1 - 2 * q
+def _scale_params(layer, bottoms):
+    axis, num_axes = scale_span(layer, bottoms[0])
+    if len(bottoms) == 2:
+        return [tuple(bottoms[1])] if layer.scale_param.bias_term else []
+    factor = tuple(bottoms[0][axis:axis + num_axes])
+    return [factor] + ([factor] if layer.scale_param.bias_term else [])
+
+
+def _inner_product_params(layer, bottoms):
+    p = layer.inner_product_param
+    k = math.prod(bottoms[0][_canonical_axis(p.axis, len(bottoms[0]), layer):])
+    weight = (k, p.num_output) if p.transpose else (p.num_output, k)
+    return [weight] + ([(p.num_output,)] if p.bias_term else [])
+
+
+def _no_params(layer, bottoms):
+    return []
+
+
+#: The layer types this module interprets, with the shapes of their parameter blobs (in
+#: Caffe's blob order) given the bottom shapes.
+_PARAM_SHAPES = {
+    "Convolution": _conv_params,
+    "Deconvolution": _conv_params,
+    "BatchNorm": lambda layer, bottoms: [(bottoms[0][1],), (bottoms[0][1],), (1,)],
+    "Scale": _scale_params,
+    "InnerProduct": _inner_product_params,
+    **{kind: _no_params for kind in ("Pooling", "Interp", "ReLU", "Dropout", "Softmax",
+                                     "Sigmoid", "TanH", "Split", "Eltwise", "Concat",
+                                     "Flatten", "ArgMax")},
+}
 
 
 def layer_shapes(layer: caffe_pb2.LayerParameter, bottoms: list[Shape]
                  ) -> tuple[list[Shape], list[Shape]]:
-    """(top shapes, parameter-blob shapes) of one layer given its bottom shapes."""
-    kind = layer.type
-    name = layer.name
-
-    def need_4d():
-        if len(bottoms[0]) != 4:
-            raise CaffeNetError(f"layer {name!r} ({kind}) needs a 4-D bottom, got {bottoms[0]}")
-
-    if kind in ("Convolution", "Deconvolution"):
-        need_4d()
-        g = conv_geometry(layer)
-        n, c, h, w = bottoms[0]
-        if c % g.group or g.num_output % g.group:
-            raise CaffeNetError(f"layer {name!r}: group {g.group} does not divide channels "
-                                f"{c} -> {g.num_output}")
-        size = _conv_out if kind == "Convolution" else _deconv_out
-        oh = size(h, g.kernel[0], g.stride[0], g.pad[0], g.dilation[0])
-        ow = size(w, g.kernel[1], g.stride[1], g.pad[1], g.dilation[1])
-        if oh < 1 or ow < 1:
-            raise CaffeNetError(f"layer {name!r}: output {oh}x{ow} of input {h}x{w} is empty")
-        if kind == "Convolution":
-            weight = (g.num_output, c // g.group) + g.kernel
-        else:
-            weight = (c, g.num_output // g.group) + g.kernel
-        params = [weight] + ([(g.num_output,)] if g.bias_term else [])
-        return [(n, g.num_output, oh, ow)], params
-    if kind == "Pooling":
-        need_4d()
-        geo = pool_geometry(layer, bottoms[0][2:])
-        return [bottoms[0][:2] + geo.output], []
-    if kind == "Interp":
-        need_4d()
-        geo = interp_geometry(layer, bottoms[0][2:])
-        return [bottoms[0][:2] + geo.output], []
-    if kind == "BatchNorm":
-        c = bottoms[0][1]
-        return [bottoms[0]], [(c,), (c,), (1,)]
-    if kind == "Scale":
-        axis, num_axes = scale_span(layer, bottoms[0])
-        if len(bottoms) == 2:
-            expected = bottoms[0][axis:axis + len(bottoms[1])]
-            if tuple(bottoms[1]) != tuple(expected):
-                raise CaffeNetError(f"layer {name!r}: scale bottom {bottoms[1]} does not match "
-                                    f"{bottoms[0]} from axis {axis}")
-            factor = tuple(bottoms[1])
-            params = [factor] if layer.scale_param.bias_term else []
-        else:
-            factor = tuple(bottoms[0][axis:axis + num_axes])
-            params = [factor] + ([factor] if layer.scale_param.bias_term else [])
-        return [bottoms[0]], params
-    if kind in ("ReLU", "Dropout", "Softmax", "Sigmoid", "TanH"):
-        return [bottoms[0]], []
-    if kind == "Split":
-        return [bottoms[0]] * len(layer.top), []
-    if kind == "Eltwise":
-        if any(tuple(b) != tuple(bottoms[0]) for b in bottoms):
-            raise CaffeNetError(f"layer {name!r}: Eltwise bottoms differ in shape: {bottoms}")
-        coeffs = layer.eltwise_param.coeff
-        if coeffs and len(coeffs) != len(bottoms):
-            raise CaffeNetError(f"layer {name!r}: {len(coeffs)} coefficients for "
-                                f"{len(bottoms)} bottoms")
-        return [bottoms[0]], []
-    if kind == "Concat":
-        axis = concat_axis(layer, len(bottoms[0]))
-        for b in bottoms[1:]:
-            if len(b) != len(bottoms[0]) or any(
-                    b[i] != bottoms[0][i] for i in range(len(b)) if i != axis):
-                raise CaffeNetError(f"layer {name!r}: Concat bottoms {bottoms} differ outside "
-                                    f"axis {axis}")
-        out = list(bottoms[0])
-        out[axis] = sum(b[axis] for b in bottoms)
-        return [tuple(out)], []
-    if kind == "InnerProduct":
-        p = layer.inner_product_param
-        axis = _canonical_axis(p.axis, len(bottoms[0]), name)
-        k = math.prod(bottoms[0][axis:])
-        weight = (k, p.num_output) if p.transpose else (p.num_output, k)
-        params = [weight] + ([(p.num_output,)] if p.bias_term else [])
-        return [tuple(bottoms[0][:axis]) + (p.num_output,)], params
-    if kind == "Flatten":
-        p = layer.flatten_param
-        ndim = len(bottoms[0])
-        a = _canonical_axis(p.axis, ndim, name)
-        e = _canonical_axis(p.end_axis, ndim, name)
-        shape = bottoms[0]
-        return [tuple(shape[:a]) + (math.prod(shape[a:e + 1]),) + tuple(shape[e + 1:])], []
-    if kind == "ArgMax":
-        p = layer.argmax_param
-        axis = argmax_axis(layer, len(bottoms[0]))
-        if axis is None:
-            return [(bottoms[0][0], 2 if p.out_max_val else 1, p.top_k)], []
-        out = list(bottoms[0])
-        out[axis] = p.top_k
-        return [tuple(out)], []
-    raise CaffeNetError(f"layer {name!r}: unsupported layer type {kind!r}")
+    """(top shapes, parameter-blob shapes) of one layer given its bottom shapes; the tops come
+    from prototxt_gen.shapes' rules."""
+    params_of = _PARAM_SHAPES.get(layer.type)
+    if params_of is None:
+        raise CaffeNetError(f"layer {layer.name!r}: unsupported layer type {layer.type!r}")
+    bottoms = [tuple(b) for b in bottoms]
+    cost = _shape_rule(layer, shapes.RULES[layer.type], layer, bottoms)
+    return cost.tops, params_of(layer, bottoms)
 
 
 # --------------------------------------------------------------------------- the net
@@ -388,11 +269,11 @@ def build_net(net: caffe_pb2.NetParameter | str | Path,
         if not layer_runs_in(layer):
             continue
         if layer.type == "Input":
-            shapes = list(layer.input_param.shape)
+            declared = list(layer.input_param.shape)
             for i, top in enumerate(layer.top):
-                if not shapes:
+                if not declared:
                     raise CaffeNetError(f"layer {layer.name!r}: Input layer without shape")
-                inputs[top] = tuple(int(d) for d in shapes[min(i, len(shapes) - 1)].dim)
+                inputs[top] = tuple(int(d) for d in declared[min(i, len(declared) - 1)].dim)
             continue
         if is_data_layer(layer):
             if input_shape is None:
@@ -420,23 +301,23 @@ def build_net(net: caffe_pb2.NetParameter | str | Path,
         inputs = {next(iter(inputs)): tuple(int(d) for d in input_shape)}
 
     result = CaffeNet(param.name or "net", layers, inputs, dropped=dropped)
-    shapes = dict(inputs)
+    blob_shapes = dict(inputs)
     for layer in layers:
         for b in layer.bottom:
-            if b not in shapes:
+            if b not in blob_shapes:
                 raise CaffeNetError(f"layer {layer.name!r} reads blob {b!r}, which no earlier "
                                     f"layer produces")
         if len(layer.top) < 1:
             raise CaffeNetError(f"layer {layer.name!r} has no top")
-        bottoms = [shapes[b] for b in layer.bottom]
+        bottoms = [blob_shapes[b] for b in layer.bottom]
         if not bottoms:
             raise CaffeNetError(f"layer {layer.name!r} ({layer.type}) has no bottom")
         tops, params = layer_shapes(layer, bottoms)
         result.bottom_shapes[layer.name] = bottoms
         for top, shape in zip(layer.top, tops):
-            shapes[top] = shape
+            blob_shapes[top] = shape
         if layer.name in result.param_shapes:
             raise CaffeNetError(f"two layers are named {layer.name!r}")
         result.param_shapes[layer.name] = params
-    result.blob_shapes = shapes
+    result.blob_shapes = blob_shapes
     return result

@@ -1,0 +1,40 @@
+"""prototxt_gen.shapes' pooling geometry, now shared with tools.caffe_net: floor rounding
+(PoolingParameter.round_mode), which the analysis did not read before, against real Caffe."""
+from __future__ import annotations
+
+import pytest
+
+from prototxt_gen import caffe_pb2, shapes
+from tests.test_analysis_vs_caffe import assert_same_as_caffe
+from tools.caffe_net import build_net
+
+
+def pooling_net(hw, kernel, stride, pad, round_mode) -> caffe_pb2.NetParameter:
+    net = caffe_pb2.NetParameter(name="pool")
+    data = net.layer.add(name="data", type="Input", top=["data"])
+    data.input_param.shape.add(dim=[1, 2, *hw])
+    pool = net.layer.add(name="pool", type="Pooling", bottom=["data"], top=["pool"])
+    p = pool.pooling_param
+    p.pool, p.kernel_size, p.stride, p.pad, p.round_mode = (
+        caffe_pb2.PoolingParameter.MAX, kernel, stride, pad, round_mode)
+    return net
+
+
+# (input H, W, kernel, stride, pad): sizes where ceil and floor rounding give different outputs.
+CASES = [((7, 9), 2, 2, 0), ((10, 6), 3, 2, 1), ((6, 6), 3, 2, 0)]
+FLOOR, CEIL = caffe_pb2.PoolingParameter.FLOOR, caffe_pb2.PoolingParameter.CEIL
+
+
+@pytest.mark.parametrize("hw, kernel, stride, pad", CASES)
+def test_round_modes_differ_and_both_tools_agree(hw, kernel, stride, pad):
+    floor = build_net(pooling_net(hw, kernel, stride, pad, FLOOR)).blob_shapes["pool"]
+    ceil = build_net(pooling_net(hw, kernel, stride, pad, CEIL)).blob_shapes["pool"]
+    assert floor != ceil
+    expected = tuple(shapes.pool_output_size(s, kernel, pad, stride, FLOOR) for s in hw)
+    assert floor[2:] == expected
+
+
+@pytest.mark.parametrize("round_mode", [FLOOR, CEIL], ids=["floor", "ceil"])
+@pytest.mark.parametrize("hw, kernel, stride, pad", CASES)
+def test_round_mode_matches_caffe(caffe_bin, tmp_path, hw, kernel, stride, pad, round_mode):
+    assert_same_as_caffe(caffe_bin, pooling_net(hw, kernel, stride, pad, round_mode), tmp_path)
