@@ -185,17 +185,22 @@ def filter_net(net: caffe_pb2.NetParameter, phase: str) -> caffe_pb2.NetParamete
     out.CopyFrom(net)
     del out.layer[:]
     for layer in net.layer:
-        if len(layer.include) and len(layer.exclude):
-            raise AnalysisError(f"layer {layer.name!r} (type {layer.type}): specify either "
-                                "include rules or exclude rules; not both")
-        included = len(layer.include) == 0
-        if any(_state_meets_rule(state, r) for r in layer.exclude):
-            included = False
-        if any(_state_meets_rule(state, r) for r in layer.include):
-            included = True
-        if included:
+        if layer_included(layer, state):
             out.layer.append(layer)
     return out
+
+
+def layer_included(layer: caffe_pb2.LayerParameter, state: caffe_pb2.NetState) -> bool:
+    """FilterNet's decision for one layer: do its include/exclude rules accept ``state``?"""
+    if len(layer.include) and len(layer.exclude):
+        raise AnalysisError(f"layer {layer.name!r} (type {layer.type}): specify either "
+                            "include rules or exclude rules; not both")
+    included = len(layer.include) == 0
+    if any(_state_meets_rule(state, r) for r in layer.exclude):
+        included = False
+    if any(_state_meets_rule(state, r) for r in layer.include):
+        included = True
+    return included
 
 
 def split_layer_name(layer: str, blob: str, top_index: int) -> str:

@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from prototxt_gen import caffe_pb2, netio, shapes
+from prototxt_gen import analysis, caffe_pb2, netio, shapes
 
 Shape = tuple[int, ...]
 
@@ -50,22 +50,13 @@ def load_net_param(net: caffe_pb2.NetParameter | str | Path) -> caffe_pb2.NetPar
         raise CaffeNetError(str(err)) from None
 
 
-def _rule_matches(rule: caffe_pb2.NetStateRule, phase: int) -> bool:
-    # Caffe's Net::StateMeetsRule for a state with the given phase, level 0 and no stages.
-    if rule.HasField("phase") and rule.phase != phase:
-        return False
-    if rule.HasField("min_level") and 0 < rule.min_level:
-        return False
-    if rule.HasField("max_level") and 0 > rule.max_level:
-        return False
-    return not rule.stage  # a rule that requires stages never matches the stage-less state
-
-
 def layer_runs_in(layer: caffe_pb2.LayerParameter, phase: int = caffe_pb2.TEST) -> bool:
-    """Caffe's include/exclude filtering (Net::FilterNet) for one layer."""
-    if layer.include:
-        return any(_rule_matches(rule, phase) for rule in layer.include)
-    return not any(_rule_matches(rule, phase) for rule in layer.exclude)
+    """Caffe's include/exclude filtering (Net::FilterNet) for one layer, in a state with the
+    given phase, level 0 and no stages."""
+    try:
+        return analysis.layer_included(layer, caffe_pb2.NetState(phase=phase))
+    except analysis.AnalysisError as err:
+        raise CaffeNetError(str(err)) from None
 
 
 # --------------------------------------------------------------------------- geometry
@@ -234,22 +225,6 @@ class CaffeNet:
         return available
 
 
-def _declared_inputs(param: caffe_pb2.NetParameter) -> dict[str, Shape]:
-    inputs: dict[str, Shape] = {}
-    if param.input_shape:
-        for name, shape in zip(param.input, param.input_shape):
-            inputs[name] = tuple(int(d) for d in shape.dim)
-    elif param.input_dim:
-        if len(param.input_dim) != 4 * len(param.input):
-            raise CaffeNetError(f"net {param.name!r}: {len(param.input_dim)} input_dim values "
-                                f"for {len(param.input)} inputs")
-        for i, name in enumerate(param.input):
-            inputs[name] = tuple(int(d) for d in param.input_dim[4 * i:4 * i + 4])
-    elif param.input:
-        raise CaffeNetError(f"net {param.name!r}: input {list(param.input)} has no shape")
-    return inputs
-
-
 def build_net(net: caffe_pb2.NetParameter | str | Path,
               input_shape: Shape | None = None) -> CaffeNet:
     """Interpret a prototxt (path or message) in TEST phase.
@@ -261,7 +236,11 @@ def build_net(net: caffe_pb2.NetParameter | str | Path,
     if param.layers:
         raise CaffeNetError(f"net {param.name!r}: V1 'layers' definitions are not supported; "
                             f"upgrade with Caffe's upgrade_net_proto_text")
-    inputs = _declared_inputs(param)
+    try:
+        param = analysis.upgrade_net_input(param)  # input:/input_dim: become an Input layer
+    except analysis.AnalysisError as err:
+        raise CaffeNetError(f"net {param.name!r}: {err}") from None
+    inputs: dict[str, Shape] = {}
     layers: list[caffe_pb2.LayerParameter] = []
     dropped: list[str] = []
     unavailable: set[str] = set()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from google.protobuf import text_format
 
-from prototxt_gen import caffe_pb2, netio
+from prototxt_gen import analysis, caffe_pb2, netio
 
 # Layers that read a dataset: replaced by an Input layer to run a net without data.
 DATA_LAYER_TYPES = {"Data", "ImageData", "HDF5Data", "MemoryData", "WindowData",
@@ -39,27 +39,12 @@ def write_net(net: caffe_pb2.NetParameter, path: str | os.PathLike) -> None:
 
 
 def legacy_inputs_to_layer(net: caffe_pb2.NetParameter) -> caffe_pb2.NetParameter:
-    """Copy of `net` with old-style `input:`/`input_dim:`/`input_shape` turned into an Input layer."""
-    out = caffe_pb2.NetParameter()
-    out.CopyFrom(net)
-    if not net.input:
-        return out
-    shapes = []
-    if net.input_shape:
-        shapes = [list(s.dim) for s in net.input_shape]
-    elif net.input_dim:
-        if len(net.input_dim) != 4 * len(net.input):
-            raise NetDefinitionError(f"net {net.name!r}: {len(net.input_dim)} input_dim values for "
-                                     f"{len(net.input)} inputs (need 4 each)")
-        shapes = [list(net.input_dim[4 * i:4 * i + 4]) for i in range(len(net.input))]
-    layer = caffe_pb2.LayerParameter(name="input", type="Input", top=list(net.input))
-    for dims in shapes:
-        layer.input_param.shape.add(dim=dims)
-    del out.input[:], out.input_dim[:], out.input_shape[:]
-    del out.layer[:]
-    out.layer.append(layer)
-    out.layer.extend(net.layer)
-    return out
+    """Copy of `net` with old-style `input:`/`input_dim:`/`input_shape` turned into an Input layer
+    (Caffe's UpgradeNetInput, as prototxt_gen.analysis does it)."""
+    try:
+        return analysis.upgrade_net_input(net)
+    except analysis.AnalysisError as e:
+        raise NetDefinitionError(f"net {net.name!r}: {e}") from None
 
 
 def with_input_layer(net: caffe_pb2.NetParameter,
