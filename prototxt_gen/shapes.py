@@ -437,16 +437,23 @@ def _crop(layer, bottoms):
 
 # --------------------------------------------------------------------------- joining/splitting
 
+def legacy_axis(p, legacy_field: str, num_axes: int) -> int:
+    """The axis of a Concat/Slice parameter: its old ``concat_dim``/``slice_dim`` field when
+    set (not counted from the end), else ``axis``."""
+    if p.HasField(legacy_field):
+        _check(not p.HasField("axis"), f"either axis or {legacy_field} should be specified; not both")
+        axis = getattr(p, legacy_field)
+        _check(axis < num_axes, f"{legacy_field} {axis} out of range")
+        return axis
+    return canonical_axis(p.axis, num_axes)
+
+
 @rule("Concat")
 def _concat(layer, bottoms):
     _bottoms(bottoms, minimum=1)
     p = layer.concat_param
     first = bottoms[0]
-    if p.HasField("concat_dim"):
-        axis = p.concat_dim
-        _check(axis < len(first), f"concat_dim {axis} out of range")
-    else:
-        axis = canonical_axis(p.axis, len(first))
+    axis = legacy_axis(p, "concat_dim", len(first))
     out = list(first)
     for i, other in enumerate(bottoms[1:], start=1):
         _check(len(other) == len(first), "all inputs must have the same #axes")
@@ -480,11 +487,7 @@ def _slice(layer, bottoms):
     _bottoms(bottoms, exact=1)
     p = layer.slice_param
     shape = bottoms[0]
-    if p.HasField("slice_dim"):
-        axis = p.slice_dim
-        _check(axis < len(shape), f"slice_dim {axis} out of range")
-    else:
-        axis = canonical_axis(p.axis, len(shape))
+    axis = legacy_axis(p, "slice_dim", len(shape))
     size = shape[axis]
     n_top = len(layer.top)
     if len(p.slice_point):

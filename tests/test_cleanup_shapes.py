@@ -6,7 +6,7 @@ import pytest
 
 from prototxt_gen import caffe_pb2, shapes
 from tests.test_analysis_vs_caffe import assert_same_as_caffe
-from tools.caffe_net import build_net
+from tools.caffe_net import CaffeNetError, build_net
 
 
 def pooling_net(hw, kernel, stride, pad, round_mode) -> caffe_pb2.NetParameter:
@@ -38,3 +38,29 @@ def test_round_modes_differ_and_both_tools_agree(hw, kernel, stride, pad):
 @pytest.mark.parametrize("hw, kernel, stride, pad", CASES)
 def test_round_mode_matches_caffe(caffe_bin, tmp_path, hw, kernel, stride, pad, round_mode):
     assert_same_as_caffe(caffe_bin, pooling_net(hw, kernel, stride, pad, round_mode), tmp_path)
+
+
+def concat_net(**concat_fields) -> caffe_pb2.NetParameter:
+    net = caffe_pb2.NetParameter(name="concat")
+    data = net.layer.add(name="data", type="Input", top=["a", "b"])
+    data.input_param.shape.add(dim=[1, 2, 3, 4])
+    data.input_param.shape.add(dim=[1, 5, 3, 4])
+    concat = net.layer.add(name="cat", type="Concat", bottom=["a", "b"], top=["cat"])
+    for field, value in concat_fields.items():
+        setattr(concat.concat_param, field, value)
+    return net
+
+
+@pytest.mark.parametrize("fields", [{"concat_dim": 1}, {"axis": 1}, {"axis": -3},
+                                    {"axis": 1, "concat_dim": 1}],
+                         ids=["concat_dim", "axis", "negative-axis", "both"])
+def test_concat_axis_matches_caffe(caffe_bin, tmp_path, fields):
+    """The legacy concat_dim field, shared by prototxt_gen.shapes and tools.caffe_net; both
+    fields at once is refused, as Caffe refuses it."""
+    net = concat_net(**fields)
+    assert_same_as_caffe(caffe_bin, net, tmp_path)
+    if len(fields) == 1:
+        assert build_net(net).blob_shapes["cat"] == (1, 7, 3, 4)
+    else:
+        with pytest.raises(CaffeNetError, match="'cat'.*not both"):
+            build_net(net)

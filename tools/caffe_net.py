@@ -127,9 +127,7 @@ def argmax_axis(layer: caffe_pb2.LayerParameter, ndim: int) -> int | None:
 
 
 def concat_axis(layer: caffe_pb2.LayerParameter, ndim: int) -> int:
-    p = layer.concat_param
-    axis = p.concat_dim if p.HasField("concat_dim") and not p.HasField("axis") else p.axis
-    return _canonical_axis(axis, ndim, layer)
+    return _shape_rule(layer, shapes.legacy_axis, layer.concat_param, "concat_dim", ndim)
 
 
 def scale_span(layer: caffe_pb2.LayerParameter, shape: Shape) -> tuple[int, int]:
