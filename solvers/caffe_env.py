@@ -37,6 +37,10 @@ def load_caffe(quiet: bool = True):
             _caffe = _imported
     except Exception as e:  # the locator's own errors, ImportError, a broken build
         raise CaffeUnavailable(f"pycaffe is not available ({e}); run `make caffe`") from None
+    if not hasattr(_caffe, "Net"):  # e.g. the repository's caffe/ build folder, not pycaffe
+        where = getattr(_caffe, "__path__", None) or getattr(_caffe, "__file__", "?")
+        _caffe = None
+        raise CaffeUnavailable(f"`import caffe` found no pycaffe (got {where}); run `make caffe`")
     _caffe.set_mode_cpu()
     return _caffe
 

@@ -51,6 +51,9 @@ class _BatchDataLayer(caffe.Layer):
         self.shuffle = self.train if self.params.shuffle is None else self.params.shuffle
         self.position = 0          # samples consumed so far
         self._perm_epoch, self._perm = -1, None
+        # Caffe calls reshape once right after setup, only to learn the top shapes: that
+        # batch must not advance the stream (a resumed net would otherwise be one batch off)
+        self._shape_only = True
         if len(top) != 2:
             raise ValueError(f"{type(self).__name__} has two tops (data, label), got {len(top)}")
         _LIVE.append(self)
@@ -69,15 +72,18 @@ class _BatchDataLayer(caffe.Layer):
 
     def reshape(self, bottom, top):
         items = []
-        for _ in range(self.params.batch_size):
-            j = self.position
-            self.position += 1
+        start = self.position
+        for j in range(start, start + self.params.batch_size):
             rng = np.random.default_rng([self.params.seed, 1, j])
             items.append(self.load(self._index(j), rng))
         shapes = {item[0].shape for item in items}
         if len(shapes) != 1:
             raise ValueError(f"{self.params.source}: images of different sizes {sorted(shapes)} in one batch; "
                              "set crop or resize")
+        if self._shape_only:
+            self._shape_only = False
+        else:
+            self.position = start + self.params.batch_size
         self.data = np.stack([item[0] for item in items])
         self.label = self.stack_labels([item[1] for item in items])
         top[0].reshape(*self.data.shape)

@@ -20,7 +20,7 @@ import lmdb
 import numpy as np
 
 from tools.cityscapes_data import read_pair_list
-from tools.lmdb_tools import DataError, decode_datum, read_image, read_list_file
+from tools.lmdb_tools import DataError, decode_datum, open_readonly, read_image, read_list_file
 
 from .augment import Transform
 
@@ -30,20 +30,15 @@ def _is_lmdb(path: Path) -> bool:
 
 
 class _Lmdb:
-    """Read-only LMDB with its keys listed once (opened lazily: safe across fork)."""
+    """Read-only LMDB with its keys listed once."""
 
     def __init__(self, path: Path):
         self.path = path
-        env = lmdb.open(str(path), readonly=True, lock=False, readahead=False)
-        with env.begin() as txn:
+        with open_readonly(path).begin() as txn:
             self.keys = [k for k, _ in txn.cursor()]
-        env.close()
-        self._env = None
 
     def get(self, key: bytes) -> bytes:
-        if self._env is None:
-            self._env = lmdb.open(str(self.path), readonly=True, lock=False, readahead=False)
-        with self._env.begin() as txn:
+        with open_readonly(self.path).begin() as txn:
             return txn.get(key)
 
 

@@ -257,7 +257,9 @@ def train(solver: str | Path | caffe_pb2.SolverParameter, workdir: str | Path, *
 
     first_layer = len(data_layers.live_layers())
     s = caffe.get_solver(str(solver_path))
-    train_layers = [l for l in data_layers.live_layers()[first_layer:] if l.train]
+    new_layers = data_layers.live_layers()[first_layer:]
+    train_layers = [l for l in new_layers if l.train]
+    test_layers = [l for l in new_layers if not l.train]
 
     done = complete_snapshots(workdir)
     resumed_from = None
@@ -302,6 +304,8 @@ def train(solver: str | Path | caffe_pb2.SolverParameter, workdir: str | Path, *
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.3f}")
             if test_iter and (it % test_every == 0 or it == max_iter):
+                for layer in test_layers:  # every validation sees the same images
+                    layer.seek(0)
                 last_val = validate(s, test_iter)
                 val_log.append({"iteration": it, **last_val})
                 key = next((k for k in last_val if "accuracy" in k), None)

@@ -233,27 +233,28 @@ def write_arrays_lmdb(images: np.ndarray, labels: np.ndarray, out: str | Path, f
 
 
 # --------------------------------------------------------------------------- reading
-def iterate_lmdb(path: str | Path) -> Iterator[tuple[bytes, bytes]]:
+_READERS: dict[tuple[int, str], lmdb.Environment] = {}
+
+
+def open_readonly(path: str | Path) -> lmdb.Environment:
+    """The read-only environment of an LMDB, opened once per process and kept (py-lmdb
+    refuses to open the same database twice in one process)."""
     path = Path(path)
     if not (path / "data.mdb").is_file():
         raise DataError(f"{path}: not an LMDB database (no data.mdb)")
-    env = lmdb.open(str(path), readonly=True, lock=False, readahead=False)
-    try:
-        with env.begin() as txn:
-            yield from txn.cursor()
-    finally:
-        env.close()
+    key = (os.getpid(), str(path.resolve()))
+    if key not in _READERS:
+        _READERS[key] = lmdb.open(str(path), readonly=True, lock=False, readahead=False)
+    return _READERS[key]
+
+
+def iterate_lmdb(path: str | Path) -> Iterator[tuple[bytes, bytes]]:
+    with open_readonly(path).begin() as txn:
+        yield from txn.cursor()
 
 
 def lmdb_count(path: str | Path) -> int:
-    path = Path(path)
-    if not (path / "data.mdb").is_file():
-        raise DataError(f"{path}: not an LMDB database (no data.mdb)")
-    env = lmdb.open(str(path), readonly=True, lock=False)
-    try:
-        return env.stat()["entries"]
-    finally:
-        env.close()
+    return open_readonly(path).stat()["entries"]
 
 
 def verify_lmdb(path: str | Path, num_classes: int | None = None) -> dict:
