@@ -1,0 +1,8 @@
+# make tables: rebuild the paper's / release README's tables from logs, beside the published
+# figures and the measured results under bench/ (see docs/tables.md).
+LOGS ?= ../shared/reference/release/log
+TABLES_OUT ?= bench/tables
+
+.PHONY: tables
+tables: setup
+	$(PY) -m tools.tables --logs $(LOGS) --out $(TABLES_OUT)
