@@ -200,3 +200,31 @@ def test_classification_source_reads_lmdb_and_lists(tmp_path):
     assert len(src) == 6 and src.read(5)[1] == 1
     with pytest.raises(lt.DataError, match="label 1 outside the class range"):
         ClassificationSource(tmp_path / "db", num_classes=1).read(5)
+
+
+# --------------------------------------------------------------------------- generated nets
+def test_generated_train_nets_map_onto_the_python_layers():
+    from prototxt_gen import caffe_pb2
+    from prototxt_gen.generate import net_for
+    from solvers.data_sources import DataParams
+    from solvers.net_data import params_from_layer, with_data
+    seg = net_for("df1seg", "train")
+    params = DataParams.from_json(seg.layer[0].python_param.param_str)  # the generator's keys are ours
+    assert params.crop == (1024, 1024) and params.rand_h == (512, 2048) and params.ignore_label == 255
+    t = params.transform(train=True)
+    assert t.rand_w == (1024, 4096) and t.mirror
+    cls = with_data(net_for("df1", "train"), train={"source": "/data/train_lmdb"}, test={"source": "/data/val.txt"})
+    train_p = DataParams.from_json(cls.layer[0].python_param.param_str)
+    test_p = DataParams.from_json(cls.layer[1].python_param.param_str)
+    assert cls.layer[0].python_param.layer == "ClassificationDataLayer"
+    assert (train_p.source, train_p.crop, train_p.mirror) == ("/data/train_lmdb", (224, 224), True)
+    assert (test_p.source, test_p.mirror) == ("/data/val.txt", False)
+    # the POP fork's ImageData fields carry over one-to-one
+    layer = caffe_pb2.LayerParameter(name="data", type="ImageData", top=["data", "label"])
+    layer.transform_param.crop_h, layer.transform_param.crop_w = 200, 300
+    layer.transform_param.mean_value.extend([1, 2, 3])
+    p = layer.image_data_param
+    p.source, p.batch_size = "list.txt", 4
+    p.img_rand_h_lower, p.img_rand_h_upper, p.img_rand_w_lower, p.img_rand_w_upper = 256, 320, 300, 400
+    got = params_from_layer(layer)
+    assert (got.crop, got.rand_h, got.rand_w, got.mean) == ((200, 300), (256, 320), (300, 400), (1.0, 2.0, 3.0))

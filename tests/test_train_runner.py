@@ -177,3 +177,27 @@ def test_bad_data_inside_training_is_a_one_line_error(digits, tmp_path):
     assert r.returncode == 2, r.stderr[-2000:]
     assert r.stderr.strip().splitlines()[-1].startswith("error: ")
     assert "broken.png: cannot decode image" in r.stderr.strip().splitlines()[-1]
+
+
+def test_backbone_weights_initialise_a_segmentation_net(digits, tmp_path):
+    """DF-Seg training starts from an ImageNet-style backbone caffemodel (layers by name)."""
+    from prototxt_gen.generate import to_text
+    from solvers.caffe_env import load_caffe
+    from solvers.net_data import segmentation_train_net
+    from solvers.runner import train
+    from solvers.solver_gen import sgd_solver, write_solver
+    from tools.cityscapes_data import make_synthetic, write_lists
+    caffe = load_caffe()
+    backbone = train(_solver(digits, tmp_path, max_iter=5), tmp_path / "backbone", progress=False)
+    make_synthetic(tmp_path / "cs", size=(256, 256), per_city=1)
+    lst = write_lists(tmp_path / "cs", "train", tmp_path / "lists")
+    net = segmentation_train_net(ENCODING + ":[K,32,32]", train_list=str(lst), val_list=str(lst), num_classes=19,
+                                 crop=(256, 256), test_size=(256, 256), batch_size=1)
+    (tmp_path / "seg.prototxt").write_text(to_text(net))
+    write_solver(sgd_solver("seg.prototxt", base_lr=0.0, lr_policy="fixed", max_iter=1, momentum=0.9,
+                            weight_decay=0), tmp_path / "seg_solver.prototxt")
+    seg = train(tmp_path / "seg_solver.prototxt", tmp_path / "seg", weights=[backbone.final_weights], progress=False)
+    b = caffe.Net(str(tmp_path / "net.prototxt"), caffe.TEST, weights=str(backbone.final_weights))
+    s = caffe.Net(str(tmp_path / "seg.prototxt"), caffe.TEST, weights=str(seg.final_weights))
+    for name in ("conv1", "res2.1.conv1", "res4.1.conv2"):
+        np.testing.assert_array_equal(s.params[name][0].data, b.params[name][0].data)
