@@ -152,6 +152,11 @@ def test_topk_centre_crop_evaluation_agrees_with_the_accuracy_layer(digits, tmp_
     assert topk.count == 497
     assert topk.top1 == pytest.approx(result.last_val["accuracy/top-1"], abs=1e-6)
     assert topk.top5 == pytest.approx(result.last_val["accuracy/top-5"], abs=1e-6)
+    cli = subprocess.run([sys.executable, "-m", "solvers.evaluate", str(tmp_path / "deploy.prototxt"),
+                          str(result.final_weights), digits["val_db"], "--mean", "64", "--scale", str(1 / 128),
+                          "--batch", "71", "--json"], env=_env(), capture_output=True, text=True)
+    assert cli.returncode == 0, cli.stderr[-2000:]
+    assert json.loads(cli.stdout.strip().splitlines()[-1]) == pytest.approx(topk.as_dict())
     scores = np.array([[0.1, 0.5, 0.2, 0.0, 0.9, 0.3], [1, 0, 0, 0, 0, 0]], float)
     assert topk_counts(scores, np.array([1, 5])) == (0, 1)
     assert topk_counts(scores, np.array([4, 0])) == (2, 2)
