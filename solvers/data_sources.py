@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
-import lmdb
 import numpy as np
 
 from tools.cityscapes_data import read_pair_list
