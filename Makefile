@@ -34,9 +34,11 @@ $(SCHEMA): $(PATCHED_PROTO) $(VENV_STAMP)
 test: setup
 	$(PY) -m pytest -q
 
-# Every form of one named model into caffe_models/<model>/.
+# Every form of one named model into caffe_models/<model>/, then its analysis table
+# (params, MACs, Caffe's memory for data) at the model's test size (1024x2048 for DF-Seg).
 $(MODELS): setup
 	$(PY) -m prototxt_gen $@ --out caffe_models/$@
+	$(PY) -m tools.analyze caffe_models/$@/$@_deploy_mergebn.prototxt
 
 # Every named model, and the authors' release set under its own file names.
 models: setup

@@ -16,6 +16,7 @@ phase: nothing is hard-coded to 1024x2048.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -99,6 +100,24 @@ def _val_data(data: DataConfig, classification: bool) -> caffe_pb2.LayerParamete
     return layer
 
 
+def _seg_pairs_data(data: DataConfig, phase: int) -> caffe_pb2.LayerParameter:
+    """Image/label-map pairs: TRAIN crops, scales, stretches and mirrors; TEST reads whole images."""
+    layer = caffe_pb2.LayerParameter(name="data", type="Python", top=["data", "label"])
+    layer.include.add(phase=phase)
+    layer.python_param.module = SEG_DATA_MODULE
+    layer.python_param.layer = SEG_DATA_LAYER
+    train = phase == L.TRAIN
+    params = {"source": data.train_source if train else data.val_list,
+              "batch_size": data.train_batch if train else data.val_batch,
+              "mean": list(data.mean), "scale": data.scale, "mirror": train, "ignore_label": IGNORE_LABEL}
+    if train:
+        params["crop"] = list(data.crop)
+        if data.rand_h and data.rand_w:
+            params.update(rand_h=list(data.rand_h), rand_w=list(data.rand_w))
+    layer.python_param.param_str = json.dumps(params, sort_keys=True)
+    return layer
+
+
 def _train_data(data: DataConfig, classification: bool) -> caffe_pb2.LayerParameter:
     if classification:
         layer = caffe_pb2.LayerParameter(name="data", type="Data", top=["data", "label"])
@@ -108,17 +127,7 @@ def _train_data(data: DataConfig, classification: bool) -> caffe_pb2.LayerParame
         layer.data_param.batch_size = data.train_batch
         layer.data_param.backend = caffe_pb2.DataParameter.LMDB
         return layer
-    layer = caffe_pb2.LayerParameter(name="data", type="Python", top=["data", "label"])
-    layer.include.add(phase=L.TRAIN)
-    layer.python_param.module = SEG_DATA_MODULE
-    layer.python_param.layer = SEG_DATA_LAYER
-    params = {"source": data.train_source, "batch_size": data.train_batch, "crop": list(data.crop),
-              "mean": list(data.mean), "scale": data.scale, "mirror": True, "ignore_label": IGNORE_LABEL}
-    if data.rand_h and data.rand_w:
-        params.update(rand_h=list(data.rand_h), rand_w=list(data.rand_w))
-    import json
-    layer.python_param.param_str = json.dumps(params, sort_keys=True)
-    return layer
+    return _seg_pairs_data(data, L.TRAIN)
 
 
 # ----------------------------------------------------------------------------- bodies
@@ -188,7 +197,7 @@ def net_for(model: str | NamedModel, form: str = "val", input_size: tuple[int, i
             _seg_heads(nb, score, up, L.TEST)
     elif kind == "train":
         nb.add(_train_data(data, classification))
-        nb.add(_val_data(data, classification))
+        nb.add(_val_data(data, classification) if classification else _seg_pairs_data(data, L.TEST))
         if classification:
             if aux_heads:
                 tops = backbone(nb, net)
@@ -222,7 +231,6 @@ def net_for(model: str | NamedModel, form: str = "val", input_size: tuple[int, i
             score, up = _segmentation_body(nb, net, data.crop, interp)
             if kind == "deploy":
                 _seg_heads(nb, score, up, None)
-    nb.net.name = f"{named.display_name} ({form})" if named.name != "custom" else form
     return nb.net
 
 

@@ -1,0 +1,105 @@
+"""Reading Caffe ``NetParameter`` messages from prototxt files and from Caffe logs.
+
+Every failure raises :class:`NetReadError`, whose text is one line of the form
+``path:line: message`` so that command-line tools can print it as is.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from google.protobuf import text_format
+
+from . import caffe_pb2
+
+# The line after which Caffe's net.cpp prints the (filtered, upgraded) net it builds.
+LOG_NET_MARKER = "Initializing net from parameters:"
+# A glog line: severity letter, MMDD (newer glog: YYYYMMDD), time, thread id, file:line]
+_GLOG_LINE = re.compile(r"^[IWEF]\d{4}(?:\d{4})? \d\d:\d\d:\d\d\.\d+\s+\d+ [^\]]+\] ")
+
+
+class NetReadError(ValueError):
+    """A net could not be read; ``str()`` is ``path:line: message``."""
+
+    def __init__(self, path: str, line: int | None, message: str):
+        self.path = path
+        self.line = line
+        self.message = message
+        where = f"{path}:{line}" if line is not None else path
+        super().__init__(f"{where}: {message}")
+
+
+def parse_net_text(text: str, source: str = "<string>", first_line: int = 1,
+                   allow_unknown_fields: bool = False) -> caffe_pb2.NetParameter:
+    """Parse prototxt ``text``; errors name ``source`` and the line in it.
+
+    ``first_line`` is the line number of ``text``'s first line within ``source``
+    (used when the text was cut out of a longer file such as a log).
+    ``allow_unknown_fields`` skips fields our schema lacks (e.g. the PSPNet fork's
+    ``bn_param``) instead of failing.
+    """
+    net = caffe_pb2.NetParameter()
+    try:
+        text_format.Parse(text, net, allow_unknown_field=allow_unknown_fields)
+    except text_format.ParseError as exc:
+        line = exc.GetLine()
+        message = str(exc)
+        # protobuf prefixes its message with "line:column : "; keep only the column.
+        prefix = re.match(r"^(\d+):(\d+) : ", message)
+        if prefix:
+            message = f"column {prefix.group(2)}: {message[prefix.end():]}"
+        absolute = line + first_line - 1 if line is not None else None
+        raise NetReadError(source, absolute, message.replace("\n", " ")) from None
+    if len(net.layers):
+        raise NetReadError(source, None, "uses the V1 'layers' format; upgrade it with "
+                           "Caffe's upgrade_net_proto_text first")
+    return net
+
+
+def net_text_from_log(text: str, source: str = "<log>", index: int = 0) -> tuple[str, int]:
+    """Cut the ``index``-th net printed after "Initializing net from parameters:".
+
+    Returns the prototxt text and the 1-based line number where it starts in the log.
+    """
+    lines = text.splitlines()
+    starts = [i for i, line in enumerate(lines) if LOG_NET_MARKER in line]
+    if not starts:
+        raise NetReadError(source, None, f"no {LOG_NET_MARKER!r} line in this log")
+    if index >= len(starts):
+        raise NetReadError(source, None,
+                           f"the log prints {len(starts)} net(s); there is no net #{index}")
+    begin = starts[index] + 1
+    end = begin
+    while end < len(lines) and not _GLOG_LINE.match(lines[end]):
+        end += 1
+    return "\n".join(lines[begin:end]) + "\n", begin + 1
+
+
+def net_from_log(text: str, source: str = "<log>", index: int = 0,
+                 allow_unknown_fields: bool = False) -> caffe_pb2.NetParameter:
+    """The ``index``-th net a Caffe log printed after "Initializing net from parameters:"."""
+    net_text, first_line = net_text_from_log(text, source, index)
+    return parse_net_text(net_text, source, first_line, allow_unknown_fields)
+
+
+def looks_like_log(text: str) -> bool:
+    return LOG_NET_MARKER in text
+
+
+def read_net(path: str | Path, allow_unknown_fields: bool = False,
+             log_index: int = 0) -> caffe_pb2.NetParameter:
+    """Read a net from a prototxt file or from a Caffe log that printed one."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise NetReadError(str(path), None, f"cannot read: {exc.strerror}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise NetReadError(str(path), line, "not a text file (invalid UTF-8); "
+                           "binary .caffemodel files are not prototxts") from None
+    if looks_like_log(text):
+        return net_from_log(text, str(path), log_index, allow_unknown_fields)
+    return parse_net_text(text, str(path), 1, allow_unknown_fields)
