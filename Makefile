@@ -36,9 +36,23 @@ test: setup
 
 # Every form of one named model into caffe_models/<model>/, then its analysis table
 # (params, MACs, Caffe's memory for data) at the model's test size (1024x2048 for DF-Seg).
-$(MODELS): setup
+define generate_and_analyze
 	$(PY) -m prototxt_gen $@ --out caffe_models/$@
 	$(PY) -m tools.analyze caffe_models/$@/$@_deploy_mergebn.prototxt
+endef
+
+$(filter-out df1seg,$(MODELS)): setup
+	$(generate_and_analyze)
+
+# The main job: DF1-Seg in every form, its analysis at 1024x2048, then a measured FPS in
+# real Caffe (`caffe time`, merged BN, 1024x2048) beside the paper's Titan X figure and
+# ICNet's, the head-to-head baseline.  DF1SEG_ITERATIONS keeps it short on a CPU
+# (the paper used 100: `make bench`).
+DF1SEG_ITERATIONS ?= 5
+df1seg: setup caffe
+	$(generate_and_analyze)
+	$(PY) -m tools.bench --models df1seg,icnet --iterations $(DF1SEG_ITERATIONS) --no-table4 \
+	  --opencv-iterations 1 --out bench/df1seg
 
 # Every named model, and the authors' release set under its own file names.
 models: setup

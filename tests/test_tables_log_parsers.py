@@ -191,3 +191,12 @@ def test_caffe_test_appended_runs(logs):
     partial = second[:second.index("Batch 50,")]
     r = parse_caffe_test(text + "\n" + partial)          # a cut-short second run: the first one counts
     assert r["top1"] == 0.697761 and r["batches"] == 500
+
+
+def test_caffe_time_glog_with_year_in_prefix(logs):
+    """Newer glog (Debian 12's) prints I20261121 instead of I0308: same figures."""
+    import re
+    text = re.sub(r"^([IWEF])(\d{4}) ", r"\g<1>2019\2 ", logs[CAFFE_TIME], flags=re.M)
+    assert "I20190308 15:13:33" in text
+    r = parse_caffe_time(text, CAFFE_TIME)
+    assert r["forward_ms"] == 32.5541 and len(r["layers"]) == text.count("\tforward: ")

@@ -28,8 +28,9 @@ __all__ = [
 
 # A decimal as C++ streams print it: 32.5541, 7, 1.2e-05, nan.
 _NUM = r"[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?|nan|inf)"
-# Optional glog prefix: "I0308 15:13:33.170680 30521 caffe.cpp:408] ".
-_GLOG = r"(?:[IWEF]\d{4}\s+[\d:.]+\s+\d+\s+[\w.\-]+:\d+\]\s?)?"
+# Optional glog prefix: "I0308 15:13:33.170680 30521 caffe.cpp:408] " (the authors' glog), or
+# with the year, "I20261121 05:13:33.170680 ..." (newer glog, e.g. Debian 12's).
+_GLOG = r"(?:[IWEF](?:\d{8}|\d{4})\s+[\d:.]+\s+\d+\s+[\w.\-]+:\d+\]\s?)?"
 
 
 class LogParseError(ValueError):

@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# Build BVLC Caffe 1.0 (CPU_ONLY, OpenBLAS, pycaffe with Python layers) from Debian 11's
+# source package plus dfseg's patches and Interp layer, install it under a cache directory
+# keyed by everything that goes into it, and point build/caffe at it.
+#
+#   caffe/build.sh [LINK]     (LINK defaults to build/caffe; run from the repository root)
+#
+# Environment: DFSEG_CACHE (default ~/.cache/dfseg), VENV_PYTHON (default .venv/bin/python:
+# its numpy headers are compiled into pycaffe), JOBS (default: number of cores),
+# DFSEG_SKIP_APT=1 to never call apt-get.
+# A second run with the same inputs only re-creates the link.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+cd "$REPO"
+LINK=${1:-build/caffe}
+CACHE=${DFSEG_CACHE:-$HOME/.cache/dfseg}
+VENV_PYTHON=${VENV_PYTHON:-.venv/bin/python}
+# Debian's interpreter, not a pyenv shim that may come first on PATH: pycaffe links its libpython.
+SYSTEM_PYTHON=/usr/bin/python3
+JOBS=${JOBS:-$(nproc)}
+
+say() { echo "caffe/build.sh: $*" >&2; }
+die() { say "error: $*"; exit 2; }
+
+[ -x "$VENV_PYTHON" ] || die "$VENV_PYTHON not found: run 'make setup' first"
+[ -x "$SYSTEM_PYTHON" ] || die "$SYSTEM_PYTHON not found (Debian's python3 is needed)"
+PY_MM=$("$SYSTEM_PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+
+# Everything that determines the installed bytes goes into the cache key.
+mapfile -t INPUTS < <(find caffe/build.sh caffe/fetch_source.sh caffe/patches caffe/layers caffe/pycaffe \
+                         -type f \( -name '*.sh' -o -name '*.patch' -o -name '*.hpp' -o -name '*.cpp' \
+                         -o -name '*.cu' -o -name '*.py' \) | LC_ALL=C sort)
+KEY=$( { sha256sum "${INPUTS[@]}"; echo "python $PY_MM $(uname -m)"; } | sha256sum | cut -c1-16)
+PREFIX="$CACHE/caffe/$KEY"
+
+link_install() {
+  mkdir -p "$(dirname "$LINK")"
+  if [ "$(readlink "$LINK" 2>/dev/null)" != "$PREFIX" ]; then
+    rm -rf "$LINK"
+    ln -s "$PREFIX" "$LINK"
+  fi
+}
+
+if [ -f "$PREFIX/.complete" ]; then
+  link_install
+  say "up to date: $LINK -> $PREFIX"
+  exit 0
+fi
+
+# ---- build dependencies (Debian 12 package names) ----
+APT_PACKAGES=(build-essential cmake ccache pkg-config
+  libopenblas-dev libboost-system-dev libboost-thread-dev libboost-filesystem-dev
+  libboost-python-dev libprotobuf-dev protobuf-compiler libgoogle-glog-dev libgflags-dev
+  libhdf5-dev liblmdb-dev libleveldb-dev libsnappy-dev libopencv-dev python3-dev)
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  [ "${DFSEG_SKIP_APT:-0}" = 1 ] && die "missing build dependencies: ${missing[*]}"
+  SUDO=""
+  [ "$(id -u)" = 0 ] || SUDO=sudo
+  say "installing build dependencies: ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# ---- source tree: one fixed work directory, so ccache hits across cache keys ----
+WORK="$CACHE/caffe/work"
+mkdir -p "$WORK"
+exec 9>"$WORK/.lock"
+flock 9   # two builds at once would share the work tree
+SRC="$WORK/src"
+BLD="$WORK/build"
+say "fetching the Debian source package"
+bash caffe/fetch_source.sh "$SRC"
+patch -s -p1 -d "$SRC" < caffe/patches/caffe-proto-pop-fork.patch
+for p in caffe/patches/*.patch; do
+  [ "$p" = caffe/patches/caffe-proto-pop-fork.patch ] || patch -s -p1 -d "$SRC" < "$p"
+done
+cp caffe/layers/interp_layer.hpp "$SRC/include/caffe/layers/"
+cp caffe/layers/interp_layer.cpp "$SRC/src/caffe/layers/"
+
+# ---- configure, build, install ----
+# pycaffe is compiled against the venv's numpy (2.x) headers: such a module also runs on
+# numpy >= 1.23.  FindNumPy asks PYTHON_EXECUTABLE, so show it the venv's site-packages.
+VENV_SITE=$("$VENV_PYTHON" -c 'import numpy, os; print(os.path.dirname(os.path.dirname(numpy.__file__)))')
+export PYTHONPATH="$VENV_SITE${PYTHONPATH:+:$PYTHONPATH}"
+export CCACHE_BASEDIR="$WORK"
+rm -rf "$PREFIX"
+# A layer source added since the last configure is only seen by a fresh CMake run (file glob).
+rm -f "$BLD/CMakeCache.txt"
+mkdir -p "$BLD"
+LAUNCHER=()
+command -v ccache >/dev/null && LAUNCHER=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
+say "configuring (CPU_ONLY, OpenBLAS, python $PY_MM)"
+cmake -S "$SRC" -B "$BLD" -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX="$PREFIX" \
+  -DCPU_ONLY=ON -DBLAS=Open -DUSE_OPENCV=ON -DUSE_LEVELDB=ON -DUSE_LMDB=ON -DUSE_NCCL=OFF \
+  -DBUILD_python=ON -DBUILD_python_layer=ON -Dpython_version="$PY_MM" \
+  -DPYTHON_EXECUTABLE="$SYSTEM_PYTHON" -DBUILD_docs=OFF -DBUILD_matlab=OFF \
+  "${LAUNCHER[@]}" > "$WORK/cmake.log" 2>&1 || { tail -n 40 "$WORK/cmake.log" >&2; die "cmake failed (log: $WORK/cmake.log)"; }
+grep -q "NumPy ver. 2" "$WORK/cmake.log" || say "warning: pycaffe is not built against numpy 2 headers; it may not import under the venv's numpy"
+say "compiling with $JOBS jobs (about 2.5 min on 2 cores from scratch; seconds with a warm ccache)"
+if ! make -C "$BLD" -j"$JOBS" 2>&1 | tee "$WORK/make.log" | grep --line-buffered -E '^\[ *[0-9]+%\] (Building|Linking)' >&2; then
+  grep -E -m 20 -A 5 'error' "$WORK/make.log" >&2 || tail -n 40 "$WORK/make.log" >&2
+  die "compilation failed (log: $WORK/make.log)"
+fi
+make -C "$BLD" install > "$WORK/install.log" 2>&1 || { tail -n 40 "$WORK/install.log" >&2; die "make install failed"; }
+
+# ---- pycaffe shares dfseg's schema module (one caffe.proto per process) ----
+PYCAFFE="$PREFIX/lib/python3/dist-packages/caffe"
+[ -f "$PYCAFFE/_caffe.so" ] || die "pycaffe was not built (see $WORK/cmake.log)"
+mv "$PYCAFFE/proto/caffe_pb2.py" "$PYCAFFE/proto/caffe_pb2_protoc.py"
+cp caffe/pycaffe/caffe_pb2.py "$PYCAFFE/proto/caffe_pb2.py"
+cat > "$PREFIX/dfseg-build.txt" <<INFO
+key $KEY
+source caffe $(sed -n 's/^PKG_VERSION="\(.*\)"/\1/p' caffe/fetch_source.sh) (Debian 11 source package)
+patches $(cd caffe/patches && echo *.patch)
+layers Interp
+python $PY_MM; numpy headers $("$VENV_PYTHON" -c 'import numpy; print(numpy.__version__)')
+INFO
+touch "$PREFIX/.complete"
+link_install
+say "installed: $LINK -> $PREFIX"

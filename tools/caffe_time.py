@@ -1,0 +1,253 @@
+"""`caffe time` harness: run the real benchmark binary on a net and turn its log into a table.
+
+    python -m tools.caffe_time run NET [--iterations N] [--input 1x3xHxW] [--phase TRAIN|TEST]
+                                       [--log FILE] [--json | --csv | --markdown]
+    python -m tools.caffe_time parse LOG [--json | --csv | --markdown]
+
+Both print (JSON form) ``{"forward_ms", "backward_ms", "fps", "iterations",
+"layers": [{"name", "forward_ms", "backward_ms"}], ...}``.  FPS counts batch-1 forward
+passes, as the paper does.  `run` defaults to 100 iterations in the TRAIN phase — what the
+authors timed (their released log says "NetState phase (0)") — and warns on stderr when
+other processes keep the CPU busy, since their load skews the figures.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+from prototxt_gen import caffe_pb2
+from tools.caffe_locate import CaffeNotFound, caffe_binary
+from tools.netparam import DATA_LAYER_TYPES, NetDefinitionError, read_net, write_net
+
+from tools.log_parsers import LogParseError, parse_caffe_time
+
+DEFAULT_ITERATIONS = 100   # the paper's and the release log's setting
+BUSY_CORE_FRACTION = 0.2   # warn when others use more than this share of one core
+
+
+class CaffeTimeError(RuntimeError):
+    """The benchmark could not be run; the message says why."""
+
+
+# ---------------------------------------------------------------- CPU load check
+
+def _process_ticks() -> dict[int, tuple[str, int]]:
+    ticks = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2:].split()
+        ticks[int(entry.name)] = (name, int(fields[11]) + int(fields[12]))   # utime + stime
+    return ticks
+
+
+def busy_cpu_report(sample_s: float = 0.5) -> str | None:
+    """A sentence describing CPU load from other processes, or None when the CPU is quiet."""
+    cores = os.cpu_count() or 1
+    before = _process_ticks()
+    time.sleep(sample_s)
+    after = _process_ticks()
+    hz = os.sysconf("SC_CLK_TCK")
+    mine = {os.getpid(), os.getppid()}
+    users = []
+    for pid, (name, t1) in after.items():
+        if pid in mine or pid not in before:
+            continue
+        share = (t1 - before[pid][1]) / hz / sample_s
+        if share >= 0.05:
+            users.append((share, name, pid))
+    users.sort(reverse=True)
+    busy = sum(share for share, _, _ in users)
+    load1 = os.getloadavg()[0]
+    if busy < BUSY_CORE_FRACTION and load1 < 0.5 * cores:
+        return None
+    top = ", ".join(f"{name} (pid {pid}, {share:.0%})" for share, name, pid in users[:5])
+    return (f"CPU busy: load average {load1:.2f} on {cores} cores; other processes use "
+            f"{busy:.2f} cores" + (f": {top}" if top else "") + " — timings will be skewed")
+
+
+# ---------------------------------------------------------------- net preparation
+
+def parse_shape(text: str) -> tuple[int, ...]:
+    try:
+        dims = tuple(int(d) for d in text.lower().split("x"))
+    except ValueError:
+        dims = ()
+    if len(dims) != 4 or min(dims) <= 0:
+        raise argparse.ArgumentTypeError(f"--input {text!r}: expected NxCxHxW, e.g. 1x3x1024x2048")
+    return dims
+
+
+def with_timed_input(net: caffe_pb2.NetParameter, shape: tuple[int, ...]) -> caffe_pb2.NetParameter:
+    """`net` as `caffe time` should see it at `shape`: its data layers (any phase) or legacy
+    input fields become one Input layer for the image blob; layers that need the other
+    data tops (labels: Accuracy, losses) are dropped, as in the authors' caffetime nets."""
+    data_layers = [layer for layer in net.layer if layer.type in DATA_LAYER_TYPES]
+    if net.input:
+        image, other_tops = net.input[0], set(net.input[1:])
+    elif data_layers:
+        image = data_layers[0].top[0]
+        other_tops = {t for layer in data_layers for t in layer.top} - {image}
+    else:
+        raise NetDefinitionError(f"net {net.name!r} has no data layer or input to resize")
+    out = caffe_pb2.NetParameter()
+    out.CopyFrom(net)
+    del out.input[:], out.input_dim[:], out.input_shape[:], out.layer[:]
+    entry = out.layer.add(name="input", type="Input", top=[image])
+    entry.input_param.shape.add(dim=list(shape))
+    unavailable = set(other_tops)
+    for layer in net.layer:
+        if layer.type in DATA_LAYER_TYPES:
+            continue
+        if unavailable & set(layer.bottom):
+            unavailable.update(layer.top)
+            continue
+        out.layer.append(layer)
+    return out
+
+
+# ---------------------------------------------------------------- running
+
+def run_caffe_time(net_path: Path, iterations: int = DEFAULT_ITERATIONS,
+                   input_shape: tuple[int, ...] | None = None, phase: str = "TRAIN",
+                   log_path: Path | None = None, warn_busy: bool = True,
+                   progress: bool = True) -> dict:
+    """Run `caffe time` and return the parsed result (plus "net" and "phase")."""
+    binary = caffe_binary()
+    if warn_busy:
+        report = busy_cpu_report()
+        if report:
+            print(f"caffe_time: warning: {report}", file=sys.stderr)
+    with tempfile.TemporaryDirectory(prefix="caffe_time_") as tmp:
+        model = Path(net_path)
+        if input_shape is not None:
+            model = Path(tmp) / "timed.prototxt"
+            write_net(with_timed_input(read_net(net_path), input_shape), model)
+        elif not model.is_file():
+            raise NetDefinitionError(f"{net_path}: no such file")
+        # Caffe's INFO log carries the figures: make sure it is on, whatever the caller set.
+        # glog >= 0.6 puts the year in each line's prefix; ask for the classic "I0308 ..."
+        # prefix that the authors' logs (and log parsers written for them) have.
+        env = dict(os.environ, GLOG_minloglevel="0", GLOG_logtostderr="1",
+                   GLOG_log_year_in_prefix="false")
+        cmd = [str(binary), "time", f"-model={model}", f"-iterations={iterations}", f"-phase={phase}"]
+        lines = []
+        bar = tqdm(total=iterations, desc=f"caffe time {Path(net_path).name}", unit="it",
+                   disable=not progress, file=sys.stderr)
+        with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              env=env) as proc:
+            for line in proc.stdout:
+                lines.append(line)
+                if "forward-backward time" in line and "Iteration:" in line:
+                    bar.update(1)
+        bar.close()
+        text = "".join(lines)
+    if log_path is not None:
+        Path(log_path).write_text(text)
+    if proc.returncode != 0:
+        fatal = [ln.strip() for ln in lines if ln.startswith(("F", "E")) or "Check failed" in ln]
+        why = fatal[-1] if fatal else (lines[-1].strip() if lines else "no output")
+        raise CaffeTimeError(f"caffe time failed on {net_path} (exit {proc.returncode}): {why}")
+    result = parse_caffe_time(text, str(net_path))
+    result["net"] = str(net_path)
+    result["phase"] = phase
+    return result
+
+
+# ---------------------------------------------------------------- tables
+
+def _ms(value) -> str:
+    return "" if value is None else f"{value:.4f}"
+
+
+def to_markdown(result: dict) -> str:
+    rows = ["| layer | forward ms | backward ms |", "|---|---:|---:|"]
+    rows += [f"| {l['name']} | {_ms(l.get('forward_ms'))} | {_ms(l.get('backward_ms'))} |"
+             for l in result["layers"]]
+    summary = (f"Average forward: {result['forward_ms']:.4f} ms = {result['fps']:.1f} FPS"
+               f"; average backward: {_ms(result.get('backward_ms')) or '-'} ms"
+               f"; iterations: {result.get('iterations') or '-'}")
+    return summary + "\n\n" + "\n".join(rows) + "\n"
+
+
+def to_csv(result: dict) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(["layer", "forward_ms", "backward_ms"])
+    for l in result["layers"]:
+        writer.writerow([l["name"], l.get("forward_ms"), l.get("backward_ms")])
+    writer.writerow(["(average forward pass)", result["forward_ms"], result.get("backward_ms")])
+    return buf.getvalue()
+
+
+def emit(result: dict, fmt: str) -> None:
+    if fmt == "json":
+        json.dump(result, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    elif fmt == "csv":
+        sys.stdout.write(to_csv(result))
+    else:
+        sys.stdout.write(to_markdown(result))
+
+
+# ---------------------------------------------------------------- CLI
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m tools.caffe_time", description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run `caffe time` on a net")
+    run.add_argument("net", type=Path, help="prototxt to time")
+    run.add_argument("--iterations", type=int, default=DEFAULT_ITERATIONS,
+                     help=f"timed iterations (default {DEFAULT_ITERATIONS}, as the paper)")
+    run.add_argument("--input", type=parse_shape, default=None, metavar="NxCxHxW",
+                     help="replace the net's data layer by an Input of this shape")
+    run.add_argument("--phase", choices=["TRAIN", "TEST"], default="TRAIN",
+                     help="net phase (default TRAIN: what `caffe time` and the authors used)")
+    run.add_argument("--log", type=Path, default=None, help="also keep caffe's full log here")
+    parse = sub.add_parser("parse", help="turn an existing `caffe time` log into a table")
+    parse.add_argument("log", type=Path)
+    for s in (run, parse):
+        fmt = s.add_mutually_exclusive_group()
+        fmt.add_argument("--json", dest="fmt", action="store_const", const="json")
+        fmt.add_argument("--csv", dest="fmt", action="store_const", const="csv")
+        fmt.add_argument("--markdown", dest="fmt", action="store_const", const="markdown")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            if args.iterations < 1:
+                raise CaffeTimeError(f"--iterations {args.iterations}: must be at least 1")
+            result = run_caffe_time(args.net, args.iterations, args.input, args.phase, args.log)
+        else:
+            try:
+                text = args.log.read_text(errors="replace")
+            except OSError as e:
+                raise CaffeTimeError(f"{args.log}: cannot read ({e.strerror})") from e
+            result = parse_caffe_time(text, str(args.log))
+    except (CaffeNotFound, CaffeTimeError, NetDefinitionError, LogParseError) as e:
+        print(f"caffe_time: error: {e}", file=sys.stderr)
+        return 2
+    emit(result, args.fmt or "markdown")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,360 @@
+"""Fold BatchNorm + Scale into the preceding Convolution / InnerProduct: a caffemodel and its
+prototxt become the merged-BN pair the authors released (``df1seg_mergebn.prototxt``).
+
+    python -m tools.merge_bn NET WEIGHTS --out-net NET2 --out-weights WEIGHTS2
+
+For y = gamma * (conv(x) + b - mean) / sqrt(var + eps) + beta the merged convolution has
+weights W * a and bias (b - mean) * a + beta, a = gamma / sqrt(var + eps), per output channel.
+Caffe's BatchNorm stores its moving averages multiplied by a scale factor (blob 2): they are
+divided by it first, a factor of 0 being treated as 1.  eps comes from each layer.
+
+The merged prototxt drops the BatchNorm and Scale layers, turns the convolution's bias on and
+renames the BN/Scale output blob to the convolution's own top everywhere it is used (in-place
+ReLU, Eltwise and Concat bottoms, ...), as the released merged files do.
+
+Weights are read and written with dfseg's schema, so caffemodels of the authors' Caffe fork
+(Interp at field 148, ShuffleChannel at 149) load as they are.  A caffemodel that does not
+fit its prototxt is refused with every mismatching layer and blob shape listed.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from prototxt_gen import caffe_pb2
+from tools.netparam import NetDefinitionError, read_net, write_net
+
+FOLDABLE_TYPES = ("Convolution", "InnerProduct", "Deconvolution")
+# Layers whose top has as many channels as their first bottom.
+CHANNEL_PRESERVING = {"BatchNorm", "Scale", "Bias", "ReLU", "PReLU", "ELU", "Sigmoid", "TanH",
+                      "AbsVal", "Power", "Exp", "Log", "Clip", "Dropout", "Pooling", "Interp",
+                      "LRN", "Softmax", "Crop", "ShuffleChannel", "Eltwise", "Split", "Normalize"}
+
+Weights = dict[str, list[np.ndarray]]
+
+
+class MergeError(ValueError):
+    """The net or its weights cannot be merged; the message names the layers concerned."""
+
+
+@dataclass(frozen=True)
+class Fold:
+    """One Convolution/InnerProduct with the BatchNorm (and Scale) folded into it."""
+    conv: str
+    batch_norm: str
+    scale: str | None
+    eps: float
+
+
+# ---------------------------------------------------------------- weights files
+
+def blob_array(blob: caffe_pb2.BlobProto) -> np.ndarray:
+    if blob.shape.dim:
+        shape = tuple(blob.shape.dim)
+    elif blob.HasField("num") or blob.HasField("channels") or blob.HasField("height") or blob.HasField("width"):
+        shape = (blob.num, blob.channels, blob.height, blob.width)   # legacy 4-D blob
+    else:
+        shape = (len(blob.data) or len(blob.double_data),)
+    values = np.asarray(blob.double_data if len(blob.double_data) else blob.data, dtype=np.float64)
+    if values.size != int(np.prod(shape)):
+        raise MergeError(f"blob of shape {shape} holds {values.size} values")
+    return values.reshape(shape)
+
+
+def read_caffemodel(path: str | Path) -> Weights:
+    """{layer name: [arrays]} of a binary caffemodel (new-style `layer` or V1 `layers`)."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise MergeError(f"{path}: cannot read ({e.strerror})") from e
+    model = caffe_pb2.NetParameter()
+    try:
+        model.ParseFromString(data)
+    except Exception as e:  # protobuf's DecodeError; the message is all that helps here
+        raise MergeError(f"{path}: not a binary caffemodel ({e})") from e
+    layers = list(model.layer) or list(model.layers)
+    if not layers:
+        raise MergeError(f"{path}: no layers in this caffemodel")
+    weights = {}
+    for layer in layers:
+        if layer.blobs:
+            try:
+                weights[layer.name] = [blob_array(b) for b in layer.blobs]
+            except MergeError as e:
+                raise MergeError(f"{path}: layer {layer.name!r}: {e}") from None
+    return weights
+
+
+def write_caffemodel(path: str | Path, net: caffe_pb2.NetParameter, weights: Weights) -> None:
+    """A caffemodel carrying `weights` for the layers of `net` (by name, in net order)."""
+    model = caffe_pb2.NetParameter(name=net.name)
+    written = set()
+    for layer in net.layer:
+        if layer.name in weights and layer.name not in written:
+            written.add(layer.name)
+            entry = model.layer.add(name=layer.name, type=layer.type)
+            for array in weights[layer.name]:
+                blob = entry.blobs.add()
+                blob.shape.dim.extend(array.shape)
+                blob.data.extend(np.asarray(array, dtype=np.float32).ravel().tolist())
+    Path(path).write_bytes(model.SerializeToString())
+
+
+# ---------------------------------------------------------------- fit check
+
+def _conv_kernel(p: caffe_pb2.ConvolutionParameter) -> tuple[int, int] | None:
+    if p.HasField("kernel_h") or p.HasField("kernel_w"):
+        return (p.kernel_h, p.kernel_w)
+    if len(p.kernel_size) == 1:
+        return (p.kernel_size[0],) * 2
+    if len(p.kernel_size) == 2:
+        return tuple(p.kernel_size)
+    return None
+
+
+def _data_channels(layer: caffe_pb2.LayerParameter) -> list[int | None]:
+    if layer.type == "Input":
+        shapes = list(layer.input_param.shape)
+        return [(list(shapes[min(i, len(shapes) - 1)].dim) + [None, None])[1] if shapes else None
+                for i in range(len(layer.top))]
+    if layer.type == "ImageData":
+        return [3 if layer.image_data_param.is_color else 1] + [None] * (len(layer.top) - 1)
+    return [None] * len(layer.top)
+
+
+def expected_param_shapes(net: caffe_pb2.NetParameter) -> dict[str, list[tuple[int | None, ...]]]:
+    """Parameter-blob shapes each layer of `net` needs, from the prototxt alone (None where a
+    dimension depends on spatial sizes or on an input whose channels are unknown)."""
+    channels: dict[str, int | None] = {}
+    for name, dim in zip(net.input, [net.input_dim[4 * i + 1] if len(net.input_dim) >= 4 * (i + 1)
+                                      else None for i in range(len(net.input))]):
+        channels[name] = dim
+    for i, name in enumerate(net.input):
+        if i < len(net.input_shape) and len(net.input_shape[i].dim) > 1:
+            channels[name] = net.input_shape[i].dim[1]
+    shapes: dict[str, list[tuple[int | None, ...]]] = {}
+    for layer in net.layer:
+        c_in = channels.get(layer.bottom[0]) if layer.bottom else None
+        if layer.type in ("Convolution", "Deconvolution"):
+            p = layer.convolution_param
+            kernel = _conv_kernel(p) or (None, None)
+            group = p.group or 1
+            if layer.type == "Convolution":
+                weight = (p.num_output, c_in // group if c_in else None, *kernel)
+            else:
+                weight = (c_in, p.num_output // group, *kernel)
+            shapes[layer.name] = [weight] + ([(p.num_output,)] if p.bias_term else [])
+            outs = [p.num_output] * len(layer.top)
+        elif layer.type == "InnerProduct":
+            p = layer.inner_product_param
+            weight = (None, p.num_output) if p.transpose else (p.num_output, None)
+            shapes[layer.name] = [weight] + ([(p.num_output,)] if p.bias_term else [])
+            outs = [p.num_output] * len(layer.top)
+        elif layer.type == "BatchNorm":
+            shapes[layer.name] = [(c_in,), (c_in,), (1,)]
+            outs = [c_in]
+        elif layer.type == "Scale" and len(layer.bottom) == 1:
+            shapes[layer.name] = [(c_in,)] + ([(c_in,)] if layer.scale_param.bias_term else [])
+            outs = [c_in]
+        elif layer.type in CHANNEL_PRESERVING:
+            outs = [c_in] * len(layer.top)
+        elif layer.type == "Concat" and (layer.concat_param.axis == 1 and layer.concat_param.concat_dim == 1):
+            parts = [channels.get(b) for b in layer.bottom]
+            outs = [sum(parts) if None not in parts else None]
+        elif not layer.bottom:
+            outs = _data_channels(layer)
+        else:
+            outs = [None] * len(layer.top)
+        for top, c in zip(layer.top, outs):
+            channels[top] = c
+    return shapes
+
+
+def _fits(expected: tuple[int | None, ...], actual: tuple[int, ...]) -> bool:
+    if len(actual) == 4 and len(expected) < 4 and actual[:4 - len(expected)] == (1,) * (4 - len(expected)):
+        actual = actual[4 - len(expected):]          # legacy 4-D blob of a 1-D/2-D parameter
+    return len(expected) == len(actual) and all(e is None or e == a for e, a in zip(expected, actual))
+
+
+def _fmt(shape) -> str:
+    return "(" + ", ".join("?" if d is None else str(d) for d in shape) + ")"
+
+
+def check_weights_fit(net: caffe_pb2.NetParameter, weights: Weights, source: str = "caffemodel") -> Weights:
+    """Weights reshaped to the prototxt's shapes; MergeError listing every misfit otherwise."""
+    problems = []
+    fitted: Weights = dict(weights)     # layers not checked here (e.g. PReLU) pass through
+    for name, expected in expected_param_shapes(net).items():
+        if name not in weights:
+            problems.append(f"layer {name!r}: missing from the {source}")
+            continue
+        actual = weights[name]
+        if len(actual) != len(expected):
+            problems.append(f"layer {name!r}: prototxt needs {len(expected)} blobs "
+                            f"{', '.join(map(_fmt, expected))}; {source} has {len(actual)} "
+                            f"{', '.join(_fmt(a.shape) for a in actual)}")
+            continue
+        arrays = []
+        for i, (e, a) in enumerate(zip(expected, actual)):
+            if not _fits(e, a.shape):
+                problems.append(f"layer {name!r} blob {i}: prototxt needs {_fmt(e)}, {source} has {_fmt(a.shape)}")
+            elif len(a.shape) != len(e):
+                a = a.reshape(a.shape[4 - len(e):])
+            arrays.append(a)
+        fitted[name] = arrays
+    if problems:
+        raise MergeError(f"the {source} does not fit the prototxt ({len(problems)} problems):\n  "
+                         + "\n  ".join(problems))
+    return fitted
+
+
+# ---------------------------------------------------------------- folding
+
+def _readers(net: caffe_pb2.NetParameter, blob: str, start: int) -> list[int]:
+    return [j for j in range(start, len(net.layer)) if blob in net.layer[j].bottom]
+
+
+def plan_folds(net: caffe_pb2.NetParameter) -> tuple[list[Fold], set[int], dict[int, str]]:
+    """The folds to make, the indices of layers to drop, and for each folded BN/Scale the
+    blob its output becomes (the convolution's top)."""
+    folds, dropped, renames = [], set(), {}
+    for i, layer in enumerate(net.layer):
+        if layer.type != "BatchNorm" or i in dropped:
+            continue
+        if len(layer.bottom) != 1:
+            raise MergeError(f"BatchNorm {layer.name!r} must have exactly one bottom")
+        source = layer.bottom[0]
+        producers = [j for j in range(i) if source in net.layer[j].top]
+        conv_index = producers[-1] if producers else None
+        conv = net.layer[conv_index] if conv_index is not None else None
+        if conv is None or conv.type not in FOLDABLE_TYPES or list(conv.top) != [source]:
+            kind = conv.type if conv is not None else "no layer"
+            raise MergeError(f"BatchNorm {layer.name!r} follows {kind} "
+                             f"{conv.name if conv is not None else ''!s}, not a Convolution/InnerProduct: "
+                             "it cannot be folded")
+        if conv.type == "Deconvolution" and (conv.convolution_param.group or 1) != 1:
+            raise MergeError(f"Deconvolution {conv.name!r} has groups: folding BatchNorm {layer.name!r} "
+                             "into it is not supported")
+        other = [net.layer[j].name for j in _readers(net, source, conv_index + 1) if j != i
+                 and (j < i or layer.top[0] != source)]
+        if other:
+            raise MergeError(f"the output of {conv.name!r} is also read by {', '.join(other)}, "
+                             f"not only by BatchNorm {layer.name!r}: it cannot be folded")
+        bn_top = layer.top[0]
+        scale_index = None
+        after = _readers(net, bn_top, i + 1)
+        if after and net.layer[after[0]].type == "Scale" and list(net.layer[after[0]].bottom) == [bn_top]:
+            scale_index = after[0]
+            scale = net.layer[scale_index]
+            p = scale.scale_param
+            if p.axis != 1 or p.num_axes != 1:
+                raise MergeError(f"Scale {scale.name!r} is not per-channel (axis 1, num_axes 1)")
+            if scale.top[0] != bn_top and len(after) > 1:
+                raise MergeError(f"the output of BatchNorm {layer.name!r} is also read by "
+                                 f"{net.layer[after[1]].name!r}, not only by Scale {scale.name!r}")
+        folds.append(Fold(conv.name, layer.name, net.layer[scale_index].name if scale_index is not None else None,
+                          layer.batch_norm_param.eps))
+        dropped.add(i)
+        renames[i] = source
+        if scale_index is not None:
+            dropped.add(scale_index)
+            renames[scale_index] = source
+    return folds, dropped, renames
+
+
+def merge_net(net: caffe_pb2.NetParameter) -> tuple[caffe_pb2.NetParameter, list[Fold]]:
+    """The merged-BN prototxt of `net` and the folds it implies."""
+    folds, dropped, renames = plan_folds(net)
+    folded_convs = {f.conv for f in folds}
+    out = caffe_pb2.NetParameter()
+    out.CopyFrom(net)
+    del out.layer[:]
+    alias: dict[str, str] = {}          # blob name in `net` -> name in the merged net
+    for i, layer in enumerate(net.layer):
+        if i in dropped:
+            top = layer.top[0]
+            if top != renames[i]:
+                alias[top] = renames[i]
+            continue
+        merged = out.layer.add()
+        merged.CopyFrom(layer)
+        merged.bottom[:] = [alias.get(b, b) for b in layer.bottom]
+        tops = []
+        for t in layer.top:
+            if t in alias and t not in layer.bottom:
+                del alias[t]           # a new blob reusing the name: stop renaming it
+            tops.append(alias.get(t, t))
+        merged.top[:] = tops
+        if layer.name in folded_convs:
+            if layer.type == "InnerProduct":
+                merged.inner_product_param.bias_term = True
+            else:
+                merged.convolution_param.bias_term = True
+    return out, folds
+
+
+def merge_weights(net: caffe_pb2.NetParameter, weights: Weights, folds: list[Fold]) -> Weights:
+    """Weights of the merged net (float64 arrays); `weights` already fitted to `net`."""
+    layers = {layer.name: layer for layer in net.layer}
+    merged = {name: [a.copy() for a in arrays] for name, arrays in weights.items()}
+    for fold in folds:
+        conv = layers[fold.conv]
+        mean, var, factor = weights[fold.batch_norm]
+        s = float(factor.ravel()[0])
+        s = 1.0 if s == 0 else s
+        mean, var = mean / s, var / s
+        if fold.scale is not None:
+            gamma = weights[fold.scale][0]
+            beta = weights[fold.scale][1] if len(weights[fold.scale]) > 1 else np.zeros_like(gamma)
+        else:
+            gamma, beta = np.ones_like(mean), np.zeros_like(mean)
+        a = gamma / np.sqrt(var + fold.eps)
+        w = weights[fold.conv][0]
+        b = weights[fold.conv][1] if len(weights[fold.conv]) > 1 else np.zeros_like(mean)
+        if conv.type == "Deconvolution" or (conv.type == "InnerProduct" and conv.inner_product_param.transpose):
+            w = w * a.reshape((1, -1) + (1,) * (w.ndim - 2))     # output channels on axis 1
+        else:
+            w = w * a.reshape((-1,) + (1,) * (w.ndim - 1))
+        merged[fold.conv] = [w, (b - mean) * a + beta]
+        merged.pop(fold.batch_norm, None)
+        if fold.scale is not None:
+            merged.pop(fold.scale, None)
+    return merged
+
+
+def merge_files(net_path: Path, weights_path: Path, out_net: Path, out_weights: Path) -> list[Fold]:
+    net = read_net(net_path)
+    weights = check_weights_fit(net, read_caffemodel(weights_path), f"caffemodel {weights_path}")
+    merged_net, folds = merge_net(net)
+    merged = merge_weights(net, weights, folds)
+    write_net(merged_net, out_net)
+    write_caffemodel(out_weights, merged_net, merged)
+    return folds
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m tools.merge_bn",
+                                description="Fold BatchNorm + Scale into the preceding convolutions.")
+    p.add_argument("net", type=Path, help="prototxt with BatchNorm/Scale layers")
+    p.add_argument("weights", type=Path, help="its caffemodel")
+    p.add_argument("--out-net", type=Path, required=True, help="merged prototxt to write")
+    p.add_argument("--out-weights", type=Path, required=True, help="merged caffemodel to write")
+    args = p.parse_args(argv)
+    try:
+        folds = merge_files(args.net, args.weights, args.out_net, args.out_weights)
+    except (MergeError, NetDefinitionError) as e:
+        print(f"merge_bn: error: {e}", file=sys.stderr)
+        return 2
+    print(f"merge_bn: folded {len(folds)} BatchNorm layers "
+          f"({sum(f.scale is not None for f in folds)} with Scale) -> {args.out_net}, {args.out_weights}",
+          file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""Caffe network definitions as `caffe_pb2.NetParameter` messages: read, write, swap the
+data layer for an Input layer, and load into pycaffe.
+
+Everything here works on parsed messages (dfseg's schema, `prototxt_gen.caffe_pb2`), never
+on prototxt text.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from google.protobuf import text_format
+
+from prototxt_gen import caffe_pb2
+
+# Layers that read a dataset: replaced by an Input layer to run a net without data.
+DATA_LAYER_TYPES = {"Data", "ImageData", "HDF5Data", "MemoryData", "WindowData",
+                    "DummyData", "Input", "Python"}
+
+
+class NetDefinitionError(ValueError):
+    """A network definition that cannot be read or does not have what is asked of it."""
+
+
+def read_net(path: str | os.PathLike) -> caffe_pb2.NetParameter:
+    """Parse a prototxt file into a NetParameter (clear error naming file and line)."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise NetDefinitionError(f"{path}: cannot read ({e.strerror})") from e
+    net = caffe_pb2.NetParameter()
+    try:
+        text_format.Parse(text, net)
+    except text_format.ParseError as e:
+        raise NetDefinitionError(f"{path}:{e}") from e
+    return net
+
+
+def write_net(net: caffe_pb2.NetParameter, path: str | os.PathLike) -> None:
+    Path(path).write_text(text_format.MessageToString(net))
+
+
+def legacy_inputs_to_layer(net: caffe_pb2.NetParameter) -> caffe_pb2.NetParameter:
+    """Copy of `net` with old-style `input:`/`input_dim:`/`input_shape` turned into an Input layer."""
+    out = caffe_pb2.NetParameter()
+    out.CopyFrom(net)
+    if not net.input:
+        return out
+    shapes = []
+    if net.input_shape:
+        shapes = [list(s.dim) for s in net.input_shape]
+    elif net.input_dim:
+        if len(net.input_dim) != 4 * len(net.input):
+            raise NetDefinitionError(f"net {net.name!r}: {len(net.input_dim)} input_dim values for "
+                                     f"{len(net.input)} inputs (need 4 each)")
+        shapes = [list(net.input_dim[4 * i:4 * i + 4]) for i in range(len(net.input))]
+    layer = caffe_pb2.LayerParameter(name="input", type="Input", top=list(net.input))
+    for dims in shapes:
+        layer.input_param.shape.add(dim=dims)
+    del out.input[:], out.input_dim[:], out.input_shape[:]
+    del out.layer[:]
+    out.layer.append(layer)
+    out.layer.extend(net.layer)
+    return out
+
+
+def with_input_layer(net: caffe_pb2.NetParameter,
+                     shapes: dict[str, tuple[int, ...]]) -> caffe_pb2.NetParameter:
+    """Copy of `net` whose data layers producing the blobs in `shapes` are replaced by one
+    Input layer giving each blob its shape (e.g. {"data": (1, 3, 1024, 2048), "label": ...})."""
+    net = legacy_inputs_to_layer(net)
+    out = caffe_pb2.NetParameter()
+    out.CopyFrom(net)
+    del out.layer[:]
+    replaced = set()
+    for layer in net.layer:
+        if layer.type in DATA_LAYER_TYPES and set(layer.top) & shapes.keys():
+            replaced.update(layer.top)
+            continue
+        out.layer.append(layer)
+    missing = shapes.keys() - replaced
+    if missing:
+        raise NetDefinitionError(f"net {net.name!r}: no data layer produces {sorted(missing)}")
+    unshaped = replaced - shapes.keys()
+    if unshaped:
+        raise NetDefinitionError(f"net {net.name!r}: the data layer also produces {sorted(unshaped)}; "
+                                 "give a shape for it too")
+    layer = caffe_pb2.LayerParameter(name="input", type="Input", top=list(shapes))
+    for dims in shapes.values():
+        layer.input_param.shape.add(dim=list(dims))
+    final = caffe_pb2.NetParameter()
+    final.CopyFrom(out)
+    del final.layer[:]
+    final.layer.append(layer)
+    final.layer.extend(out.layer)
+    return final
+
+
+def load_net(caffe, net: caffe_pb2.NetParameter, phase: str = "TEST",
+             weights: str | os.PathLike | None = None):
+    """A pycaffe `caffe.Net` for the message `net` (pycaffe only reads files: a temporary
+    prototxt carries it over)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".prototxt", delete=False) as f:
+        f.write(text_format.MessageToString(net))
+    try:
+        phase_value = {"TRAIN": caffe.TRAIN, "TEST": caffe.TEST}[phase]
+        if weights is None:
+            return caffe.Net(f.name, phase_value)
+        return caffe.Net(f.name, phase_value, weights=str(weights))
+    finally:
+        os.unlink(f.name)
