@@ -1,0 +1,10 @@
+# POP search engine (issue 4).
+.PHONY: bench-pop test-pop
+
+# Does pruning pay? LUT measured here (caffe if built, else OpenCV DNN), surrogate accuracy,
+# POP vs random vs NSGA-II: writes bench/pop.json (+ bench/pop_details.json).
+bench-pop: setup
+	$(PY) -m pop.bench --seeds 5
+
+test-pop: setup
+	$(PY) -m pytest -q tests/test_pop_*.py

@@ -1,0 +1,296 @@
+"""Latency look-up table (paper Section 3.2, Fig. 3a).
+
+Every block is profiled once per configuration; a network's latency is estimated as
+
+    Lat(x) = stem + Σ_blocks LUT[block configuration] + head.
+
+Keys follow the paper's ``(c_i, h_i, w_i, c_o, h_o, w_o)`` (its example: ``Latency(32, 112,
+112, 64, 56, 56) = 0.143 ms`` on TX2) plus what distinguishes blocks of equal shape: the block
+type, a bottleneck's mid width and whether the block has a projection shortcut.  Text form::
+
+    basic:64x56x56->128x28x28:proj      bottleneck/128:256x28x28->512x14x14:proj
+    stem:3x224x224->64x56x56             head:512x7x7->1000
+
+The file is JSON, versioned, with the platform it was measured on; building is incremental
+(only missing keys are profiled) and refuses to extend or use a table from another platform.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import os
+import platform as _platform
+import re
+from pathlib import Path
+from typing import Iterable
+
+from prototxt_gen.encoding import Backbone, Block, BottleneckBlock
+
+from .space import STEM_OUT, SpaceConfig, conv_out, may_follow, stage_resolutions
+
+FORMAT = "dfseg-pop-lut"
+VERSION = 1
+
+
+class LutError(ValueError):
+    pass
+
+
+class MissingLatency(LutError):
+    pass
+
+
+@dataclasses.dataclass(frozen=True, order=True)
+class LutKey:
+    kind: str               # basic | bottleneck | stem | head
+    c_in: int
+    h_in: int
+    w_in: int
+    c_out: int
+    h_out: int
+    w_out: int
+    mid: int = 0            # bottleneck mid width
+    projection: bool = False
+
+    def __str__(self) -> str:
+        kind = f"bottleneck/{self.mid}" if self.kind == "bottleneck" else self.kind
+        if self.kind == "head":
+            return f"head:{self.c_in}x{self.h_in}x{self.w_in}->{self.c_out}"
+        text = f"{kind}:{self.c_in}x{self.h_in}x{self.w_in}->{self.c_out}x{self.h_out}x{self.w_out}"
+        return text + (":proj" if self.projection else "")
+
+    @staticmethod
+    def parse(text: str) -> "LutKey":
+        m = re.fullmatch(r"(basic|stem|head|bottleneck/(\d+)):(\d+)x(\d+)x(\d+)->(\d+)(?:x(\d+)x(\d+))?(:proj)?", text)
+        if m is None:
+            raise LutError(f"LUT key {text!r} is malformed")
+        kind = m.group(1).split("/")[0]
+        ho = int(m.group(7)) if m.group(7) else 1
+        wo = int(m.group(8)) if m.group(8) else 1
+        return LutKey(kind, int(m.group(3)), int(m.group(4)), int(m.group(5)), int(m.group(6)), ho, wo,
+                      int(m.group(2) or 0), bool(m.group(9)))
+
+    @property
+    def stride(self) -> int:
+        return 2 if self.h_out < self.h_in else 1
+
+    @property
+    def block(self) -> Block:
+        from prototxt_gen.encoding import BasicBlock
+        return BottleneckBlock(self.mid, self.c_out) if self.kind == "bottleneck" else BasicBlock(self.c_out)
+
+
+def block_key(block: Block, in_channels: int, in_hw: tuple[int, int], stride: int, projection: bool) -> LutKey:
+    h, w = in_hw
+    ho, wo = (conv_out(h), conv_out(w)) if stride == 2 else (h, w)
+    if isinstance(block, BottleneckBlock):
+        return LutKey("bottleneck", in_channels, h, w, block.out, ho, wo, block.mid, projection)
+    return LutKey("basic", in_channels, h, w, block.out, ho, wo, 0, projection)
+
+
+def stem_key(input_size: tuple[int, int]) -> LutKey:
+    h, w = input_size
+    return LutKey("stem", 3, h, w, STEM_OUT, conv_out(conv_out(h)), conv_out(conv_out(w)))
+
+
+def head_key(in_channels: int, in_hw: tuple[int, int], num_classes: int) -> LutKey:
+    return LutKey("head", in_channels, in_hw[0], in_hw[1], num_classes, 1, 1)
+
+
+def required_keys(config: SpaceConfig) -> list[LutKey]:
+    """Every block configuration any architecture of the space can contain."""
+    sizes = stage_resolutions(config.input_size)
+    keys = {stem_key(config.input_size)}
+    incoming: list[Block | None] = [None]
+    for s, spec in enumerate(config.stages):
+        for prev in incoming:
+            channels = STEM_OUT if prev is None else prev.out
+            for blk in spec.choices:
+                if may_follow(prev, blk):
+                    keys.add(block_key(blk, channels, sizes[s], 2, True))
+        for i, a in enumerate(spec.choices):
+            for b in spec.choices[i:]:
+                keys.add(block_key(b, a.out, sizes[s + 1], 1, a != b))
+        incoming = list(spec.choices)
+    for blk in config.stages[-1].choices:
+        keys.add(head_key(blk.out, sizes[-1], config.num_classes))
+    return sorted(keys)
+
+
+def backbone_keys(config: SpaceConfig, backbone: Backbone) -> list[LutKey]:
+    sizes = stage_resolutions(config.input_size)
+    keys = [stem_key(config.input_size)]
+    channels = STEM_OUT
+    for s, stage in enumerate(backbone.stages):
+        previous = None
+        for i, blk in enumerate(stage):
+            first = i == 0
+            keys.append(block_key(blk, channels, sizes[s] if first else sizes[s + 1], 2 if first else 1,
+                                  first or blk != previous))
+            channels, previous = blk.out, blk
+    keys.append(head_key(channels, sizes[-1], config.num_classes))
+    return keys
+
+
+def this_platform(backend_name: str, engine_version: str, threads: int) -> dict:
+    return {"cpu": cpu_model(), "machine": _platform.machine(), "system": _platform.system(),
+            "backend": backend_name, "engine_version": engine_version, "threads": threads}
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return _platform.processor() or _platform.machine()
+
+
+def same_platform(a: dict, b: dict) -> list[str]:
+    """Fields that differ (empty when both describe the same measuring platform)."""
+    return [f for f in ("cpu", "machine", "backend", "engine_version", "threads", "timing") if a.get(f) != b.get(f)]
+
+
+class LatencyTable:
+    """Measured block latencies (ms) with the platform they were measured on."""
+
+    def __init__(self, platform: dict, entries: dict[LutKey, float] | None = None, meta: dict | None = None):
+        self.platform = platform
+        self.entries: dict[LutKey, float] = dict(entries or {})
+        self.meta = dict(meta or {})
+
+    # LatencyModel protocol (pop.space)
+    def _get(self, key: LutKey) -> float:
+        try:
+            return self.entries[key]
+        except KeyError:
+            raise MissingLatency(f"LUT has no entry {key} (run `pop lut build` for this space)")
+
+    # Every entry is a whole (tiny) net's time and so contains the engine's fixed cost of one
+    # forward call once; a network pays it once, not once per block.  The stem keeps it, blocks
+    # and head give it back (never below a microsecond: latencies must stay positive).
+    @property
+    def call_overhead(self) -> float:
+        return float(self.meta.get("call_overhead_ms", 0.0))
+
+    def stem(self, input_size):
+        return self._get(stem_key(tuple(input_size)))
+
+    def block(self, block, in_channels, in_hw, stride, projection):
+        raw = self._get(block_key(block, in_channels, tuple(in_hw), stride, projection))
+        return max(raw - self.call_overhead, 1e-6)
+
+    def head(self, in_channels, in_hw, num_classes):
+        return max(self._get(head_key(in_channels, tuple(in_hw), num_classes)) - self.call_overhead, 1e-6)
+
+    def missing(self, keys: Iterable[LutKey]) -> list[LutKey]:
+        return [k for k in keys if k not in self.entries]
+
+    # file format
+    def to_json(self) -> dict:
+        return {"format": FORMAT, "version": VERSION, "platform": self.platform, "meta": self.meta,
+                "entries": {str(k): v for k, v in sorted(self.entries.items())}}
+
+    def save(self, path: Path) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(json.dumps(self.to_json(), indent=1) + "\n")
+        os.replace(tmp, path)  # atomic: an interrupted build never leaves half a file
+
+    @staticmethod
+    def from_json(data: dict, where: str = "LUT") -> "LatencyTable":
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise LutError(f"{where}: not a POP latency table (format {FORMAT!r} expected)")
+        if data.get("version") != VERSION:
+            raise LutError(f"{where}: LUT version {data.get('version')} not supported (this is version {VERSION})")
+        entries = {}
+        for k, v in data.get("entries", {}).items():
+            try:
+                entries[LutKey.parse(k)] = float(v)
+            except (TypeError, ValueError) as e:
+                raise LutError(f"{where}: entry {k!r}: {e}")
+        return LatencyTable(data.get("platform", {}), entries, data.get("meta"))
+
+    @staticmethod
+    def load(path: Path) -> "LatencyTable":
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text())
+        except OSError as e:
+            raise LutError(f"{path}: cannot read ({e.strerror})")
+        except json.JSONDecodeError as e:
+            raise LutError(f"{path}: not JSON (line {e.lineno})")
+        return LatencyTable.from_json(data, str(path))
+
+    def check_platform(self, current: dict, where: str) -> None:
+        diff = same_platform(self.platform, current)
+        if diff:
+            detail = ", ".join(f"{f}: {self.platform.get(f)!r} here {current.get(f)!r}" for f in diff)
+            raise LutError(f"{where}: LUT was measured on another platform ({detail})")
+
+
+def build(table: LatencyTable, keys: list[LutKey], backend, save_to: Path | None = None,
+          progress: bool = True) -> int:
+    """Profile every missing key with `backend`; saves after each entry, so an interrupted
+    build keeps what it measured.  Returns the number of new entries."""
+    from tqdm import tqdm
+
+    todo = table.missing(keys)
+    if todo or "call_overhead_ms" not in table.meta:
+        table.meta["call_overhead_ms"] = float(backend.call_overhead())
+    for key in tqdm(todo, desc="profiling blocks", unit="block", disable=not progress):
+        table.entries[key] = float(backend.profile_key(key))
+        if save_to is not None:
+            table.save(save_to)
+    table.meta["updated"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    if save_to is not None:
+        table.save(save_to)
+    return len(todo)
+
+
+class FlopsProxy:
+    """A *proxy*, not a measurement: latency proportional to multiply-adds (1 ms per GMAC).
+    Used by tests and the algorithm benchmarks where only monotonicity matters; the search
+    itself runs on measured tables."""
+
+    def __init__(self, ms_per_gmac: float = 1.0):
+        self.k = ms_per_gmac * 1e-9
+
+    def stem(self, input_size):
+        h, w = input_size
+        h1, w1 = conv_out(h), conv_out(w)
+        h2, w2 = conv_out(h1), conv_out(w1)
+        return self.k * (h1 * w1 * 32 * 27 + h2 * w2 * 64 * 32 * 9)
+
+    def block(self, block, in_channels, in_hw, stride, projection):
+        h, w = in_hw
+        ho, wo = (conv_out(h), conv_out(w)) if stride == 2 else (h, w)
+        if isinstance(block, BottleneckBlock):
+            macs = ho * wo * (in_channels * block.mid + block.mid * block.mid * 9 + block.mid * block.out)
+        else:
+            macs = ho * wo * (in_channels * block.out * 9 + block.out * block.out * 9)
+        if projection:
+            macs += ho * wo * in_channels * block.out
+        return self.k * macs
+
+    def head(self, in_channels, in_hw, num_classes):
+        return self.k * (in_hw[0] * in_hw[1] * in_channels + in_channels * num_classes)
+
+
+def table_from_model(config: SpaceConfig, model, platform: dict | None = None) -> LatencyTable:
+    """A LatencyTable holding `model`'s value for every key of the space (e.g. the FLOPs
+    proxy for algorithm tests); its platform says where the numbers came from."""
+    table = LatencyTable(platform or {"backend": type(model).__name__, "cpu": "none (proxy)", "machine": "-",
+                                      "engine_version": "-", "threads": 0})
+    for k in required_keys(config):
+        if k.kind == "stem":
+            v = model.stem((k.h_in, k.w_in))
+        elif k.kind == "head":
+            v = model.head(k.c_in, (k.h_in, k.w_in), k.c_out)
+        else:
+            v = model.block(k.block, k.c_in, (k.h_in, k.w_in), k.stride, k.projection)
+        table.entries[k] = float(v)
+    return table
