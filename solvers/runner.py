@@ -227,7 +227,8 @@ def validate(solver, test_iter: int) -> dict:
     for _ in range(test_iter):
         out = net.forward()
         for k, v in out.items():
-            sums[k] = sums.get(k, 0.0) + float(v.flat[0]) if v.size == 1 else sums.get(k, 0.0)
+            if v.size == 1:  # scalar outputs (loss, accuracy); maps such as "pred" are skipped
+                sums[k] = sums.get(k, 0.0) + float(v.flat[0])
     return {k: v / test_iter for k, v in sums.items()}
 
 
