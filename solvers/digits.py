@@ -1,0 +1,69 @@
+"""A real, offline classification data set for CPU searches: scikit-learn's handwritten digits.
+
+1,797 8x8 grey-level scans of handwritten digits (0-9, values 0-16; the UCI "optical
+recognition of handwritten digits" test set, bundled with scikit-learn).  Upsampled to the
+search's input size (bicubic), stretched to 0-255, replicated to 3 channels (the DF stem
+takes colour images) and split into train / validation LMDBs by a seeded permutation.
+
+    python -m solvers.digits OUT_DIR [--size 32] [--val 497] [--seed 0]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from tools.lmdb_tools import write_arrays_lmdb
+
+
+def load_digits_images(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(N, size, size, 3) uint8 images and (N,) labels."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    images = (digits.images * (255.0 / 16.0)).astype(np.float32)
+    up = np.stack([cv2.resize(im, (size, size), interpolation=cv2.INTER_CUBIC) for im in images])
+    up = np.clip(up, 0, 255).astype(np.uint8)
+    return np.repeat(up[..., None], 3, axis=3), digits.target.astype(np.int64)
+
+
+def prepare(out_dir: str | Path, size: int = 32, val: int = 497, seed: int = 0) -> dict:
+    """Write ``train_lmdb`` / ``val_lmdb`` under ``out_dir`` (kept if already complete)."""
+    out = Path(out_dir)
+    meta_file = out / "digits.json"
+    meta = {"size": size, "val": val, "seed": seed}
+    if meta_file.is_file() and json.loads(meta_file.read_text()).get("params") == meta:
+        return json.loads(meta_file.read_text())
+    images, labels = load_digits_images(size)
+    order = np.random.default_rng(seed).permutation(len(images))
+    val_idx, train_idx = order[:val], order[val:]
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ("train_lmdb", "val_lmdb"):
+        import shutil
+        shutil.rmtree(out / name, ignore_errors=True)
+    write_arrays_lmdb(images[train_idx], labels[train_idx], out / "train_lmdb")
+    write_arrays_lmdb(images[val_idx], labels[val_idx], out / "val_lmdb")
+    info = {"params": meta, "train_db": str((out / "train_lmdb").resolve()),
+            "val_db": str((out / "val_lmdb").resolve()), "train_size": len(train_idx), "val_size": len(val_idx),
+            "num_classes": 10, "input_size": [size, size]}
+    meta_file.write_text(json.dumps(info, indent=1))
+    return info
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m solvers.digits", description=__doc__.split("\n\n")[0])
+    ap.add_argument("out")
+    ap.add_argument("--size", type=int, default=32)
+    ap.add_argument("--val", type=int, default=497)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    print(json.dumps(prepare(args.out, args.size, args.val, args.seed), indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

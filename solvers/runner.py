@@ -1,0 +1,403 @@
+"""Train a net with its solver through pycaffe: snapshots, resume, curves, divergence stop.
+
+``train(solver, workdir)``:
+
+* writes the effective solver to ``workdir/solver.prototxt`` (nets inlined, snapshots and
+  tests driven from here), and trains one iteration at a time;
+* snapshots every ``snapshot_every`` iterations (default: the solver's ``snapshot``) to
+  ``workdir/snapshots/``; a snapshot counts only once its ``.done`` marker exists (written
+  after Caffe's two files, then renamed into place), so a kill during a snapshot never
+  leaves a half-written one to resume from;
+* on start, resumes from the newest complete snapshot (solver state: iteration, momentum
+  history; data layers are moved to the same position of their sample stream);
+* logs every iteration's outputs to ``train_log.csv`` and every validation to
+  ``val_log.csv`` (rows after the resumed iteration are dropped first), and draws
+  ``curves.png``;
+* stops with :class:`TrainingDiverged` when a loss is NaN/inf or its running mean grows
+  ``divergence_factor`` times above its early level (no snapshot is written then: the last
+  good one stays the newest).
+
+``train_phases`` chains solvers (the ImageNet warm-up -> main hand-over), carrying the final
+weights of each phase into the next.
+
+CLI::
+
+    python -m solvers.runner train SOLVER --workdir DIR [--weights W.caffemodel] [--snapshot-every N]
+    python -m solvers.runner imagenet WARMUP_SOLVER MAIN_SOLVER --workdir DIR
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import re
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from google.protobuf import text_format
+from tqdm import tqdm
+
+from prototxt_gen import caffe_pb2
+
+from .caffe_env import CaffeUnavailable, load_caffe
+from .solver_gen import RecipeError, learning_rate, read_solver
+
+_SNAPSHOT_RE = re.compile(r"^snap_iter_(\d+)\.done$")
+_NEVER = 2**31 - 1
+
+
+class TrainingDiverged(RuntimeError):
+    """Loss became NaN/inf or exploded; the message says when and which snapshot is good."""
+
+
+@dataclass
+class TrainResult:
+    workdir: Path
+    iterations: int
+    final_weights: Path
+    resumed_from: int | None
+    last_val: dict = field(default_factory=dict)
+    best_val: dict = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- solver
+def _load_net(path: str, base: Path) -> caffe_pb2.NetParameter:
+    p = Path(path)
+    if not p.is_absolute() and not p.exists() and (base / p).exists():
+        p = base / p
+    try:
+        return text_format.Parse(p.read_text(), caffe_pb2.NetParameter())
+    except OSError as e:
+        raise RecipeError(f"{p}: cannot read net ({e.strerror})") from None
+    except text_format.ParseError as e:
+        raise RecipeError(f"{p}: not a NetParameter prototxt: {e}") from None
+
+
+def effective_solver(sp: caffe_pb2.SolverParameter, workdir: Path, base: Path) -> caffe_pb2.SolverParameter:
+    """A self-contained copy: nets inlined, snapshots and tests left to the runner."""
+    out = caffe_pb2.SolverParameter()
+    out.CopyFrom(sp)
+    if out.HasField("train_net"):
+        out.train_net_param.CopyFrom(_load_net(out.train_net, base))
+        out.ClearField("train_net")
+    if out.HasField("net"):
+        out.net_param.CopyFrom(_load_net(out.net, base))
+        out.ClearField("net")
+    for path in list(out.test_net):
+        out.test_net_param.add().CopyFrom(_load_net(path, base))
+    out.ClearField("test_net")
+    out.snapshot = 0
+    out.snapshot_prefix = str((workdir / "snapshots" / "snap").resolve())
+    out.snapshot_after_train = False
+    if out.test_iter:
+        out.test_interval = _NEVER
+        out.test_initialization = False
+    out.solver_mode = caffe_pb2.SolverParameter.CPU
+    return out
+
+
+def _train_batch_size(sp: caffe_pb2.SolverParameter) -> int:
+    net = sp.train_net_param if sp.HasField("train_net_param") else sp.net_param
+    for layer in net.layer:
+        if layer.type == "Python" and "data" in layer.top:
+            phases = [r.phase for r in layer.include if r.HasField("phase")]
+            if not phases or phases[0] == caffe_pb2.TRAIN:
+                return int(json.loads(layer.python_param.param_str)["batch_size"])
+    return 0
+
+
+# --------------------------------------------------------------------------- snapshots
+def complete_snapshots(workdir: Path) -> list[int]:
+    snap_dir = workdir / "snapshots"
+    if not snap_dir.is_dir():
+        return []
+    iters = []
+    for p in snap_dir.iterdir():
+        m = _SNAPSHOT_RE.match(p.name)
+        if m and (snap_dir / f"snap_iter_{m.group(1)}.solverstate").is_file():
+            iters.append(int(m.group(1)))
+    return sorted(iters)
+
+
+def _snapshot(solver, workdir: Path, keep: int) -> Path:
+    solver.snapshot()
+    snap_dir = workdir / "snapshots"
+    it = solver.iter
+    marker = snap_dir / f"snap_iter_{it}.done"
+    tmp = marker.with_suffix(".done.tmp")
+    tmp.write_text(json.dumps({"iteration": it, "time": time.time()}))
+    os.replace(tmp, marker)
+    for old in complete_snapshots(workdir)[:-keep]:
+        for suffix in (".done", ".caffemodel", ".solverstate"):
+            (snap_dir / f"snap_iter_{old}{suffix}").unlink(missing_ok=True)
+    return snap_dir / f"snap_iter_{it}.caffemodel"
+
+
+# --------------------------------------------------------------------------- logs
+class CsvLog:
+    """Append-only CSV whose rows are keyed by iteration; reopening drops rows past a resume."""
+
+    def __init__(self, path: Path, keep_until: int | None):
+        self.path = path
+        self.fields: list[str] | None = None
+        self.rows: list[dict] = []
+        if path.is_file() and keep_until is not None:
+            with path.open() as f:
+                reader = csv.DictReader(f)
+                self.fields = reader.fieldnames
+                self.rows = [r for r in reader if int(float(r["iteration"])) <= keep_until]
+        self._rewrite()
+
+    def _rewrite(self) -> None:
+        tmp = self.path.with_suffix(".csv.tmp")
+        with tmp.open("w", newline="") as f:
+            if self.fields:
+                w = csv.DictWriter(f, self.fields)
+                w.writeheader()
+                w.writerows(self.rows)
+        os.replace(tmp, self.path)
+
+    def append(self, row: dict) -> None:
+        if self.fields is None or set(row) - set(self.fields):
+            self.fields = list(dict.fromkeys((self.fields or []) + list(row)))
+            self.rows.append(row)
+            self._rewrite()
+            return
+        self.rows.append(row)
+        with self.path.open("a", newline="") as f:
+            csv.DictWriter(f, self.fields).writerow(row)
+
+
+def plot_curves(workdir: Path) -> Path | None:
+    """``curves.png``: training outputs (loss) and validation metrics against iterations."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    def read(name):
+        p = workdir / name
+        if not p.is_file():
+            return []
+        with p.open() as f:
+            return list(csv.DictReader(f))
+
+    train_rows, val_rows = read("train_log.csv"), read("val_log.csv")
+    if not train_rows:
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    skip = {"iteration", "elapsed_s", "lr"}
+    its = [int(r["iteration"]) for r in train_rows]
+    for key in [k for k in train_rows[0] if k not in skip]:
+        values = [float(r[key]) if r.get(key) not in (None, "") else math.nan for r in train_rows]
+        axes[0].plot(its, values, lw=0.6, alpha=0.5, label=key)
+        window = max(1, len(values) // 50)
+        if window > 1:
+            smooth = [sum(values[max(0, i - window + 1):i + 1]) / len(values[max(0, i - window + 1):i + 1])
+                      for i in range(len(values))]
+            axes[0].plot(its, smooth, lw=1.5, label=f"{key} (mean of {window})")
+    axes[0].set_xlabel("iteration")
+    axes[0].set_title("training")
+    axes[0].legend(fontsize=7)
+    if val_rows:
+        vits = [int(r["iteration"]) for r in val_rows]
+        for key in [k for k in val_rows[0] if k != "iteration"]:
+            axes[1].plot(vits, [float(r[key]) for r in val_rows], marker="o", label=key)
+        axes[1].legend(fontsize=7)
+    axes[1].set_xlabel("iteration")
+    axes[1].set_title("validation")
+    fig.tight_layout()
+    out = workdir / "curves.png"
+    fig.savefig(out, dpi=90)
+    plt.close(fig)
+    return out
+
+
+# --------------------------------------------------------------------------- validation
+def validate(solver, test_iter: int) -> dict:
+    """Mean of every test-net output over ``test_iter`` batches (weights shared first)."""
+    if not len(solver.test_nets):
+        return {}
+    net = solver.test_nets[0]
+    net.share_with(solver.net)
+    sums: dict[str, float] = {}
+    for _ in range(test_iter):
+        out = net.forward()
+        for k, v in out.items():
+            if v.size == 1:  # scalar outputs (loss, accuracy); maps such as "pred" are skipped
+                sums[k] = sums.get(k, 0.0) + float(v.flat[0])
+    return {k: v / test_iter for k, v in sums.items()}
+
+
+# --------------------------------------------------------------------------- training
+def train(solver: str | Path | caffe_pb2.SolverParameter, workdir: str | Path, *,
+          weights: list[str | Path] = (), snapshot_every: int | None = None, test_every: int | None = None,
+          keep_snapshots: int = 2, divergence_factor: float = 10.0, progress: bool = True,
+          plot: bool = True) -> TrainResult:
+    caffe = load_caffe()
+    from . import data_layers  # noqa: F401  (registers the Python layers' module)
+
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "snapshots").mkdir(exist_ok=True)
+    if isinstance(solver, caffe_pb2.SolverParameter):
+        sp, base = solver, Path.cwd()
+    else:
+        sp, base = read_solver(solver), Path(solver).resolve().parent
+    eff = effective_solver(sp, workdir, base)
+    solver_path = workdir / "solver.prototxt"
+    solver_path.write_text(text_format.MessageToString(eff))
+    max_iter = eff.max_iter
+    snapshot_every = snapshot_every or sp.snapshot or max_iter
+    test_iter = eff.test_iter[0] if eff.test_iter else 0
+    test_every = test_every or (sp.test_interval if sp.test_iter and sp.test_interval else max_iter)
+    samples_per_iter = _train_batch_size(eff) * eff.iter_size
+
+    first_layer = len(data_layers.live_layers())
+    s = caffe.get_solver(str(solver_path))
+    new_layers = data_layers.live_layers()[first_layer:]
+    train_layers = [l for l in new_layers if l.train]
+    test_layers = [l for l in new_layers if not l.train]
+
+    done = complete_snapshots(workdir)
+    resumed_from = None
+    if done:
+        resumed_from = done[-1]
+        s.restore(str(workdir / "snapshots" / f"snap_iter_{resumed_from}.solverstate"))
+        for layer in train_layers:
+            layer.seek(resumed_from * layer.params.batch_size * eff.iter_size)
+        print(f"resumed from iteration {resumed_from} ({workdir / 'snapshots'})", file=sys.stderr)
+    else:
+        for w in weights:
+            if not Path(w).is_file():
+                raise RecipeError(f"{w}: no such weights file")
+            s.net.copy_from(str(w))
+    train_log = CsvLog(workdir / "train_log.csv", resumed_from)
+    val_log = CsvLog(workdir / "val_log.csv", resumed_from)
+
+    start = time.time()
+    early_level = None
+    ema = None
+    last_val: dict = {}
+    best_val: dict = {}
+    bar = tqdm(total=max_iter, initial=s.iter, desc=f"training {workdir.name}", unit="it",
+               disable=None if progress else True)
+    try:
+        while s.iter < max_iter:
+            lr = learning_rate(eff, s.iter)
+            s.step(1)
+            it = s.iter
+            outputs = {k: float(s.net.blobs[k].data.flat[0]) for k in s.net.outputs if s.net.blobs[k].data.size == 1}
+            for k, v in outputs.items():
+                if not math.isfinite(v):
+                    raise TrainingDiverged(_diverged_message(workdir, it, f"{k} is {v}"))
+            loss = sum(v for k, v in outputs.items() if "loss" in k)
+            ema = loss if ema is None else 0.9 * ema + 0.1 * loss
+            if it == 20 or (early_level is None and it >= max_iter):
+                early_level = ema
+            if early_level and ema > divergence_factor * max(early_level, 1e-3) and it > 20:
+                raise TrainingDiverged(_diverged_message(
+                    workdir, it, f"running loss {ema:.4g} > {divergence_factor:g} x early level {early_level:.4g}"))
+            train_log.append({"iteration": it, "elapsed_s": round(time.time() - start, 3), "lr": lr, **outputs})
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss:.3f}")
+            if test_iter and (it % test_every == 0 or it == max_iter):
+                for layer in test_layers:  # every validation sees the same images
+                    layer.seek(0)
+                last_val = validate(s, test_iter)
+                val_log.append({"iteration": it, **last_val})
+                key = next((k for k in last_val if "accuracy" in k), None)
+                if key and (not best_val or last_val[key] > best_val[key]):
+                    best_val = {"iteration": it, **last_val}
+            if it % snapshot_every == 0 or it == max_iter:
+                _snapshot(s, workdir, keep_snapshots)
+                if plot:
+                    plot_curves(workdir)
+    finally:
+        bar.close()
+        if plot:
+            plot_curves(workdir)
+    final = workdir / "final.caffemodel"
+    tmp = workdir / "final.caffemodel.tmp"
+    s.net.save(str(tmp))
+    os.replace(tmp, final)
+    (workdir / "result.json").write_text(json.dumps(
+        {"iterations": s.iter, "final_weights": str(final), "resumed_from": resumed_from,
+         "last_val": last_val, "best_val": best_val}, indent=1))
+    return TrainResult(workdir, s.iter, final, resumed_from, last_val, best_val)
+
+
+def _diverged_message(workdir: Path, it: int, what: str) -> str:
+    done = complete_snapshots(workdir)
+    good = f"last good snapshot: iteration {done[-1]}" if done else "no snapshot was taken"
+    return f"training diverged at iteration {it}: {what}; stopped ({good}, {workdir / 'snapshots'})"
+
+
+def train_phases(phases: list[tuple[str, str | Path | caffe_pb2.SolverParameter]], workdir: str | Path, *,
+                 weights: list[str | Path] = (), **kw) -> list[TrainResult]:
+    """Train the solvers one after another in ``workdir/<name>/``; each phase starts from the
+    previous phase's final weights (the warm-up -> main hand-over).  A finished phase
+    (``result.json`` present) is not trained again, so the whole chain resumes."""
+    workdir = Path(workdir)
+    results = []
+    carried = list(weights)
+    for name, solver in phases:
+        phase_dir = workdir / name
+        result_file = phase_dir / "result.json"
+        if result_file.is_file():
+            data = json.loads(result_file.read_text())
+            result = TrainResult(phase_dir, data["iterations"], Path(data["final_weights"]), data["resumed_from"],
+                                 data.get("last_val", {}), data.get("best_val", {}))
+        else:
+            result = train(solver, phase_dir, weights=carried, **kw)
+        results.append(result)
+        carried = [result.final_weights]
+    return results
+
+
+# --------------------------------------------------------------------------- CLI
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m solvers.runner", description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    t = sub.add_parser("train", help="train one solver (resumes from the newest snapshot in --workdir)")
+    t.add_argument("solver")
+    im = sub.add_parser("imagenet", help="warm-up then main solver, weights carried over")
+    im.add_argument("warmup_solver")
+    im.add_argument("main_solver")
+    for p in (t, im):
+        p.add_argument("--workdir", required=True)
+        p.add_argument("--weights", action="append", default=[], help="initial weights (e.g. the backbone's)")
+        p.add_argument("--snapshot-every", type=int)
+        p.add_argument("--test-every", type=int)
+        p.add_argument("--divergence-factor", type=float, default=10.0)
+    args = ap.parse_args(argv)
+    kw = dict(weights=args.weights, snapshot_every=args.snapshot_every, test_every=args.test_every,
+              divergence_factor=args.divergence_factor)
+    try:
+        if args.cmd == "train":
+            r = train(args.solver, args.workdir, **kw)
+            print(json.dumps({"iterations": r.iterations, "final_weights": str(r.final_weights),
+                              "resumed_from": r.resumed_from, "last_val": r.last_val}))
+        else:
+            rs = train_phases([("warmup", args.warmup_solver), ("main", args.main_solver)], args.workdir, **kw)
+            print(json.dumps({"final_weights": str(rs[-1].final_weights), "last_val": rs[-1].last_val}))
+    except (RecipeError, CaffeUnavailable) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except TrainingDiverged as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 3
+    except Exception as e:  # data errors raised inside Caffe's Python layers arrive here
+        from tools.lmdb_tools import DataError
+        if isinstance(e, DataError):
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
