@@ -113,31 +113,28 @@ def _nd_values(p, name: str, n: int, default: int) -> tuple[int, ...]:
     return tuple(values[0] if len(values) == 1 else values[i] for i in range(n))
 
 
+def _hw_values(p, name: str, field: str, num_spatial: int) -> tuple[int, int] | None:
+    """``<name>_h``/``<name>_w`` when either is set (2-D only, not with ``field``), else None."""
+    if not (p.HasField(f"{name}_h") or p.HasField(f"{name}_w")):
+        return None
+    _check(num_spatial == 2, f"{name}_h & {name}_w can only be used for 2D convolution")
+    _check(len(getattr(p, field)) == 0,
+           f"either {field} or {name}_h/w should be specified; not both")
+    return getattr(p, f"{name}_h"), getattr(p, f"{name}_w")
+
+
 def conv_geometry(p: caffe_pb2.ConvolutionParameter, num_spatial: int) -> ConvGeometry:
     """BaseConvolutionLayer::LayerSetUp's reading of kernel/pad/stride/dilation."""
-    if p.HasField("kernel_h") or p.HasField("kernel_w"):
-        _check(num_spatial == 2, "kernel_h & kernel_w can only be used for 2D convolution")
-        _check(len(p.kernel_size) == 0, "either kernel_size or kernel_h/w should be specified; not both")
-        kernel = (p.kernel_h, p.kernel_w)
-    else:
+    kernel = _hw_values(p, "kernel", "kernel_size", num_spatial)
+    if kernel is None:
         _check(len(p.kernel_size) in (1, num_spatial),
                f"kernel_size must be specified once, or once per spatial dimension "
                f"(kernel_size specified {len(p.kernel_size)} times; {num_spatial} spatial dims)")
         kernel = _nd_values(p, "kernel_size", num_spatial, 0)
     _check(all(k > 0 for k in kernel), "filter dimensions must be nonzero")
-    if p.HasField("stride_h") or p.HasField("stride_w"):
-        _check(num_spatial == 2, "stride_h & stride_w can only be used for 2D convolution")
-        _check(len(p.stride) == 0, "either stride or stride_h/w should be specified; not both")
-        stride = (p.stride_h, p.stride_w)
-    else:
-        stride = _nd_values(p, "stride", num_spatial, 1)
+    stride = _hw_values(p, "stride", "stride", num_spatial) or _nd_values(p, "stride", num_spatial, 1)
     _check(all(s > 0 for s in stride), "stride dimensions must be nonzero")
-    if p.HasField("pad_h") or p.HasField("pad_w"):
-        _check(num_spatial == 2, "pad_h & pad_w can only be used for 2D convolution")
-        _check(len(p.pad) == 0, "either pad or pad_h/w should be specified; not both")
-        pad = (p.pad_h, p.pad_w)
-    else:
-        pad = _nd_values(p, "pad", num_spatial, 0)
+    pad = _hw_values(p, "pad", "pad", num_spatial) or _nd_values(p, "pad", num_spatial, 0)
     dilation = _nd_values(p, "dilation", num_spatial, 1)
     return ConvGeometry(tuple(kernel), tuple(pad), tuple(stride), tuple(dilation))
 
@@ -206,8 +203,9 @@ def pool_geometry(p: caffe_pb2.PoolingParameter, in_hw: tuple[int, int]) -> Pool
                 for i in range(2))
     _check(all(o > 0 for o in out), EMPTY_OUTPUT.format(list(out)) + " (input too small "
            "for the kernel/stride/pad?)")
-    for i in range(2):
-        # Reshape's CHECK_LT: after the clip, the last window starts inside the padded input.
+    for i in range(2 if pad != (0, 0) else 0):
+        # Reshape's CHECK_LT (made only for padded pooling): after the clip, the last window
+        # starts inside the input or its padding.
         _check((out[i] - 1) * stride[i] < in_hw[i] + pad[i],
                f"last pooling window starts outside the input (size {in_hw[i]}, kernel "
                f"{kernel[i]}, stride {stride[i]}, pad {pad[i]})")

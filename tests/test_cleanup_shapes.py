@@ -6,7 +6,7 @@ import pytest
 
 from prototxt_gen import caffe_pb2, shapes
 from tests.test_analysis_vs_caffe import assert_same_as_caffe
-from tools.caffe_net import CaffeNetError, build_net
+from tools.caffe_net import CaffeNetError, build_net, pool_geometry
 
 
 def pooling_net(hw, kernel, stride, pad, round_mode) -> caffe_pb2.NetParameter:
@@ -64,3 +64,13 @@ def test_concat_axis_matches_caffe(caffe_bin, tmp_path, fields):
     else:
         with pytest.raises(CaffeNetError, match="'cat'.*not both"):
             build_net(net)
+
+
+def test_unpadded_window_past_the_input_is_caffes_not_the_exporters(caffe_bin, tmp_path):
+    """Kernel 1, stride 2 on width 2: ceil rounding gives a second window starting at column
+    2, past the input.  Caffe sets that net up (its last-window check is for padded pooling
+    only) and so does the analysis; the ONNX exporter's pool_geometry refuses it."""
+    net = pooling_net((1, 2), 1, 2, 0, CEIL)
+    assert_same_as_caffe(caffe_bin, net, tmp_path)
+    with pytest.raises(CaffeNetError, match="'pool'.*does not fit input size 2"):
+        pool_geometry(net.layer[1], (1, 2))

@@ -99,7 +99,14 @@ PoolGeometry = shapes.PoolGeometry
 def pool_geometry(layer: caffe_pb2.LayerParameter, in_hw: tuple[int, int]) -> PoolGeometry:
     """Caffe's PoolingLayer::Reshape: ceil (or floor) rounding, then the padded last window is
     dropped when it would start inside the padding."""
-    return _shape_rule(layer, shapes.pool_geometry, layer.pooling_param, tuple(in_hw))
+    geo = _shape_rule(layer, shapes.pool_geometry, layer.pooling_param, tuple(in_hw))
+    for size, k, s, q, n in zip(in_hw, geo.kernel, geo.stride, geo.pad, geo.output):
+        # Caffe runs a last window that starts past the input (unpadded pooling with a stride
+        # larger than the kernel) and writes -FLT_MAX / 0 there; exporters cannot match that.
+        if (n - 1) * s - q >= size:
+            raise CaffeNetError(f"layer {layer.name!r}: pooling window {k}/stride {s} does not "
+                                f"fit input size {size}")
+    return geo
 
 
 @dataclass(frozen=True)
