@@ -42,6 +42,7 @@ from google.protobuf import text_format
 from tqdm import tqdm
 
 from prototxt_gen import caffe_pb2
+from prototxt_gen.netio import NetReadError, read_net
 
 from .caffe_env import CaffeUnavailable, load_caffe
 from .solver_gen import RecipeError, learning_rate, read_solver
@@ -70,11 +71,9 @@ def _load_net(path: str, base: Path) -> caffe_pb2.NetParameter:
     if not p.is_absolute() and not p.exists() and (base / p).exists():
         p = base / p
     try:
-        return text_format.Parse(p.read_text(), caffe_pb2.NetParameter())
-    except OSError as e:
-        raise RecipeError(f"{p}: cannot read net ({e.strerror})") from None
-    except text_format.ParseError as e:
-        raise RecipeError(f"{p}: not a NetParameter prototxt: {e}") from None
+        return read_net(p)
+    except NetReadError as e:  # already "file:line: message"
+        raise RecipeError(str(e)) from None
 
 
 def effective_solver(sp: caffe_pb2.SolverParameter, workdir: Path, base: Path) -> caffe_pb2.SolverParameter:
