@@ -132,11 +132,12 @@ def _train_data(data: DataConfig, classification: bool) -> caffe_pb2.LayerParame
 
 # ----------------------------------------------------------------------------- bodies
 
-def _classification_body(nb: NetBuilder, bb: Backbone, input_hw: tuple[int, int]) -> str:
-    x = backbone(nb, bb)[-1]
+def _classification_body(nb: NetBuilder, bb: Backbone, input_hw: tuple[int, int]) -> tuple[str, list[str]]:
+    """Returns the classifier's top and the output top of each stage."""
+    stage_tops = backbone(nb, bb)
     window = feature_size(input_hw, OUTPUT_STRIDE)
-    x = nb.add(L.ave_pooling("pool5", x, "pool5", kernel=window, stride=(1, 1)))
-    return nb.add(L.inner_product("fc", x, "fc", IMAGENET_CLASSES))
+    x = nb.add(L.ave_pooling("pool5", stage_tops[-1], "pool5", kernel=window, stride=(1, 1)))
+    return nb.add(L.inner_product("fc", x, "fc", IMAGENET_CLASSES)), stage_tops
 
 
 def _segmentation_body(nb: NetBuilder, net: SegmentationNet, train_crop: tuple[int, int],
@@ -187,7 +188,7 @@ def net_for(model: str | NamedModel, form: str = "val", input_size: tuple[int, i
     if kind == "val":
         nb.add(_val_data(data, classification))
         if classification:
-            fc = _classification_body(nb, net, data.crop)
+            fc, _ = _classification_body(nb, net, data.crop)
             nb.add(L.accuracy("accuracy/top-1", [fc, "label"], "accuracy/top-1", top_k=1))
             nb.add(L.accuracy("accuracy/top-5", [fc, "label"], "accuracy/top-5", top_k=5))
         else:
@@ -199,14 +200,9 @@ def net_for(model: str | NamedModel, form: str = "val", input_size: tuple[int, i
         nb.add(_train_data(data, classification))
         nb.add(_val_data(data, classification) if classification else _seg_pairs_data(data, L.TEST))
         if classification:
+            fc, stage_tops = _classification_body(nb, net, data.crop)
             if aux_heads:
-                tops = backbone(nb, net)
-                window = feature_size(data.crop, OUTPUT_STRIDE)
-                x = nb.add(L.ave_pooling("pool5", tops[-1], "pool5", kernel=window, stride=(1, 1)))
-                fc = nb.add(L.inner_product("fc", x, "fc", IMAGENET_CLASSES))
-                _aux_classifiers(nb, tops, data.crop)
-            else:
-                fc = _classification_body(nb, net, data.crop)
+                _aux_classifiers(nb, stage_tops, data.crop)
             nb.add(L.softmax_loss("loss", [fc, "label"], "loss"))
             nb.add(L.accuracy("accuracy/top-1", [fc, "label"], "accuracy/top-1", top_k=1, phase=L.TEST))
             nb.add(L.accuracy("accuracy/top-5", [fc, "label"], "accuracy/top-5", top_k=5, phase=L.TEST))
@@ -221,7 +217,7 @@ def net_for(model: str | NamedModel, form: str = "val", input_size: tuple[int, i
     else:  # deploy, caffetime
         nb.add(L.input_layer((batch, 3, *input_hw)))
         if classification:
-            fc = _classification_body(nb, net, input_hw)
+            fc, _ = _classification_body(nb, net, input_hw)
             if kind == "deploy":
                 nb.add(L.softmax("prob", fc, "prob"))
         else:
