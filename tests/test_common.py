@@ -1,0 +1,56 @@
+"""Floor-0 helpers: atomic writes keep the old file on failure, HxW parsing, the CLI line."""
+import os
+
+import pytest
+
+from tools.common import (CliError, SizeError, atomic_write, atomic_write_group, atomic_write_text,
+                          parse_hxw, run_cli)
+
+
+def test_failed_write_keeps_previous_file(tmp_path):
+    path = tmp_path / "net.prototxt"
+    path.write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_write(path) as f:
+            f.write("half new")
+            raise RuntimeError("disk full")
+    assert path.read_text() == "old"
+    assert os.listdir(tmp_path) == ["net.prototxt"]
+
+
+def test_group_is_all_or_nothing(tmp_path):
+    a, b = tmp_path / "a.prototxt", tmp_path / "sub" / "a.caffemodel"
+    a.write_text("old")
+    with pytest.raises(FileNotFoundError):
+        atomic_write_group({a: "new", b: b"new"})  # b's folder is missing
+    assert a.read_text() == "old"
+    assert os.listdir(tmp_path) == ["a.prototxt"]
+
+
+def test_directory_destination_is_refused(tmp_path):
+    with pytest.raises(IsADirectoryError):
+        atomic_write_text(tmp_path, "x")
+
+
+@pytest.mark.parametrize("text,expected", [("1024x2048", (1024, 2048)), ("360X640", (360, 640))])
+def test_parse_hxw(text, expected):
+    assert parse_hxw(text) == expected
+
+
+@pytest.mark.parametrize("text", ["1024", "0x5", "ax4", "６x4", "1024x2048x3", ""])
+def test_parse_hxw_rejects(text):
+    with pytest.raises(SizeError):
+        parse_hxw(text)
+
+
+def test_run_cli_one_line(capsys):
+    def bad():
+        raise CliError("net.prototxt: no layers")
+    assert run_cli(bad, prog="tool") == 2
+    assert capsys.readouterr().err == "tool: net.prototxt: no layers\n"
+
+    def bug():
+        raise KeyError("x")
+    assert run_cli(bug, prog="tool") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "internal error" in err

@@ -1,0 +1,13 @@
+"""Floor 0 of dfseg: helpers every package may import (and that import nothing of dfseg).
+
+- :mod:`tools.common.atomic`: write a file (or a set of files) beside its destination and
+  rename it into place, so a failed write never leaves a half-new file.
+- :mod:`tools.common.sizes`: the one ``HxW`` size parser (1024x2048 is height 1024, width 2048).
+- :mod:`tools.common.cli`: the CLI convention, bad input -> exit 2 and one line.
+"""
+from .atomic import atomic_write, atomic_write_bytes, atomic_write_group, atomic_write_text
+from .cli import CliError, run_cli
+from .sizes import SizeError, format_hxw, parse_hxw
+
+__all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_group", "atomic_write_text",
+           "CliError", "run_cli", "SizeError", "format_hxw", "parse_hxw"]

@@ -1,0 +1,43 @@
+"""The CLI convention: bad input -> exit 2 and one line naming the file and the problem.
+
+``run_cli(main)`` turns the errors a tool expects (:class:`CliError`, ``OSError``, the
+tool's own error classes) into that line; anything else is a bug and still gets one line
+(plus a hint to rerun with ``DFSEG_TRACEBACK=1`` for the traceback) instead of a traceback.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from typing import Callable, Sequence
+
+__all__ = ["CliError", "run_cli"]
+
+
+class CliError(Exception):
+    """An error whose message is already the one line the user should read."""
+
+
+def run_cli(main: Callable[[], int | None], prog: str | None = None,
+            expected: Sequence[type[BaseException]] = ()) -> int:
+    prog = prog or os.path.basename(sys.argv[0])
+    try:
+        code = main()
+        return 0 if code is None else int(code)
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    except (CliError, OSError, *expected) as exc:
+        print(f"{prog}: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # a bug, but the user still gets one line, not a traceback
+        if os.environ.get("DFSEG_TRACEBACK"):
+            raise
+        print(f"{prog}: internal error: {type(exc).__name__}: {_one_line(exc)} "
+              f"(rerun with DFSEG_TRACEBACK=1 for the traceback)", file=sys.stderr)
+        return 2
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.filename and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}"
+    return " ".join(str(exc).split()) or type(exc).__name__
