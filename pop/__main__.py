@@ -6,6 +6,7 @@ import argparse
 import json
 import pathlib
 import sys
+from tools.common.atomic import atomic_write_text
 
 DESCRIPTION = """\
 Partial Order Pruning (POP, Li et al., CVPR 2019): search the architectures whose latency
@@ -134,7 +135,7 @@ def cmd_space(args) -> int:
     for i in sorted({0, space.size // 2, space.size - 1}):
         print(f"  {space.latency[i]:8.3f} ms  {space.encoding(i)}")
     if args.json:
-        args.json.write_text(json.dumps({"space_size": space.size, "seconds": space.seconds,
+        atomic_write_text(args.json, json.dumps({"space_size": space.size, "seconds": space.seconds,
                                          "latency_ms": [float(space.latency.min()), float(space.latency.max())]}) + "\n")
     return 0
 

@@ -29,6 +29,7 @@ from .evaluators import Surrogate
 from .lut import FlopsProxy, LatencyTable, build, required_keys
 from .order import predecessors_mask, suffix_counts
 from .space import Space, SpaceConfig
+from tools.common.atomic import atomic_write_text
 
 BENCH_SPACE = {"stages": [{"widths": [64, 128, 256, 512], "max_depth": 4},
                           {"widths": [64, 128, 256, 512], "max_depth": 6},
@@ -222,11 +223,11 @@ def main(argv=None) -> int:
               "trainings_to_99pct": {"pop": mean("pop"), "random": mean("random"), "nsga2": mean("nsga2")},
               "space_size": space.size, "seeds": seeds}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    atomic_write_text(args.out, json.dumps(result, indent=1) + "\n")
     details = {"window_ms": [lo, hi], "window_quantiles": WINDOW_QUANTILES, "space": cfg.to_dict(),
                "lut_backend": backend, "lut_platform": table.platform, "patience": args.patience,
                "per_seed": per_seed, "lut_validation": validation, "p_update_1e6": p_update_seconds()}
-    (args.out.parent / "pop_details.json").write_text(json.dumps(details, indent=1) + "\n")
+    atomic_write_text(args.out.parent / "pop_details.json", json.dumps(details, indent=1) + "\n")
     print(json.dumps(result, indent=1))
     print(f"one P-update over |Ŝ| = {details['p_update_1e6']['space_size']}: "
           f"{details['p_update_1e6']['p_update_s_median'] * 1e3:.1f} ms (median of 20; target <= 2 s)")

@@ -22,6 +22,7 @@ import numpy as np
 from optuna.trial import TrialState
 
 from .study import final_state
+from tools.common.atomic import atomic_write, atomic_write_bytes, atomic_write_text
 
 
 def _plt():
@@ -36,7 +37,7 @@ def _save(fig, path: Path) -> bytes:
     fig.tight_layout()
     fig.savefig(buf, format="png", dpi=110)
     _plt().close(fig)
-    path.write_bytes(buf.getvalue())
+    atomic_write_bytes(path, buf.getvalue())
     return buf.getvalue()
 
 
@@ -56,7 +57,7 @@ def write_report(storage: str, study_name: str, out: Path) -> Path:
     images: dict[str, bytes] = {}
 
     # boundary table
-    with open(out / "boundary.csv", "w", newline="") as f:
+    with atomic_write(out / "boundary.csv") as f:
         w = csv.writer(f)
         w.writerow(["latency_ms", "accuracy", "encoding"])
         for i in boundary:
@@ -138,7 +139,7 @@ def write_report(storage: str, study_name: str, out: Path) -> Path:
                             for i in boundary],
                "speculative_trainings": len(speculative), "finished": replay.done, "seed": spec.seed,
                "patience": spec.patience}
-    (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=1) + "\n")
 
     rows = "\n".join(f"<tr><td>{lat[i]:.3f}</td><td>{st.acc[i] * 100:.2f}</td><td><code>{html.escape(space.encoding(i))}</code></td></tr>"
                      for i in boundary)
@@ -157,5 +158,5 @@ boundary unchanged for {st.unchanged} of K = {spec.patience} iterations; {'finis
 <h2>Figures</h2>{imgs}
 </body></html>
 """
-    (out / "report.html").write_text(page)
+    atomic_write_text(out / "report.html", page)
     return out / "report.html"

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from prototxt_gen import caffe_pb2
+from tools.common.atomic import atomic_save_figure, atomic_write_text
 
 
 def whole_net(backbone, input_size: tuple[int, int], num_classes: int) -> caffe_pb2.NetParameter:
@@ -68,8 +69,8 @@ def validate(space, table, backend, n: int = 20, seed: int = 0, out_dir: Path = 
     ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     plot = out_dir / "lut_validation.png"
-    fig.savefig(plot, dpi=120)
+    atomic_save_figure(fig, plot, dpi=120)
     plt.close(fig)
     summary["plot"] = str(plot)
-    (out_dir / "lut_validation.json").write_text(json.dumps(summary, indent=1) + "\n")
+    atomic_write_text(out_dir / "lut_validation.json", json.dumps(summary, indent=1) + "\n")
     return summary

@@ -13,6 +13,7 @@ from pathlib import Path
 from .encoding import EncodingError
 from .generate import FORMS, _default_data, form_filename, net_for, to_text
 from .models import UnknownModelError, load_model, model_names, resolve
+from tools.common.atomic import atomic_write_text
 
 
 def _hw(text: str) -> tuple[int, int]:
@@ -34,7 +35,7 @@ def write_release_set(out: Path) -> list[Path]:
         for kind, filename in model.release_files.items():
             form = "val" if kind == "bn" else "val_mergebn"
             path = out / filename
-            path.write_text(to_text(net_for(model, form)))
+            atomic_write_text(path, to_text(net_for(model, form)))
             written.append(path)
     return written
 
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         args.out.mkdir(parents=True, exist_ok=True)
         for form in forms:
             path = args.out / form_filename(model.name, form)
-            path.write_text(to_text(net_for(model, form, input_size=args.input, data=data)))
+            atomic_write_text(path, to_text(net_for(model, form, input_size=args.input, data=data)))
             print(path)
     except (EncodingError, UnknownModelError) as e:
         print(f"prototxt_gen: error: {e}", file=sys.stderr)

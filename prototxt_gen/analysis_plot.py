@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .analysis import NetAnalysis
+from tools.common.atomic import atomic_save_figure
 
 
 def plot_analysis(result: NetAnalysis, path: str | Path, label: str | None = None) -> Path:
@@ -33,6 +34,6 @@ def plot_analysis(result: NetAnalysis, path: str | Path, label: str | None = Non
                          xytext=(2, 2), textcoords="offset points")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    atomic_save_figure(fig, path, dpi=110)
     plt.close(fig)
     return path

@@ -29,6 +29,7 @@ from .decoder import InterpSizes, decoder, pyramid_pooling
 from .encoding import Backbone, Block, SegmentationNet
 from .models import NamedModel, resolve
 from .netbuilder import NetBuilder
+from tools.common.atomic import atomic_write_text
 
 FORMS = ("val", "val_mergebn", "train", "deploy", "deploy_mergebn", "caffetime", "caffetime_mergebn")
 IGNORE_LABEL = 255
@@ -275,6 +276,6 @@ def write_all(model: str | NamedModel, out_dir: str | Path, input_size: tuple[in
     written = {}
     for form in FORMS:
         path = out / form_filename(named.name, form)
-        path.write_text(to_text(net_for(named, form, input_size=input_size, data=data)))
+        atomic_write_text(path, to_text(net_for(named, form, input_size=input_size, data=data)))
         written[form] = path
     return written

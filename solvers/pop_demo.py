@@ -25,6 +25,7 @@ import sys
 from pathlib import Path
 
 import yaml
+from tools.common.atomic import atomic_save_figure, atomic_write_text
 
 SPACE = {
     "stages": [
@@ -62,8 +63,8 @@ def prepare(out: str | Path) -> dict:
     d = prepare_digits(out / "digits", size=32, val=497)
     task = dict(TASK, train_db=d["train_db"], val_db=d["val_db"], val_size=d["val_size"],
                 num_classes=d["num_classes"], input_size=d["input_size"])
-    (out / "task.yaml").write_text(yaml.safe_dump(task, sort_keys=False))
-    (out / "space.yaml").write_text(yaml.safe_dump(SPACE, sort_keys=False))
+    atomic_write_text(out / "task.yaml", yaml.safe_dump(task, sort_keys=False))
+    atomic_write_text(out / "space.yaml", yaml.safe_dump(SPACE, sort_keys=False))
     return {"task": str(out / "task.yaml"), "space": str(out / "space.yaml"), **d}
 
 
@@ -114,7 +115,7 @@ def plot_order_check(report: dict, out: Path) -> Path:
     ax.set_ylabel("pairs")
     fig.tight_layout()
     path = out / "partial_order.png"
-    fig.savefig(path, dpi=100)
+    atomic_save_figure(fig, path, dpi=100)
     plt.close(fig)
     return path
 
@@ -138,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     report = order_check(results)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "partial_order.json").write_text(json.dumps(report, indent=1))
+    atomic_write_text(out / "partial_order.json", json.dumps(report, indent=1))
     png = plot_order_check(report, out)
     frac = report["held_fraction"]
     print(f"trained {report['trained']}; comparable pairs {report['comparable_pairs']}; assumption held for "

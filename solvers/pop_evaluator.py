@@ -32,6 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, fields
 
 import yaml
+from tools.common.atomic import atomic_write_text
 
 try:  # the engine's interface; the same signature is honoured without it
     from pop.evaluators import EvaluationError, Evaluator
@@ -118,7 +119,7 @@ def train_candidate(encoding: str, task: ClassificationTask, workdir: pathlib.Pa
         input_hw=task.input_size, batch_size=task.batch_size, val_batch_size=task.val_batch_size,
         mean=task.mean, scale=task.scale, mirror=task.mirror, rand_h=task.rand_h, rand_w=task.rand_w,
         seed=task.seed)
-    (workdir / "train_net.prototxt").write_text(to_text(net))
+    atomic_write_text(workdir / "train_net.prototxt", to_text(net))
     sp = sgd_solver("train_net.prototxt", base_lr=task.base_lr, lr_policy=task.lr_policy,
                     power=task.power if task.lr_policy == "poly" else None, max_iter=task.iterations,
                     momentum=task.momentum, weight_decay=task.weight_decay, display=0,
@@ -136,7 +137,7 @@ def train_candidate(encoding: str, task: ClassificationTask, workdir: pathlib.Pa
     accuracy = round(float(result.last_val[key]), 6)
     record = {"encoding": encoding, "accuracy": accuracy, "validation": result.last_val,
               "iterations": result.iterations, "weights": str(result.final_weights)}
-    (workdir / "accuracy.json").write_text(json.dumps(record, indent=1))
+    atomic_write_text(workdir / "accuracy.json", json.dumps(record, indent=1))
     return record
 
 
@@ -164,7 +165,7 @@ class CaffeEvaluator(Evaluator):
             record = json.loads(done.read_text())
             if record.get("encoding") == encoding:
                 return float(record["accuracy"])
-        (workdir / "task.json").write_text(json.dumps({"encoding": encoding, "task": self.task.to_dict()}))
+        atomic_write_text(workdir / "task.json", json.dumps({"encoding": encoding, "task": self.task.to_dict()}))
         env = dict(os.environ)
         threads = str(self.task.threads)
         env.update(OMP_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads, MKL_NUM_THREADS=threads,

@@ -46,6 +46,7 @@ from prototxt_gen.netio import NetReadError, read_net
 
 from .caffe_env import CaffeUnavailable, load_caffe
 from .solver_gen import RecipeError, learning_rate, read_solver
+from tools.common.atomic import atomic_write_text
 
 _SNAPSHOT_RE = re.compile(r"^snap_iter_(\d+)\.done$")
 _NEVER = 2**31 - 1
@@ -323,7 +324,7 @@ def train(solver: str | Path | caffe_pb2.SolverParameter, workdir: str | Path, *
     tmp = workdir / "final.caffemodel.tmp"
     s.net.save(str(tmp))
     os.replace(tmp, final)
-    (workdir / "result.json").write_text(json.dumps(
+    atomic_write_text(workdir / "result.json", json.dumps(
         {"iterations": s.iter, "final_weights": str(final), "resumed_from": resumed_from,
          "last_val": last_val, "best_val": best_val}, indent=1))
     return TrainResult(workdir, s.iter, final, resumed_from, last_val, best_val)

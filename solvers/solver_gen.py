@@ -28,6 +28,7 @@ import yaml
 from google.protobuf import text_format
 
 from prototxt_gen import caffe_pb2
+from tools.common.atomic import atomic_write_text
 
 RECIPES_DIR = Path(__file__).resolve().parent / "recipes"
 
@@ -229,7 +230,7 @@ def cityscapes_solver(train_net, *, recipe: dict | None = None, test_net=None, t
 def write_solver(sp: caffe_pb2.SolverParameter, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text_format.MessageToString(sp))
+    atomic_write_text(path, text_format.MessageToString(sp))
     return path
 
 

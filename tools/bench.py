@@ -39,6 +39,7 @@ from tools.caffe_time import CaffeTimeError, busy_cpu_report, run_caffe_time
 from tools.platform_info import cpu_model
 from tools.netparam import (NetDefinitionError, legacy_inputs_to_layer, load_net, read_net,
                             write_net)
+from tools.common.atomic import atomic_save_figure, atomic_write_group, atomic_write_text
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -271,14 +272,14 @@ def plot(data: dict, path: Path) -> None:
     right.axhline(1.0, color="grey", linewidth=0.8)
     fig.suptitle(f"{data['cpu_model']}, {data['cores']} cores (1024x2048; ICNet 1025x2049)")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    atomic_save_figure(fig, path, dpi=120)
     plt.close(fig)
 
 
 def write_reports(runs: list[Run], figures: dict, out: Path) -> dict:
     data = summary(runs, figures)
-    (out / "results.json").write_text(json.dumps(data, indent=2))
-    (out / "results.md").write_text(markdown(data))
+    atomic_write_group({out / "results.json": json.dumps(data, indent=2),
+                        out / "results.md": markdown(data)})
     plot(data, out / "fps.png")
     return data
 

@@ -30,6 +30,7 @@ from tools.caffe_locate import CaffeNotFound, caffe_binary
 from tools.netparam import DATA_LAYER_TYPES, NetDefinitionError, read_net, write_net
 
 from tools.log_parsers import LogParseError, parse_caffe_time
+from tools.common.atomic import atomic_write_text
 
 DEFAULT_ITERATIONS = 100   # the paper's and the release log's setting
 BUSY_CORE_FRACTION = 0.2   # warn when others use more than this share of one core
@@ -158,7 +159,7 @@ def run_caffe_time(net_path: Path, iterations: int = DEFAULT_ITERATIONS,
         bar.close()
         text = "".join(lines)
     if log_path is not None:
-        Path(log_path).write_text(text)
+        atomic_write_text(log_path, text)
     if proc.returncode != 0:
         fatal = [ln.strip() for ln in lines if ln.startswith(("F", "E")) or "Check failed" in ln]
         why = fatal[-1] if fatal else (lines[-1].strip() if lines else "no output")

@@ -14,6 +14,7 @@ from google.protobuf.message import DecodeError
 
 from prototxt_gen import caffe_pb2
 from tools.caffe_net import CaffeNet, CaffeNetError
+from tools.common.atomic import atomic_write_bytes
 
 Weights = dict[str, list[np.ndarray]]
 
@@ -76,7 +77,14 @@ class _LegacyBlob(np.ndarray):
 def write_caffemodel(path: str | Path, weights: Weights, net_name: str = "",
                      layer_types: dict[str, str] | None = None) -> None:
     """Write `weights` as a caffemodel Caffe's Net::CopyTrainedLayersFrom reads (layers in the
-    dict's order; `layer_types` optionally records each layer's type, as Caffe's own files do)."""
+    dict's order; `layer_types` optionally records each layer's type, as Caffe's own files do).
+    The file is replaced only once it is written in full."""
+    atomic_write_bytes(path, caffemodel_bytes(weights, net_name, layer_types))
+
+
+def caffemodel_bytes(weights: Weights, net_name: str = "",
+                     layer_types: dict[str, str] | None = None) -> bytes:
+    """The serialized caffemodel of :func:`write_caffemodel` (for writing it with a prototxt)."""
     param = caffe_pb2.NetParameter(name=net_name)
     for layer_name, blobs in weights.items():
         layer = param.layer.add(name=layer_name)
@@ -87,7 +95,7 @@ def write_caffemodel(path: str | Path, weights: Weights, net_name: str = "",
             blob = layer.blobs.add()
             blob.shape.dim.extend(int(d) for d in array.shape)
             blob.data.extend(array.ravel().tolist())
-    Path(path).write_bytes(param.SerializeToString())
+    return param.SerializeToString()
 
 
 def fit_weights(net: CaffeNet, weights: Weights, source: str = "caffemodel") -> Weights:

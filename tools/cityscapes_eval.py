@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from tools.log_parsers import LogParseError, read_log
+from tools.common.atomic import atomic_write_text
 
 
 @dataclass(frozen=True)
@@ -517,7 +518,7 @@ def main(argv: list[str] | None = None) -> int:
     report = format_report(result, search)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(report)
+        atomic_write_text(args.out, report)
     if args.json:
         print(json.dumps(_summary(parse_cityscapes_eval(report)), indent=2))
     elif not args.out:

@@ -24,10 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from google.protobuf import text_format
 
 from prototxt_gen import caffe_pb2
 from tools import caffemodel
-from tools.netparam import NetDefinitionError, read_net, write_net
+from tools.common.atomic import atomic_write_bytes, atomic_write_group
+from tools.netparam import NetDefinitionError, read_net
 
 FOLDABLE_TYPES = ("Convolution", "InnerProduct", "Deconvolution")
 # Layers whose top has as many channels as their first bottom.
@@ -69,9 +71,13 @@ def read_caffemodel(path: str | Path) -> Weights:
 
 def write_caffemodel(path: str | Path, net: caffe_pb2.NetParameter, weights: Weights) -> None:
     """A caffemodel carrying `weights` for the layers of `net` (by name, in net order)."""
+    atomic_write_bytes(path, caffemodel_of(net, weights))
+
+
+def caffemodel_of(net: caffe_pb2.NetParameter, weights: Weights) -> bytes:
     ordered = {layer.name: weights[layer.name] for layer in net.layer if layer.name in weights}
     types = {layer.name: layer.type for layer in net.layer}
-    caffemodel.write_caffemodel(path, ordered, net.name, layer_types=types)
+    return caffemodel.caffemodel_bytes(ordered, net.name, layer_types=types)
 
 
 # ---------------------------------------------------------------- fit check
@@ -298,11 +304,14 @@ def merge_weights(net: caffe_pb2.NetParameter, weights: Weights, folds: list[Fol
 
 def merge_files(net_path: Path, weights_path: Path, out_net: Path, out_weights: Path) -> list[Fold]:
     net = read_net(net_path)
+    if not net.layer:
+        raise MergeError(f"{net_path}: the net has no layers")
     weights = check_weights_fit(net, read_caffemodel(weights_path), f"caffemodel {weights_path}")
     merged_net, folds = merge_net(net)
     merged = merge_weights(net, weights, folds)
-    write_net(merged_net, out_net)
-    write_caffemodel(out_weights, merged_net, merged)
+    # The pair is written together: a failure leaves both old files as they were.
+    atomic_write_group({out_net: text_format.MessageToString(merged_net),
+                        out_weights: caffemodel_of(merged_net, merged)})
     return folds
 
 
@@ -318,6 +327,10 @@ def main(argv: list[str] | None = None) -> int:
         folds = merge_files(args.net, args.weights, args.out_net, args.out_weights)
     except (MergeError, NetDefinitionError) as e:
         print(f"merge_bn: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # an output path that is a folder, a missing folder, a full disk
+        where = f"{e.filename}: {e.strerror}" if e.filename and e.strerror else str(e)
+        print(f"merge_bn: error: {where}", file=sys.stderr)
         return 2
     print(f"merge_bn: folded {len(folds)} BatchNorm layers "
           f"({sum(f.scale is not None for f in folds)} with Scale) -> {args.out_net}, {args.out_weights}",

@@ -13,6 +13,7 @@ from pathlib import Path
 from google.protobuf import text_format
 
 from prototxt_gen import analysis, caffe_pb2, netio
+from tools.common.atomic import atomic_write_text
 
 # Layers that read a dataset: replaced by an Input layer to run a net without data.
 DATA_LAYER_TYPES = {"Data", "ImageData", "HDF5Data", "MemoryData", "WindowData",
@@ -35,7 +36,7 @@ def read_net(path: str | os.PathLike) -> caffe_pb2.NetParameter:
 
 
 def write_net(net: caffe_pb2.NetParameter, path: str | os.PathLike) -> None:
-    Path(path).write_text(text_format.MessageToString(net))
+    atomic_write_text(path, text_format.MessageToString(net))
 
 
 def legacy_inputs_to_layer(net: caffe_pb2.NetParameter) -> caffe_pb2.NetParameter:

@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from tools.platform_info import cpu_model
+from tools.common.atomic import atomic_save_figure, atomic_write_text
 
 DEFAULT_OUT = Path("bench/onnxruntime.json")
 SEG_MODELS = ("df1seg", "df1seg_d8", "df2seg1", "df2seg1_d8", "df2seg2", "df2seg2_d8",
@@ -159,7 +160,7 @@ def bench(models, sizes, warmup: int, repeats: int, threads: int, out: Path,
         })
         report["models"] = models_summary(report["results"])
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(report, indent=1) + "\n")  # keep what is measured so far
+        atomic_write_text(out, json.dumps(report, indent=1) + "\n")  # keep what is measured so far
     return report
 
 
@@ -229,7 +230,7 @@ def plot(report: dict, path: Path) -> None:
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8, ncol=2)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    atomic_save_figure(fig, path, dpi=120)
     plt.close(fig)
 
 

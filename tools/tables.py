@@ -34,6 +34,7 @@ import yaml
 from tools.cityscapes_eval import parse_cityscapes_eval
 from tools.log_parsers import (LogParseError, parse_caffe_test, parse_caffe_time,
                                parse_tensorrt_profile, read_log)
+from tools.common.atomic import atomic_write_group
 
 REPO = Path(__file__).resolve().parent.parent
 DASH = "—"
@@ -519,10 +520,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.out:
             args.out.mkdir(parents=True, exist_ok=True)
             png = plot_fig1(figs, paper)
-            (args.out / "fig1_miou_vs_fps.png").write_bytes(png)
-            (args.out / "tables.md").write_text(markdown)
-            (args.out / "tables.html").write_text(to_html(tables, figs, sources, png))
-            (args.out / "tables.json").write_text(json.dumps(release, indent=2) + "\n")
+            atomic_write_group({args.out / "fig1_miou_vs_fps.png": png,
+                                args.out / "tables.md": markdown,
+                                args.out / "tables.html": to_html(tables, figs, sources, png),
+                                args.out / "tables.json": json.dumps(release, indent=2) + "\n"})
             if not args.json:
                 print(f"wrote {args.out}/tables.md, tables.html, tables.json, fig1_miou_vs_fps.png")
         elif not args.json:

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from tools.common.atomic import atomic_write_text
 
 NAME_COLUMNS = 40  # the release's sample pads and cuts layer names to 40 columns
 
@@ -338,7 +339,7 @@ def bench(jobs, precisions, warmup, iterations, out_dir: Path) -> dict:
         result = run_engine(engine, feeds, warmup, iterations, cuda=cuda)
         log_name = f"tensorrt_profiles/log_{name}_profile_{label}_{precision}_{_slug(gpu)}.txt"
         (out_dir / log_name).parent.mkdir(parents=True, exist_ok=True)
-        (out_dir / log_name).write_text(format_profile(
+        atomic_write_text(out_dir / log_name, format_profile(
             f"{name} ({label}, {precision}, TensorRT {trt.__version__}, {gpu})",
             result.inputs, result.outputs, result.layer_ms))
         report["results"].append({
@@ -352,7 +353,7 @@ def bench(jobs, precisions, warmup, iterations, out_dir: Path) -> dict:
         })
         # `make tables` shows FP16 where measured: the release's engines requested half2 mode
         report["models"] = models_summary(report["results"], prefer="fp16")
-        (out_dir / "tensorrt.json").write_text(json.dumps(report, indent=1) + "\n")
+        atomic_write_text(out_dir / "tensorrt.json", json.dumps(report, indent=1) + "\n")
     return report
 
 

@@ -37,6 +37,7 @@ from tools.caffe_net import (EVALUATION_LAYER_TYPES, CaffeNet, CaffeNetError, ar
                              scale_span)
 from tools.caffemodel import (CaffemodelError, Weights, fit_weights, random_weights,
                               read_caffemodel)
+from tools.common.atomic import atomic_write_bytes
 
 OPSET = 17
 IR_VERSION = 8  # the IR of opset 17; runtimes reject models stamped with a newer IR
@@ -425,8 +426,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"to_onnx: error: {err}", file=sys.stderr)
         return 2
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(model, out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(out, model.SerializeToString())  # a failed write keeps the old .onnx
+    except OSError as err:
+        where = f"{err.filename}: {err.strerror}" if err.filename and err.strerror else str(err)
+        print(f"to_onnx: error: {where}", file=sys.stderr)
+        return 2
     ins = ", ".join(f"{i.name} {tuple(d.dim_value for d in i.type.tensor_type.shape.dim)}"
                     for i in model.graph.input)
     outs = ", ".join(o.name for o in model.graph.output)

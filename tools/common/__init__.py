@@ -5,9 +5,9 @@
 - :mod:`tools.common.sizes`: the one ``HxW`` size parser (1024x2048 is height 1024, width 2048).
 - :mod:`tools.common.cli`: the CLI convention, bad input -> exit 2 and one line.
 """
-from .atomic import atomic_write, atomic_write_bytes, atomic_write_group, atomic_write_text
+from .atomic import atomic_save_figure, atomic_write, atomic_write_bytes, atomic_write_group, atomic_write_text
 from .cli import CliError, run_cli
 from .sizes import SizeError, format_hxw, parse_hxw
 
-__all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_group", "atomic_write_text",
+__all__ = ["atomic_save_figure", "atomic_write", "atomic_write_bytes", "atomic_write_group", "atomic_write_text",
            "CliError", "run_cli", "SizeError", "format_hxw", "parse_hxw"]

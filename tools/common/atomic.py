@@ -12,7 +12,8 @@ import tempfile
 from pathlib import Path
 from typing import IO, Iterator, Mapping
 
-__all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_group", "atomic_write_text"]
+__all__ = ["atomic_save_figure", "atomic_write", "atomic_write_bytes", "atomic_write_group",
+           "atomic_write_text"]
 
 
 def _temp_beside(path: Path, binary: bool) -> tuple[IO, Path]:
@@ -95,3 +96,12 @@ def atomic_write_group(contents: Mapping[str | os.PathLike, bytes | str]) -> lis
     for dest, tmp in staged:
         os.replace(tmp, dest)
     return [dest for dest, _ in staged]
+
+
+def atomic_save_figure(fig, path: str | os.PathLike, **savefig_kwargs) -> Path:
+    """``fig.savefig`` through :func:`atomic_write`; the format follows the file's suffix."""
+    path = Path(path)
+    fmt = path.suffix.lstrip(".").lower() or "png"
+    with atomic_write(path, binary=True) as f:
+        fig.savefig(f, format=fmt, **savefig_kwargs)
+    return path
