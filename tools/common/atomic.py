@@ -41,9 +41,19 @@ def atomic_write(path: str | os.PathLike, binary: bool = False) -> Iterator[IO]:
             os.fsync(f.fileno())
         _keep_mode(path, tmp)
         os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise _naming(exc, path) from exc
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _naming(exc: OSError, path: Path) -> OSError:
+    """The error with the destination's name (a write error names only a file descriptor)."""
+    if isinstance(exc.filename, str) and exc.filename and exc.strerror:
+        return exc
+    return OSError(exc.errno, exc.strerror or str(exc), str(path))
 
 
 def _keep_mode(path: Path, tmp: Path) -> None:
@@ -89,9 +99,11 @@ def atomic_write_group(contents: Mapping[str | os.PathLike, bytes | str]) -> lis
                 f.flush()
                 os.fsync(f.fileno())
             _keep_mode(dest, tmp)
-    except BaseException:
+    except BaseException as exc:
         for _, tmp in staged:
             tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and staged:
+            raise _naming(exc, staged[-1][0]) from exc
         raise
     for dest, tmp in staged:
         os.replace(tmp, dest)
