@@ -7,6 +7,7 @@ belong together (a prototxt and its caffemodel): either all are new or none is.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from pathlib import Path
@@ -23,9 +24,9 @@ def _temp_beside(path: Path, binary: bool) -> tuple[IO, Path]:
 
 def _check_destination(path: Path) -> None:
     if path.is_dir():
-        raise IsADirectoryError(f"{path}: is a directory, expected a file path")
+        raise IsADirectoryError(errno.EISDIR, "is a directory, expected a file path", str(path))
     if not path.parent.is_dir():
-        raise FileNotFoundError(f"{path}: folder {path.parent} does not exist")
+        raise FileNotFoundError(errno.ENOENT, f"folder {path.parent} does not exist", str(path))
 
 
 @contextlib.contextmanager
