@@ -318,6 +318,8 @@ def analyze(net: caffe_pb2.NetParameter | str | os.PathLike, input_shape: Shape 
     """
     if isinstance(net, (str, os.PathLike)):
         net = read_net(net)
+    if not net.layer and not net.input:
+        raise AnalysisError(f"net {net.name or '(unnamed)'}: no layers (an empty or truncated prototxt?)")
     phase = phase.upper()
     if input_shape is not None:
         input_shape = tuple(int(d) for d in input_shape)

@@ -179,7 +179,17 @@ class SegmentationNet:
 _TOKEN = re.compile(r"\s*(\[|\]|\(|\)|,|[0-9]+/[0-9]+|[0-9]+|.)")
 
 
+def _ascii_only(text: str, what: str = "encoding") -> None:
+    """Widths are ASCII digits: ``str.isdigit`` also accepts superscript and fullwidth digits,
+    which would otherwise be split into one block per digit or crash ``int``."""
+    for col, ch in enumerate(text, 1):
+        if not ch.isascii():
+            raise EncodingError(f"{what} {text!r}, column {col}: {ch!r} (U+{ord(ch):04X}) is not "
+                                f"an ASCII character; write widths with the digits 0-9")
+
+
 def _tokens(text: str) -> list[tuple[int, str]]:
+    _ascii_only(text)
     out = []
     pos = 0
     while pos < len(text):
@@ -238,6 +248,7 @@ def format_backbone(backbone: Backbone) -> str:
 
 
 def parse_wc(text: str, num_classes: int = 19) -> tuple[int | str, ...]:
+    _ascii_only(text, "width controllers")
     m = re.fullmatch(r"\s*\[([^\]]*)\]\s*", text)
     if m is None:
         raise EncodingError(f"width controllers {text!r}: expected [C3,C4,C5]")
