@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from prototxt_gen import caffe_pb2
+from prototxt_gen.analysis import phase_view
 
 from .lut import LutKey, this_platform
 
@@ -52,18 +53,8 @@ def input_shape(net: caffe_pb2.NetParameter) -> tuple[str, tuple[int, ...]]:
 
 
 def test_phase(net: caffe_pb2.NetParameter) -> caffe_pb2.NetParameter:
-    """Only the layers Caffe would instantiate in the TEST phase (engines other than Caffe
-    ignore include/exclude rules and would see both phases' twins)."""
-    out = caffe_pb2.NetParameter()
-    out.CopyFrom(net)
-    del out.layer[:]
-    for layer in net.layer:
-        if layer.include and not any(r.phase == caffe_pb2.TEST for r in layer.include if r.HasField("phase")):
-            continue
-        if any(r.HasField("phase") and r.phase == caffe_pb2.TEST for r in layer.exclude):
-            continue
-        out.layer.add().CopyFrom(layer)
-    return out
+    """The TEST-phase layers (engines other than Caffe ignore include/exclude rules)."""
+    return phase_view(net, "TEST")
 
 
 def random_weights(net: caffe_pb2.NetParameter, seed: int = 0) -> caffe_pb2.NetParameter:

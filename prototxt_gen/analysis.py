@@ -190,6 +190,16 @@ def filter_net(net: caffe_pb2.NetParameter, phase: str) -> caffe_pb2.NetParamete
     return out
 
 
+def phase_view(net: caffe_pb2.NetParameter, phase: str = "TEST") -> caffe_pb2.NetParameter:
+    """The layers of ``phase`` with their include/exclude rules removed: what an engine that
+    ignores phase rules (OpenCV, the ONNX exporter) must be given.  The project's one phase
+    filter is :func:`filter_net`; this is it plus dropping the then-meaningless rules."""
+    out = filter_net(net, phase)
+    for layer in out.layer:
+        del layer.include[:], layer.exclude[:]
+    return out
+
+
 def layer_included(layer: caffe_pb2.LayerParameter, state: caffe_pb2.NetState) -> bool:
     """FilterNet's decision for one layer: do its include/exclude rules accept ``state``?"""
     if len(layer.include) and len(layer.exclude):

@@ -34,6 +34,7 @@ import yaml
 from tqdm import tqdm
 
 from prototxt_gen import caffe_pb2
+from prototxt_gen.analysis import phase_view as inference_view  # the one phase filter
 from tools.caffe_locate import CaffeNotFound, import_caffe
 from tools.caffe_time import CaffeTimeError, busy_cpu_report, run_caffe_time
 from tools.platform_info import cpu_model
@@ -111,22 +112,6 @@ def caffe_time_net(model: str, hw: tuple[int, int]) -> caffe_pb2.NetParameter:
         return legacy_inputs_to_layer(read_net(reference_root() / "icnet" / "icnet_cityscapes.prototxt"))
     from prototxt_gen.generate import net_for
     return net_for(model, "caffetime_mergebn", input_size=hw)
-
-
-def inference_view(net: caffe_pb2.NetParameter) -> caffe_pb2.NetParameter:
-    """The layers that run in TEST, without phase rules (OpenCV reads every layer it is given)."""
-    out = caffe_pb2.NetParameter()
-    out.CopyFrom(net)
-    del out.layer[:]
-    for layer in net.layer:
-        if any(rule.HasField("phase") and rule.phase != caffe_pb2.TEST for rule in layer.include):
-            continue
-        if any(rule.HasField("phase") and rule.phase == caffe_pb2.TEST for rule in layer.exclude):
-            continue
-        kept = out.layer.add()
-        kept.CopyFrom(layer)
-        del kept.include[:], kept.exclude[:]
-    return out
 
 
 def explicit_interp_sizes(net: caffe_pb2.NetParameter, blob_shapes: dict) -> caffe_pb2.NetParameter:

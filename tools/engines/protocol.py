@@ -1,0 +1,129 @@
+"""The one timing protocol (docs/measurement.md).
+
+One net: ``warmup`` untimed calls, then ``repeats`` timed calls on one clock.
+A comparison (net vs net, engine vs engine): ``rounds`` interleaved rounds, each round times
+every contender ``repeats`` times in turn, so a change of load hits all of them alike; the
+ratio a/b is estimated per round (same load) and its 95 % interval bootstrapped over rounds.
+Each time is reported as median, min and a bootstrap 95 % interval of the median; a spread
+(p90/p10 of the samples) above ``busy_spread`` marks the machine as busy.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+
+BOOTSTRAP_RESAMPLES = 2000
+BUSY_SPREAD = 1.25   # p90 / p10 of one net's samples above this: someone else used the CPU
+
+
+@dataclasses.dataclass(frozen=True)
+class Protocol:
+    warmup: int = 2
+    repeats: int = 5
+    rounds: int = 3
+    clock: str = "perf_counter"      # wall-clock; "process_time" for single-threaded runs
+    busy_spread: float = BUSY_SPREAD
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.warmup < 0 or self.repeats < 1 or self.rounds < 1:
+            raise ValueError(f"protocol needs warmup >= 0, repeats >= 1, rounds >= 1 ({self})")
+        if self.clock not in ("perf_counter", "process_time"):
+            raise ValueError(f"clock {self.clock!r}: perf_counter or process_time")
+
+    def now(self) -> float:
+        return getattr(time, self.clock)()
+
+
+@dataclasses.dataclass
+class Timing:
+    """Samples (ms) of one net on one engine and their summary."""
+
+    samples_ms: list[float]
+    median_ms: float
+    min_ms: float
+    ci95_ms: tuple[float, float]
+    spread: float
+    busy: bool
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def bootstrap_interval(values: Sequence[float], stat=np.median, seed: int = 0,
+                       resamples: int = BOOTSTRAP_RESAMPLES) -> tuple[float, float]:
+    """Percentile bootstrap 95 % interval of ``stat`` (one value -> a zero-width interval)."""
+    v = np.asarray(values, dtype=float)
+    if v.size == 1:
+        return float(v[0]), float(v[0])
+    rng = np.random.default_rng(seed)
+    draws = stat(v[rng.integers(0, v.size, (resamples, v.size))], axis=1)
+    lo, hi = np.percentile(draws, [2.5, 97.5])
+    return float(lo), float(hi)
+
+
+def summarize(samples_ms: Sequence[float], protocol: Protocol = Protocol()) -> Timing:
+    v = np.asarray(samples_ms, dtype=float)
+    p10, p90 = np.percentile(v, [10, 90])
+    spread = float(p90 / p10) if p10 > 0 else float("inf")
+    return Timing([float(x) for x in v], float(np.median(v)), float(v.min()),
+                  bootstrap_interval(v, seed=protocol.seed), spread, spread > protocol.busy_spread)
+
+
+def _timed(run: Callable[[], None], protocol: Protocol, n: int) -> list[float]:
+    times = []
+    for _ in range(n):
+        start = protocol.now()
+        run()
+        times.append((protocol.now() - start) * 1e3)
+    return times
+
+
+def time_one(run: Callable[[], None], protocol: Protocol = Protocol()) -> Timing:
+    for _ in range(protocol.warmup):
+        run()
+    return summarize(_timed(run, protocol, protocol.repeats * protocol.rounds), protocol)
+
+
+def ratio_interval(per_round_a: Sequence[float], per_round_b: Sequence[float],
+                   seed: int = 0) -> dict:
+    """Ratio of medians a/b with a bootstrap 95 % interval over rounds (rounds resampled in
+    pairs: both nets of a round saw the same load)."""
+    a, b = np.asarray(per_round_a, float), np.asarray(per_round_b, float)
+    point = float(np.median(a) / np.median(b))
+    if a.size == 1:
+        return {"ratio": point, "ci95": (point, point)}
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, a.size, (BOOTSTRAP_RESAMPLES, a.size))
+    draws = np.median(a[idx], axis=1) / np.median(b[idx], axis=1)
+    lo, hi = np.percentile(draws, [2.5, 97.5])
+    return {"ratio": point, "ci95": (float(lo), float(hi))}
+
+
+def compare(runs: Mapping[str, Callable[[], None]], protocol: Protocol = Protocol(),
+            progress: Callable[[str], None] | None = None) -> dict:
+    """Time every contender in interleaved rounds.  Returns ``{"timings": {name: Timing},
+    "round_medians_ms": {name: [...]}, "busy": bool, "protocol": {...}}``; ratios come from
+    :func:`ratio_interval` on the round medians."""
+    names = list(runs)
+    for name in names:
+        for _ in range(protocol.warmup):
+            runs[name]()
+    samples = {n: [] for n in names}
+    round_medians = {n: [] for n in names}
+    for r in range(protocol.rounds):
+        order = names if r % 2 == 0 else names[::-1]   # neither always goes first
+        for name in order:
+            t = _timed(runs[name], protocol, protocol.repeats)
+            samples[name] += t
+            round_medians[name].append(float(np.median(t)))
+            if progress:
+                progress(name)
+    timings = {n: summarize(samples[n], protocol) for n in names}
+    return {"timings": timings, "round_medians_ms": round_medians,
+            "busy": any(t.busy for t in timings.values()),
+            "protocol": {**dataclasses.asdict(protocol), "threads_env": os.environ.get("OMP_NUM_THREADS")}}
