@@ -1,0 +1,61 @@
+"""The floors of docs/architecture.md: a package imports only the floors below it."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+PACKAGES = ("prototxt_gen", "pop", "solvers", "tools")
+
+# package (or subpackage) -> dfseg packages it may import besides itself
+ALLOWED = {
+    "tools.common": set(),
+    "prototxt_gen": {"tools.common"},
+    "tools": {"tools", "prototxt_gen"},
+    "pop": {"prototxt_gen", "tools"},
+    "solvers": {"prototxt_gen", "tools", "pop"},
+}
+
+
+def _owner(module: str) -> str:
+    return "tools.common" if module.startswith("tools.common") else module.split(".")[0]
+
+
+def _dfseg_imports(path: Path):
+    tree = ast.parse(path.read_text(), filename=str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+        elif isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        else:
+            continue
+        for name in names:
+            if name.split(".")[0] in PACKAGES:
+                yield node.lineno, name
+
+
+def _package_files():
+    for package in PACKAGES:
+        for path in sorted((REPO / package).rglob("*.py")):
+            module = ".".join(path.relative_to(REPO).with_suffix("").parts)
+            yield _owner(module), path
+
+
+def test_each_package_imports_only_lower_floors():
+    bad = []
+    for owner, path in _package_files():
+        allowed = ALLOWED[owner] | {owner}
+        for line, name in _dfseg_imports(path):
+            target = _owner(name)
+            # tools.common is floor 0: everyone may import it; tools.X may import tools.Y
+            if target in allowed or target == "tools.common" or (owner == "tools" and target == "tools"):
+                continue
+            bad.append(f"{path.relative_to(REPO)}:{line} imports {name}")
+    assert not bad, "imports against docs/architecture.md:\n" + "\n".join(bad)
+
+
+def test_floor_zero_imports_nothing_of_dfseg():
+    for path in sorted((REPO / "tools" / "common").glob("*.py")):
+        outside = [n for _, n in _dfseg_imports(path) if not n.startswith("tools.common")]
+        assert not outside, f"{path.name} imports {outside}"
