@@ -2,7 +2,7 @@
 
 POP prunes on the assumption m ≺ w ⇒ acc(m) <= acc(w).  Real training breaks it: the
 existing pop-demo found 30-52 % of trained comparable pairs inverted.  To ask whether
-pruning still pays, the benchmark perturbs the surrogate's accuracies with Gaussian noise
+pruning still pays, a robustness benchmark (not yet wired into pop/bench.py) perturbs the surrogate's accuracies with Gaussian noise
 whose scale is chosen so that a *target share of comparable pairs is inverted* - the
 quantity a user can measure on their own trained pairs - rather than a raw sigma.
 """
