@@ -68,10 +68,35 @@ def _sqlite_pragmas(engine: sa.engine.Engine) -> None:
     engine.dispose()
 
 
+# Two processes creating the same schema at once: one wins, the other sees a duplicate key
+# (alembic_version on SQLite, pg_type on PostgreSQL) although the schema is now there. A
+# second try then finds the tables and goes on.
+_CREATE_RACE = ("alembic_version", "already exists", "duplicate key", "UNIQUE constraint", "IntegrityError",
+                "database is locked")
+_CREATE_TRIES = 6
+
+
+def _lost_create_race(err: BaseException) -> bool:
+    text = f"{type(err).__name__}: {err}"
+    cause = err.__cause__ or err.__context__
+    return any(m in text for m in _CREATE_RACE) or (cause is not None and _lost_create_race(cause))
+
+
+def _retry_create(create, what: str):
+    for attempt in range(_CREATE_TRIES):
+        try:
+            return create()
+        except Exception as e:
+            if attempt == _CREATE_TRIES - 1 or not _lost_create_race(e):
+                raise
+            time.sleep(0.2 * (attempt + 1))
+    raise AssertionError(what)  # not reached
+
+
 def open_storage(url: str) -> optuna.storages.RDBStorage:
+    kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
     try:
-        kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
-        storage = optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+        storage = _retry_create(lambda: optuna.storages.RDBStorage(url, engine_kwargs=kwargs), url)
     except Exception as e:  # optuna wraps driver errors in many types
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise StudyError(f"storage {url!r}: cannot open ({msg})")
@@ -152,6 +177,9 @@ class Leases:
         self.study = study
         self.timeout = float(timeout)
         self.now = _now_sql(self.engine.dialect.name)
+        _retry_create(self._create_table, "pop_leases")
+
+    def _create_table(self) -> None:
         with self.engine.begin() as c:
             c.execute(sa.text(
                 "CREATE TABLE IF NOT EXISTS pop_leases (study VARCHAR(512) NOT NULL, candidate INTEGER NOT NULL, "
