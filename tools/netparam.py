@@ -16,7 +16,7 @@ from prototxt_gen import analysis, caffe_pb2, netio
 
 # Layers that read a dataset: replaced by an Input layer to run a net without data.
 DATA_LAYER_TYPES = {"Data", "ImageData", "HDF5Data", "MemoryData", "WindowData",
-                    "DummyData", "Input", "Python"}
+                    "DummyData", "Input", "Python", "DenseImageData"}
 
 
 class NetDefinitionError(ValueError):
