@@ -79,8 +79,10 @@ patch -s -p1 -d "$SRC" < caffe/patches/caffe-proto-pop-fork.patch
 for p in caffe/patches/*.patch; do
   [ "$p" = caffe/patches/caffe-proto-pop-fork.patch ] || patch -s -p1 -d "$SRC" < "$p"
 done
-cp caffe/layers/interp_layer.hpp "$SRC/include/caffe/layers/"
-cp caffe/layers/interp_layer.cpp "$SRC/src/caffe/layers/"
+cp caffe/layers/*.hpp "$SRC/include/caffe/layers/"
+for f in caffe/layers/*.cpp caffe/layers/*.cu; do
+  if [ -e "$f" ]; then cp "$f" "$SRC/src/caffe/layers/"; fi
+done
 
 # ---- configure, build, install ----
 # pycaffe is compiled against the venv's numpy (2.x) headers: such a module also runs on

@@ -28,7 +28,7 @@ BYTES_PER_FLOAT = 4
 PHASES = {"TRAIN": caffe_pb2.TRAIN, "TEST": caffe_pb2.TEST}
 # Layer types whose first top is the network input that --input replaces.
 DATA_TYPES = {"Input", "ImageData", "Data", "MemoryData", "DummyData", "HDF5Data",
-              "WindowData"}
+              "WindowData", "DenseImageData"}
 
 
 class AnalysisError(ValueError):

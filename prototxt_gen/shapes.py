@@ -292,6 +292,23 @@ def _image_data(layer, bottoms):
     return _with_label(layer, (p.batch_size, channels) + hw)
 
 
+@rule("DenseImageData")
+def _dense_image_data(layer, bottoms):
+    # The SegNet fork's image + label-image reader: the label top is a 1-channel image.
+    p = layer.dense_image_data_param
+    channels = 3 if p.is_color else 1
+    hw = _crop_hw(layer.transform_param)
+    if hw is None and p.new_height > 0 and p.new_width > 0:
+        hw = (p.new_height, p.new_width)
+    if hw is None:
+        raise _data_shape_error("DenseImageData without crop or new_height/new_width "
+                                "takes its size from the images")
+    tops = [(p.batch_size, channels) + hw]
+    if len(layer.top) > 1:
+        tops.append((p.batch_size, 1) + hw)
+    return LayerCost(tops)
+
+
 @rule("Data")
 def _data(layer, bottoms):
     raise _data_shape_error("the Data layer's shape comes from its database")
@@ -413,6 +430,25 @@ def _interp(layer, bottoms):
     shape = bottoms[0]
     _check(len(shape) == 4, "Interp needs a 4-axis (N, C, H, W) input")
     return LayerCost([_check_shape(shape[:2] + interp_output_hw(p, shape[2:]))])
+
+
+def upsample_output_hw(p: caffe_pb2.UpsampleParameter, in_hw: tuple[int, int]) -> tuple[int, int]:
+    """SegNet / ENet max-unpooling: upsample_h/_w when given, else in * scale_h/_w (each
+    defaulting to scale), one less on an axis whose pad_out_h/_w is set."""
+    scale_h = p.scale_h if p.HasField("scale_h") else p.scale
+    scale_w = p.scale_w if p.HasField("scale_w") else p.scale
+    out_h = p.upsample_h if p.HasField("upsample_h") else in_hw[0] * scale_h - int(p.pad_out_h)
+    out_w = p.upsample_w if p.HasField("upsample_w") else in_hw[1] * scale_w - int(p.pad_out_w)
+    return out_h, out_w
+
+
+@rule("Upsample")
+def _upsample(layer, bottoms):
+    _bottoms(bottoms, exact=2)
+    shape = bottoms[0]
+    _check(len(shape) == 4, "Upsample needs a 4-axis (N, C, H, W) input")
+    _check(bottoms[1] == shape, f"the mask {bottoms[1]} must have the data's shape {shape}")
+    return LayerCost([_check_shape(shape[:2] + upsample_output_hw(layer.upsample_param, shape[2:]))])
 
 
 @rule("Crop")

@@ -132,10 +132,10 @@ def test_icnet_shapes(reference_dir):
     assert interps and all(min(layer.tops[0].shape) > 0 for layer in interps)
 
 
-def test_icnet_bnnomerge_needs_pspnet_fields(reference_dir):
+def test_icnet_bnnomerge_reads_pspnet_bn_param_strictly(reference_dir):
+    # The schema carries the PSPNet fork's bn_param: no --allow-unknown-fields needed.
     path = reference_dir / "icnet/icnet_cityscapes_bnnomerge.prototxt"
-    assert_one_line_error(analyze_cli(path), f"error: {path}:68: ")
-    proc = analyze_cli(path, "--allow-unknown-fields", "--json")
+    proc = analyze_cli(path, "--json")
     assert proc.returncode == 0, proc.stderr
     bn = [layer for layer in json.loads(proc.stdout)["layers"] if layer["type"] == "BN"]
     assert bn and bn[0]["params"] == 4 * bn[0]["tops"][0]["shape"][1]

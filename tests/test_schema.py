@@ -57,3 +57,27 @@ def test_wire_bytes_written_by_the_fork_parse():
     assert (parsed.interp_param.height, parsed.interp_param.width) == (33, 65)
     assert parsed.shuffle_channel_param.group == 3
     assert not parsed.HasField("clip_param")
+
+
+def test_segmentation_fork_layers_parse_from_text():
+    """SegNet/ENet's Upsample, PSPNet's BN and SegNet's DenseImageData params read by field name."""
+    from google.protobuf import text_format
+    net = text_format.Parse(
+        'layer { name: "d" type: "DenseImageData" top: "data" top: "label"'
+        '  dense_image_data_param { source: "l.txt" batch_size: 4 new_height: 360 new_width: 480 shuffle: true } }'
+        'layer { name: "bn" type: "BN" bottom: "data" top: "data"'
+        '  bn_param { slope_filler { type: "constant" value: 1 } momentum: 0.95 frozen: true } }'
+        'layer { name: "bn2" type: "BN" bottom: "data" top: "data" bn_param { bn_mode: INFERENCE } }'
+        'layer { name: "up" type: "Upsample" bottom: "data" bottom: "mask" top: "up"'
+        '  upsample_param { scale: 2 upsample_h: 45 upsample_w: 60 pad_out_h: true } }',
+        caffe_pb2.NetParameter())
+    data, bn, bn2, up = net.layer
+    assert data.dense_image_data_param.new_height == 360 and data.dense_image_data_param.batch_size == 4
+    assert bn.bn_param.frozen and abs(bn.bn_param.momentum - 0.95) < 1e-6
+    assert bn2.bn_param.bn_mode == caffe_pb2.BNParameter.INFERENCE
+    assert up.upsample_param.upsample_h == 45 and up.upsample_param.pad_out_h
+    assert not up.upsample_param.HasField("scale_h")
+    assert caffe_pb2.UpsampleParameter().scale == 2 and caffe_pb2.DenseImageDataParameter().batch_size == 1
+    numbers = {f.name: f.number for f in caffe_pb2.LayerParameter.DESCRIPTOR.fields}
+    assert {numbers["upsample_param"], numbers["bn_param"], numbers["dense_image_data_param"]}.isdisjoint(
+        {148, 149, 150})

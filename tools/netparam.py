@@ -17,7 +17,7 @@ from tools.common.atomic import atomic_write_text
 
 # Layers that read a dataset: replaced by an Input layer to run a net without data.
 DATA_LAYER_TYPES = {"Data", "ImageData", "HDF5Data", "MemoryData", "WindowData",
-                    "DummyData", "Input", "Python"}
+                    "DummyData", "Input", "Python", "DenseImageData"}
 
 
 class NetDefinitionError(ValueError):
