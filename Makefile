@@ -46,13 +46,15 @@ $(filter-out df1seg,$(MODELS)): setup
 
 # The main job: DF1-Seg in every form, its analysis at 1024x2048, then a measured FPS in
 # real Caffe (`caffe time`, merged BN, 1024x2048) beside the paper's Titan X figure and
-# ICNet's, the head-to-head baseline.  DF1SEG_ITERATIONS keeps it short on a CPU
-# (the paper used 100: `make bench`).
-DF1SEG_ITERATIONS ?= 5
+# ICNet's, the head-to-head baseline, timed in interleaved rounds on one thread; prints the
+# DF1-Seg/ICNet ratio with its 95 % interval (docs/measurement.md).  DF1SEG_ITERATIONS keeps
+# it short on a CPU (the paper used 100: `make bench`).
+DF1SEG_ITERATIONS ?= 10
+DF1SEG_ROUNDS ?= 5
 df1seg: setup caffe
 	$(generate_and_analyze)
-	$(PY) -m tools.bench --models df1seg,icnet --iterations $(DF1SEG_ITERATIONS) --no-table4 \
-	  --opencv-iterations 1 --out bench/df1seg
+	$(PY) -m tools.bench --models df1seg,icnet --iterations $(DF1SEG_ITERATIONS) \
+	  --rounds $(DF1SEG_ROUNDS) --threads 1 --no-table4 --opencv-iterations 2 --out bench/df1seg
 
 # Every named model, and the authors' release set under its own file names.
 models: setup

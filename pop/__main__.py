@@ -155,6 +155,14 @@ def cmd_lut_build(args) -> int:
     missing = table.missing(keys)
     print(f"{len(keys)} block configurations for this space, {len(missing)} to profile on {args.backend}")
     added = build(table, keys, backend, save_to=args.lut)
+    if args.calibrate and "calibration" not in table.meta:
+        from .space import Space
+        from .validate import calibrate
+        space = Space.enumerate(cfg, table)
+        if space.size:
+            cal = calibrate(space, table, backend, n=args.calibrate)
+            table.save(args.lut)
+            print(f"calibrated on {cal['nets']} whole networks: whole / Σ parts = {cal['scale']:.3f}")
     print(f"wrote {args.lut}: {len(table.entries)} entries ({added} new)")
     return 0
 
@@ -270,6 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--backend", default="caffe", help="caffe | caffe-time | opencv | onnxruntime | tensorrt")
         q.add_argument("--threads", type=int, default=1, help="CPU threads of the engine")
         q.add_argument("--iterations", type=int, default=20, help="timed forward passes per measurement")
+        if name == "build":
+            q.add_argument("--calibrate", type=int, default=10, metavar="N",
+                           help="time N whole nets with their parts to calibrate whole / Σ parts (0: skip)")
         if name == "validate":
             q.add_argument("-n", type=int, default=20, help="number of random architectures")
             q.add_argument("--seed", type=int, default=0)

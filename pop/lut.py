@@ -166,15 +166,23 @@ class LatencyTable:
     def call_overhead(self) -> float:
         return float(self.meta.get("call_overhead_ms", 0.0))
 
+    # A whole net measured by the same protocol runs slower than the sum of its parts timed
+    # alone, by a factor that depends on the machine's state (docs/measurement.md, "LUT");
+    # `pop lut calibrate` measures it on whole nets right after the build and stores it here.
+    @property
+    def scale(self) -> float:
+        return float(self.meta.get("calibration", {}).get("scale", 1.0))
+
     def stem(self, input_size):
-        return self._get(stem_key(tuple(input_size)))
+        return self.scale * self._get(stem_key(tuple(input_size)))
 
     def block(self, block, in_channels, in_hw, stride, projection):
         raw = self._get(block_key(block, in_channels, tuple(in_hw), stride, projection))
-        return max(raw - self.call_overhead, 1e-6)
+        return self.scale * max(raw - self.call_overhead, 1e-6)
 
     def head(self, in_channels, in_hw, num_classes):
-        return max(self._get(head_key(in_channels, tuple(in_hw), num_classes)) - self.call_overhead, 1e-6)
+        raw = self._get(head_key(in_channels, tuple(in_hw), num_classes))
+        return self.scale * max(raw - self.call_overhead, 1e-6)
 
     def missing(self, keys: Iterable[LutKey]) -> list[LutKey]:
         return [k for k in keys if k not in self.entries]
@@ -223,19 +231,29 @@ class LatencyTable:
             raise LutError(f"{where}: LUT was measured on another platform ({detail})")
 
 
+BUILD_CHUNK = 16   # keys timed together in interleaved rounds, then saved
+
+
 def build(table: LatencyTable, keys: list[LutKey], backend, save_to: Path | None = None,
           progress: bool = True) -> int:
-    """Profile every missing key with `backend`; saves after each entry, so an interrupted
-    build keeps what it measured.  Returns the number of new entries."""
+    """Profile every missing key with `backend`, BUILD_CHUNK keys at a time in interleaved
+    rounds (``backend.profile_keys``); saves after each chunk, so an interrupted build keeps
+    what it measured.  A build that adds entries drops an earlier calibration (it was measured
+    against other entries).  Returns the number of new entries."""
     from tqdm import tqdm
 
     todo = table.missing(keys)
     if todo or "call_overhead_ms" not in table.meta:
         table.meta["call_overhead_ms"] = float(backend.call_overhead())
-    for key in tqdm(todo, desc="profiling blocks", unit="block", disable=not progress):
-        table.entries[key] = float(backend.profile_key(key))
-        if save_to is not None:
-            table.save(save_to)
+    if todo:
+        table.meta.pop("calibration", None)
+    with tqdm(total=len(todo), desc="profiling blocks", unit="block", disable=not progress) as bar:
+        for start in range(0, len(todo), BUILD_CHUNK):
+            chunk = todo[start:start + BUILD_CHUNK]
+            table.entries.update(backend.profile_keys(chunk))
+            bar.update(len(chunk))
+            if save_to is not None:
+                table.save(save_to)
     table.meta["updated"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     if save_to is not None:
         table.save(save_to)

@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 from prototxt_gen import caffe_pb2
-from tools.bench import ICNET_HW, explicit_interp_sizes, inference_view, padded, paper_figures
+from prototxt_gen.analysis import phase_view as inference_view
+from tools.bench import ICNET_HW, padded, paper_figures
+from tools.engines.nets import explicit_interp_sizes, prepare_net
 from tools.netparam import legacy_inputs_to_layer, load_net, read_net
 
 REPO = Path(__file__).resolve().parent.parent
@@ -28,7 +30,7 @@ def test_icnet_interp_made_explicit_for_opencv(caffe, reference_dir):
     param = legacy_inputs_to_layer(read_net(reference_dir / "icnet" / "icnet_cityscapes.prototxt"))
     net = load_net(caffe, param)
     shapes = {name: blob.data.shape for name, blob in net.blobs.items()}
-    rewritten = explicit_interp_sizes(param, shapes)
+    rewritten = explicit_interp_sizes(prepare_net(param))
     interps = {l.name: l for l in rewritten.layer if l.type == "Interp"}
     assert interps and all(not l.interp_param.HasField("shrink_factor") and
                            not l.interp_param.HasField("zoom_factor") for l in interps.values())
@@ -49,10 +51,11 @@ def test_inference_view_drops_train_layers():
 
 
 def test_bench_end_to_end_on_icnet(caffe, reference_dir, tmp_path):
-    """Real `caffe time` and OpenCV on ICNet (1 iteration each); OpenCV's output is checked
-    against Caffe's inside the run (a mismatch would be reported as an error)."""
-    result = subprocess.run([sys.executable, "-m", "tools.bench", "--models", "icnet", "--iterations", "1",
-                             "--no-table4", "--opencv-iterations", "1", "--out", str(tmp_path)],
+    """Real `caffe time` and OpenCV on ICNet (2 rounds of 1 pass each); OpenCV's output is
+    checked against pycaffe's inside the run (a mismatch would be reported as an error)."""
+    result = subprocess.run([sys.executable, "-m", "tools.bench", "--models", "icnet", "--iterations", "2",
+                             "--rounds", "2", "--no-table4", "--opencv-iterations", "2",
+                             "--out", str(tmp_path)],
                             cwd=REPO, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     data = json.loads((tmp_path / "results.json").read_text())
@@ -61,9 +64,15 @@ def test_bench_end_to_end_on_icnet(caffe, reference_dir, tmp_path):
     for run in runs.values():
         assert run["error"] is None, run["error"]
         assert run["fps"] > 0 and run["input_hw"] == list(ICNET_HW)
+        lo, hi = run["ci95_ms"]
+        assert run["min_ms"] <= run["forward_ms"] and lo <= run["forward_ms"] <= hi
     assert runs["caffe"]["paper_fps"] == 30.3 and runs["caffe"]["layers"]
     assert data["df1seg_over_icnet"]["paper"] == pytest.approx(30.7 / 30.3)
-    assert "| ICNet | caffe | 2049x1025 | 1 |" in (tmp_path / "results.md").read_text()
+    assert data["df1seg_over_icnet"]["caffe"] is None   # no DF1-Seg in this run
+    assert data["threads"] == 1 and data["protocol"]["caffe"]["rounds"] == 2
+    assert data["machine"]["cpu"] and data["engines"]["caffe"]["version"]
+    assert data["models"]["ICNet"]["resolution"]["1025x2049"]["forward_ms"] == runs["caffe"]["forward_ms"]
+    assert "| ICNet | caffe | 1025x2049 | 2 |" in (tmp_path / "results.md").read_text()
     assert (tmp_path / "fps.png").stat().st_size > 0
 
 

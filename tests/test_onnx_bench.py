@@ -20,7 +20,7 @@ def test_ort_bench_writes_schema_table_and_plot(tmp_path):
     out = tmp_path / "bench" / "onnxruntime.json"
     result = subprocess.run(
         [sys.executable, "-m", "tools.ort_bench", "--models", "dflite_seg_d8,icnet",
-         "--sizes", "320x180", "--warmup", "1", "--repeats", "2", "--threads", "1",
+         "--sizes", "180x320", "--warmup", "1", "--repeats", "2", "--threads", "1",
          "--out", str(out)], capture_output=True, text=True, cwd=REPO_ROOT)
     assert result.returncode == 0, result.stderr
     report = json.loads(out.read_text())
@@ -46,7 +46,7 @@ def test_ort_bench_writes_schema_table_and_plot(tmp_path):
     assert len(measured) == 2
     assert sorted(ms for ms in measured.values()) == sorted(r["median_ms"] for r in rows.values())
     assert report["models"]["ICNet"]["resolution"]["180x320"]["run_hw"] == "193x321"
-    assert re.search(r"\| ICNet \| [\d.]+ \([\d.]+\) @321x193 \|", result.stdout)
+    assert re.search(r"\| ICNet \| [\d.]+ \([\d.]+\) @193x321 \|", result.stdout)
     assert "random" in result.stdout
 
 

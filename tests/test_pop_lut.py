@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -158,3 +159,24 @@ def test_onnxruntime_backend_profiles_a_block():
     small = backend.profile_key(block_key(BasicBlock(64), 64, (16, 16), 1, False))
     large = backend.profile_key(block_key(BasicBlock(256), 256, (16, 16), 1, False))
     assert 0 < small < large
+
+
+def test_calibration_is_measured_stored_applied_and_dropped_on_rebuild(tmp_path, opencv):
+    from pop.validate import calibrate
+    cfg = SpaceConfig.from_dict(TINY)
+    table = LatencyTable(opencv.platform())
+    keys = required_keys(cfg)
+    build(table, keys[:-1], opencv, progress=False)
+    build(table, keys, opencv, progress=False)
+    raw = Space.enumerate(cfg, table)
+    cal = calibrate(raw, table, opencv, n=3, progress=False)
+    assert cal["nets"] == 3 and len(cal["ratios"]) == 3 and cal["scale"] > 0
+    assert table.scale == cal["scale"]
+    scaled = Space.enumerate(cfg, table)
+    assert np.allclose(np.sort(scaled.latency), np.sort(raw.latency) * cal["scale"])
+    table.save(tmp_path / "lut.json")
+    assert LatencyTable.load(tmp_path / "lut.json").scale == cal["scale"]
+    # new entries were measured in another state: the old factor no longer holds
+    table.entries.pop(keys[0])
+    build(table, keys, opencv, progress=False)
+    assert table.scale == 1.0 and "calibration" not in table.meta

@@ -1,31 +1,30 @@
-"""Head-to-head benchmark (`make bench`): DF-Seg nets (merged BN) and ICNet timed with the real
-`caffe time`, each beside the paper's Titan X figure, plus OpenCV's DNN module as a second
-engine.
+"""Head-to-head benchmark (`make bench`, `make df1seg`): DF-Seg nets (merged BN) and ICNet timed
+through the engine layer -- the real `caffe time` binary, as the paper timed, and OpenCV's DNN
+module as a second engine -- each beside the paper's Titan X figure.
 
-    python -m tools.bench [--iterations 100] [--table4-iterations 10] [--opencv-iterations 5]
-                          [--models df1seg,icnet,...] [--no-table4] [--no-opencv] [--out bench]
+    python -m tools.bench [--iterations 100] [--rounds 5] [--threads 1] [--table4-iterations 10]
+                          [--opencv-iterations 5] [--models df1seg,icnet,...] [--no-table4]
+                          [--no-opencv] [--out bench]
 
-Writes ``OUT/results.json`` (after every run, so nothing measured is lost), ``OUT/results.md``
-and ``OUT/fps.png``.  Nets: the generator's ``caffetime_mergebn`` form of each DF-Seg model at
-1024x2048 and ICNet's own ``icnet_cityscapes.prototxt`` (1025x2049, as ICNet times it);
-Table 4's resolutions (640x360, 1280x720, 1920x1080) for the models in Table 4, with fewer
-iterations — timed at the next multiple of 32 (640x384, 1280x736, 1920x1088), the sizes the
-DF-Seg decoder accepts, and shown beside the paper's figure for the nominal resolution.  On a CPU these numbers are not the paper's GPU figures: the ratio DF1-Seg/ICNet
-(paper: 30.7 / 30.3) is the comparable quantity.
+Protocol (docs/measurement.md): the nets of one size group are timed in interleaved rounds on
+each engine (`--rounds`; each round runs every net `iterations / rounds` times, in alternating
+order), so a change of load hits DF1-Seg and ICNet alike; every time is reported as median, min
+and a bootstrap 95 % interval, and the DF1-Seg/ICNet FPS ratio with its interval over rounds.
+Threads are pinned (`--threads`, default 1: with 2 BLAS threads on a shared 2-core machine the
+speed-up, and so the ratio, moves with other processes' load).
 
-OpenCV: its Caffe importer gets ``shrink_factor`` Interp wrong (4.14), so every Interp given
-by factors is rewritten to the explicit height/width Caffe computes before OpenCV reads the
-net; OpenCV gets the TEST-phase view of each net, with the random weights Caffe saved.
+Writes ``OUT/results.json`` (after every group, so nothing measured is lost), ``OUT/results.md``
+and ``OUT/fps.png``.  Sizes are HxW; Table 4's sizes are named as the paper names them (WxH:
+640x360 ...) and run at the next multiple of 32 (384x640, 736x1280, 1088x1920), the sizes the
+DF-Seg decoder accepts.  On a CPU these numbers are not the paper's GPU figures: the ratio
+DF1-Seg/ICNet (paper: 30.7 / 30.3) is the comparable quantity.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
+import math
 import sys
-import tempfile
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -33,31 +32,30 @@ import numpy as np
 import yaml
 from tqdm import tqdm
 
-from prototxt_gen import caffe_pb2
-from prototxt_gen.analysis import phase_view as inference_view  # the one phase filter
-from tools.caffe_locate import CaffeNotFound, import_caffe
-from tools.caffe_time import CaffeTimeError, busy_cpu_report, run_caffe_time
-from tools.platform_info import cpu_model
-from tools.netparam import (NetDefinitionError, legacy_inputs_to_layer, load_net, read_net,
-                            write_net)
-from tools.common.atomic import atomic_save_figure, atomic_write_group, atomic_write_text
+from prototxt_gen.analysis import phase_view as inference_view  # noqa: F401 - the one phase filter
+from tools.common.atomic import atomic_save_figure, atomic_write_group
+from tools.common.cli import CliError, run_cli
+from tools.common.sizes import format_hxw
+from tools.engines import (EngineError, Protocol, busy_cpu_report, compare, describe_machine,
+                           make_engine, prepare_net, ratio_interval)
+from tools.netparam import NetDefinitionError, write_net
+from tools.registry import ICNET, RegistryError, display_name, reference_root, run_size, timing_net
 
 REPO = Path(__file__).resolve().parent.parent
 
-# Model name in dfseg -> name in paper_tables.yaml.
-DFSEG_MODELS = {"df1seg": "DF1-Seg", "df1seg_d8": "DF1-Seg-d8", "df2seg1": "DF2-Seg1",
-                "df2seg2": "DF2-Seg2", "dflite_seg": "DFlite-Seg", "dflite_seg_d8": "DFlite-Seg-d8"}
-ICNET = "icnet"
+DFSEG_MODELS = ("df1seg", "df1seg_d8", "df2seg1", "df2seg2", "dflite_seg", "dflite_seg_d8")
 FULL_HW = (1024, 2048)
 ICNET_HW = (1025, 2049)
+# Table 4 names its sizes WxH, as the paper does; values are (H, W).
 TABLE4_RESOLUTIONS = {"640x360": (360, 640), "1280x720": (720, 1280), "1920x1080": (1080, 1920)}
-# The DF-Seg decoder concatenates x2-upsampled 1/32 features with 1/16 ones, so its input
-# must be a multiple of 32 (360 -> 384, 720 -> 736, 1080 -> 1088).
-STRIDE = 32
+TABLE4_MODELS = {"DF1-Seg", "DF2-Seg1", "DF2-Seg2", "DF1-Seg-d8"}
+#: engine of the engine layer -> its name in results.json (`df1seg_over_icnet.caffe` is `caffe time`)
+REPORTED = {"caffe-time": "caffe", "opencv": "opencv"}
+OUTPUT_TOLERANCE = 1e-3   # OpenCV's output vs pycaffe's, relative to the largest value
 
 
 def padded(hw: tuple[int, int]) -> tuple[int, int]:
-    return tuple(-(-d // STRIDE) * STRIDE for d in hw)
+    return run_size("df1seg", hw)
 
 
 @dataclass
@@ -68,8 +66,11 @@ class Run:
     input_hw: tuple[int, int]          # the size timed
     iterations: int
     paper_hw: tuple[int, int] | None = None   # the size the paper's figure is for
-    forward_ms: float | None = None
+    forward_ms: float | None = None           # median
+    min_ms: float | None = None
+    ci95_ms: tuple[float, float] | None = None
     fps: float | None = None
+    busy: bool | None = None
     paper_ms: float | None = None
     paper_fps: float | None = None
     error: str | None = None
@@ -77,10 +78,6 @@ class Run:
 
 
 # ---------------------------------------------------------------- paper figures
-
-def reference_root() -> Path:
-    return Path(os.environ.get("DFSEG_REFERENCE", REPO.parent / "shared" / "reference"))
-
 
 def paper_figures() -> dict:
     """{(paper name, "HxW"): (ms or None, fps)} of Titan X `caffe time` figures."""
@@ -96,109 +93,121 @@ def paper_figures() -> dict:
         if row["model"] == "ICNet" and row.get("fps_caffe"):
             figures[("ICNet", "1025x2049")] = (None, row["fps_caffe"])
     for row in tables.get("table4_titanx", []):
-        for res, (h, w) in TABLE4_RESOLUTIONS.items():
+        for res, hw in TABLE4_RESOLUTIONS.items():
             if row.get(res):
                 ms, fps = row[res]
-                figures[(row["model"], f"{h}x{w}")] = (ms, fps)
+                figures[(row["model"], format_hxw(hw))] = (ms, fps)
     return figures
 
 
-# ---------------------------------------------------------------- nets
+# ---------------------------------------------------------------- measuring
 
-def caffe_time_net(model: str, hw: tuple[int, int]) -> caffe_pb2.NetParameter:
-    if model == ICNET:
-        if hw != ICNET_HW:
-            raise NetDefinitionError(f"ICNet's prototxt has fixed Interp sizes for {ICNET_HW}")
-        return legacy_inputs_to_layer(read_net(reference_root() / "icnet" / "icnet_cityscapes.prototxt"))
-    from prototxt_gen.generate import net_for
-    return net_for(model, "caffetime_mergebn", input_size=hw)
-
-
-def explicit_interp_sizes(net: caffe_pb2.NetParameter, blob_shapes: dict) -> caffe_pb2.NetParameter:
-    """Interp layers given by shrink/zoom factors and pads rewritten to the height/width Caffe
-    computed (OpenCV 4.14 mis-sizes shrink_factor)."""
-    out = caffe_pb2.NetParameter()
-    out.CopyFrom(net)
-    for layer in out.layer:
-        p = layer.interp_param
-        if layer.type == "Interp" and (p.HasField("shrink_factor") or p.HasField("zoom_factor")
-                                       or p.pad_beg or p.pad_end):
-            h, w = blob_shapes[layer.top[0]][2:]
-            p.Clear()
-            p.height, p.width = h, w
-    return out
+def plan(models: list[str], table4: bool, iterations: int, t4_iterations: int) -> list[list[tuple]]:
+    """Size groups of (model, paper name, paper size, iterations): the nets of one group are
+    compared in interleaved rounds (full size first: the DF1-Seg/ICNet head-to-head)."""
+    groups = [[(m, display_name(m), ICNET_HW if m == ICNET else FULL_HW, iterations) for m in models]]
+    if table4:
+        for hw in TABLE4_RESOLUTIONS.values():
+            group = [(m, display_name(m), hw, t4_iterations) for m in models
+                     if display_name(m) in TABLE4_MODELS]
+            if group:
+                groups.append(group)
+    return groups
 
 
-# ---------------------------------------------------------------- engines
+def _check_against_caffe(prepared, net, reference: dict) -> str | None:
+    ours = prepared.outputs()
+    for name, ref in reference.items():
+        got = ours.get(name)
+        if got is None or got.shape != ref.shape:
+            return f"output {name!r}: shape {None if got is None else got.shape} vs Caffe's {ref.shape}"
+        diff = float(np.abs(got - ref).max())
+        if diff > OUTPUT_TOLERANCE * max(float(np.abs(ref).max()), 1e-6):
+            return f"output {name!r} differs from Caffe's (max diff {diff:.3g})"
+    return None
 
-def time_caffe(model: str, paper_name: str, paper_hw, iterations: int, figures: dict, nets_dir: Path) -> Run:
-    hw = paper_hw if model == ICNET else padded(paper_hw)
-    key = f"{hw[0]}x{hw[1]}"
-    ms, fps = figures.get((paper_name, f"{paper_hw[0]}x{paper_hw[1]}"), (None, None))
-    run = Run(model, paper_name, "caffe", tuple(hw), iterations, tuple(paper_hw), paper_ms=ms, paper_fps=fps)
+
+def measure_group(engine_name: str, group: list[tuple], protocol: Protocol, threads: int,
+                  figures: dict, nets_dir: Path, check: bool) -> tuple[list[Run], dict]:
+    """Time one size group on one engine in interleaved rounds; (runs, round medians)."""
+    reported = REPORTED[engine_name]
+    runs, prepared = {}, {}
+    engine = make_engine(engine_name, threads=threads)
+    reference_engine = make_engine("pycaffe", threads=threads) if check else None
+    for model, paper_name, paper_hw, iterations in group:
+        ms, fps = figures.get((paper_name, format_hxw(paper_hw)), (None, None))
+        run = Run(model, paper_name, reported, run_size(model, paper_hw),
+                  protocol.repeats * protocol.rounds, tuple(paper_hw), paper_ms=ms, paper_fps=fps)
+        runs[model] = run
+        try:
+            net = prepare_net(timing_net(model, paper_hw)[0])
+            write_net(net.param, nets_dir / f"{model}_{engine_name}_{format_hxw(run.input_hw)}.prototxt")
+            prepared[model] = engine.prepare(net)
+            if reference_engine is not None:
+                with reference_engine.prepare(net) as ref:
+                    run.error = _check_against_caffe(prepared[model], net, ref.outputs())
+        except (EngineError, NetDefinitionError, RegistryError, ValueError) as err:
+            run.error = str(err)
+    bar = tqdm(total=len(prepared) * protocol.rounds, unit="run", file=sys.stderr, leave=False,
+               desc=f"{reported} {format_hxw(next(iter(runs.values())).input_hw)}")
     try:
-        path = nets_dir / f"{model}_caffetime_{key}.prototxt"
-        write_net(caffe_time_net(model, hw), path)
-        result = run_caffe_time(path, iterations, phase="TRAIN", warn_busy=False,
-                                log_path=nets_dir / f"{model}_caffetime_{key}.log")
-        run.forward_ms, run.fps, run.layers = result["forward_ms"], result["fps"], result["layers"]
-    except (CaffeTimeError, NetDefinitionError, ValueError) as e:
-        run.error = str(e)
-    return run
-
-
-def time_opencv(caffe, model: str, paper_name: str, hw, iterations: int, nets_dir: Path) -> Run:
-    import cv2
-    key = f"{hw[0]}x{hw[1]}"
-    run = Run(model, paper_name, "opencv", tuple(hw), iterations, tuple(hw))
-    try:
-        param = inference_view(caffe_time_net(model, hw))
-        net = load_net(caffe, param, "TEST")            # Caffe fills the random weights
-        shapes = {name: blob.data.shape for name, blob in net.blobs.items()}
-        with tempfile.TemporaryDirectory() as tmp:
-            weights = Path(tmp) / "w.caffemodel"
-            net.save(str(weights))
-            path = nets_dir / f"{model}_opencv_{key}.prototxt"
-            write_net(explicit_interp_sizes(param, shapes), path)
-            cv_net = cv2.dnn.readNetFromCaffe(str(path), str(weights))
-        x = np.random.default_rng(0).uniform(-1, 1, (1, 3, *hw)).astype(np.float32)
-        cv_net.setInput(x)
-        cv_out = cv_net.forward()                       # warm-up, and a check against Caffe
-        net.blobs["data"].data[...] = x
-        ref = net.forward()[net.outputs[-1]]
-        if cv_out.shape != ref.shape or np.abs(cv_out - ref).max() > 1e-3 * max(np.abs(ref).max(), 1e-6):
-            run.error = (f"OpenCV output differs from Caffe's (shape {cv_out.shape} vs {ref.shape}, "
-                         f"max diff {np.abs(cv_out - ref).max() if cv_out.shape == ref.shape else 'n/a'})")
-        times = []
-        for _ in range(iterations):
-            cv_net.setInput(x)
-            start = time.perf_counter()
-            cv_net.forward()
-            times.append((time.perf_counter() - start) * 1000)
-        run.forward_ms = float(np.mean(times))
-        run.fps = 1000.0 / run.forward_ms
-    except (cv2.error, NetDefinitionError, ValueError, KeyError) as e:
-        run.error = f"OpenCV: {str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__}"
-    return run
+        result = compare(prepared, protocol, progress=lambda _: bar.update(1)) if prepared else \
+            {"timings": {}, "round_medians_ms": {}}
+    except EngineError as err:
+        for model in prepared:
+            runs[model].error = str(err)
+        result = {"timings": {}, "round_medians_ms": {}}
+    finally:
+        bar.close()
+        for p in prepared.values():
+            p.close()
+    for model, timing in result["timings"].items():
+        run = runs[model]
+        run.forward_ms, run.min_ms, run.ci95_ms = timing.median_ms, timing.min_ms, timing.ci95_ms
+        run.fps, run.busy = 1000.0 / timing.median_ms, timing.busy
+        last = getattr(prepared[model], "last", None)
+        run.layers = (last or {}).get("layers", [])
+    return list(runs.values()), result["round_medians_ms"]
 
 
 # ---------------------------------------------------------------- reports
 
-def ratio(runs: list[Run], engine: str, a: str = "df1seg", b: str = ICNET) -> float | None:
-    fps = {r.model: r.fps for r in runs if r.engine == engine and r.fps and
-           r.input_hw in (FULL_HW, ICNET_HW)}
-    return fps[a] / fps[b] if a in fps and b in fps else None
+def head_to_head(round_medians: dict) -> dict | None:
+    """DF1-Seg/ICNet FPS ratio = ICNet ms / DF1-Seg ms, from the same rounds."""
+    if "df1seg" not in round_medians or ICNET not in round_medians:
+        return None
+    return ratio_interval(round_medians[ICNET], round_medians["df1seg"])
 
 
-def summary(runs: list[Run], figures: dict) -> dict:
+def measured_models(runs: list[Run]) -> dict:
+    """The `make tables` view: {paper name: {"resolution": {"HxW" (paper size): {...}}}}."""
+    models: dict = {}
+    for r in runs:
+        if r.engine == "caffe" and r.forward_ms:
+            slot = models.setdefault(r.paper_name, {"resolution": {}})["resolution"]
+            slot[format_hxw(r.paper_hw)] = {"forward_ms": r.forward_ms, "fps": r.fps,
+                                            "run_hw": format_hxw(r.input_hw)}
+    return models
+
+
+def summary(runs: list[Run], ratios: dict, figures: dict, protocols: dict, threads: int,
+            engines: dict) -> dict:
     paper = figures.get(("DF1-Seg", "1024x2048"), (None, None))[1], figures.get(("ICNet", "1025x2049"), (None, None))[1]
+    head = {"paper": paper[0] / paper[1] if all(paper) else None}
+    for engine, r in ratios.items():
+        head[engine] = r["ratio"] if r else None
+        head[f"{engine}_ci95"] = list(r["ci95"]) if r else None
     return {
-        "device": platform.processor() or platform.machine(),
-        "cpu_model": cpu_model(),
-        "cores": os.cpu_count(),
-        "runs": [{k: v for k, v in asdict(r).items()} for r in runs],
-        "df1seg_over_icnet": {"caffe": ratio(runs, "caffe"), "opencv": ratio(runs, "opencv"),
-                              "paper": paper[0] / paper[1] if all(paper) else None},
+        "machine": describe_machine(), "engines": engines,
+        "threads": threads,
+        "protocol": {engine: {**asdict(protocol), "threads": threads, "interleaved": True,
+                              "statistic": "time: median of passes (caffe: of its per-run averages); "
+                                           "ratio: median of per-round ratios, bootstrap 95 % CI over rounds"}
+                     for engine, protocol in protocols.items()},
+        "busy": any(r.busy for r in runs if r.busy is not None),
+        "runs": [asdict(r) for r in runs],
+        "df1seg_over_icnet": head,
+        "engine": "caffe time", "models": measured_models(runs),
     }
 
 
@@ -207,26 +216,39 @@ def _num(x, fmt="{:.2f}") -> str:
 
 
 def markdown(data: dict) -> str:
-    lines = [f"# Head to head ({data['cpu_model']}, {data['cores']} cores; paper: Titan X Maxwell)", "",
-             "| model | engine | input | iterations | forward ms | FPS | paper ms | paper FPS | note |",
-             "|---|---|---|---:|---:|---:|---:|---:|---|"]
+    m = data["machine"]
+    lines = [f"# Head to head ({m['cpu']}, {m['logical_cpus']} logical CPUs, {data['threads']} thread(s); "
+             f"paper: Titan X Maxwell)", "",
+             "| model | engine | input (HxW) | passes | median ms | 95 % CI ms | min ms | FPS | paper ms | paper FPS | note |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in data["runs"]:
-        h, w = r["input_hw"]
-        size = f"{w}x{h}"
+        size = format_hxw(r["input_hw"])
         if r.get("paper_hw") and tuple(r["paper_hw"]) != tuple(r["input_hw"]):
-            size += f" (paper {r['paper_hw'][1]}x{r['paper_hw'][0]})"
+            size += f" (paper {format_hxw(r['paper_hw'])})"
+        ci = f"{r['ci95_ms'][0]:.1f}–{r['ci95_ms'][1]:.1f}" if r.get("ci95_ms") else "–"
+        note = r["error"] or ("busy" if r.get("busy") else "")
         lines.append(f"| {r['paper_name']} | {r['engine']} | {size} | {r['iterations']} | "
-                     f"{_num(r['forward_ms'])} | {_num(r['fps'])} | {_num(r['paper_ms'])} | "
-                     f"{_num(r['paper_fps'], '{:.1f}')} | {r['error'] or ''} |")
+                     f"{_num(r['forward_ms'])} | {ci} | {_num(r['min_ms'])} | {_num(r['fps'])} | "
+                     f"{_num(r['paper_ms'])} | {_num(r['paper_fps'], '{:.1f}')} | {note} |")
     q = data["df1seg_over_icnet"]
-    lines += ["", f"DF1-Seg / ICNet FPS ratio: caffe {_num(q['caffe'])}, opencv {_num(q['opencv'])}, "
-                  f"paper {_num(q['paper'])} (30.7 / 30.3)", ""]
+    parts = [f"{e} {_num(q.get(e), '{:.3f}')}" + (f" [{q[e + '_ci95'][0]:.3f}, {q[e + '_ci95'][1]:.3f}]"
+                                                  if q.get(e + "_ci95") else "")
+             for e in ("caffe", "opencv") if e in q]
+    lines += ["", f"DF1-Seg / ICNet FPS ratio (95 % CI): {', '.join(parts)}, paper {_num(q['paper'], '{:.3f}')}"
+                  f" (30.7 / 30.3)"]
+    for engine, p in data["protocol"].items():
+        clock = "its own average per run" if engine == "caffe" else p["clock"]
+        lines.append(f"Protocol ({engine}): {p['rounds']} interleaved rounds x {p['repeats']} passes per net"
+                     f" after {p['warmup']} warm-up, clock: {clock}, threads {p['threads']}.")
+    if data["busy"]:
+        lines.append("WARNING: the machine was busy (a net's p90/p10 spread above "
+                     f"{next(iter(data['protocol'].values()))['busy_spread']}): other processes skewed these times.")
+    lines.append("")
     return "\n".join(lines)
 
 
 def plot(data: dict, path: Path) -> None:
-    """Left: measured FPS per engine.  Right: FPS relative to ICNet, measured and paper —
-    the figure a CPU can compare with the paper's Titan X."""
+    """Left: measured FPS per engine.  Right: FPS relative to ICNet, measured and paper."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -249,86 +271,94 @@ def plot(data: dict, path: Path) -> None:
     if paper.get("ICNet"):
         right.bar(x + width * len(engines), [paper.get(n, np.nan) / paper["ICNet"] for n in labels],
                   width, label="paper (Titan X)", color="black")
-    for ax, title in ((left, "measured FPS, full resolution"), (right, "FPS relative to ICNet")):
+    for ax, title in ((left, "measured FPS (median), full resolution"), (right, "FPS relative to ICNet")):
         ax.set_xticks(x + width * (len(engines) - 1) / 2, labels, rotation=20)
         ax.set_title(title)
         if ax.get_legend_handles_labels()[0]:
             ax.legend()
     right.axhline(1.0, color="grey", linewidth=0.8)
-    fig.suptitle(f"{data['cpu_model']}, {data['cores']} cores (1024x2048; ICNet 1025x2049)")
+    fig.suptitle(f"{data['machine']['cpu']}, {data['threads']} thread(s) "
+                 f"(1024x2048; ICNet 1025x2049)")
     fig.tight_layout()
     atomic_save_figure(fig, path, dpi=120)
     plt.close(fig)
 
 
-def write_reports(runs: list[Run], figures: dict, out: Path) -> dict:
-    data = summary(runs, figures)
+def write_reports(data: dict, out: Path) -> None:
     atomic_write_group({out / "results.json": json.dumps(data, indent=2),
                         out / "results.md": markdown(data)})
     plot(data, out / "fps.png")
-    return data
 
 
 # ---------------------------------------------------------------- CLI
 
-def plan(models: list[str], table4: bool, iterations: int, t4_iterations: int):
-    figures_names = {**DFSEG_MODELS, ICNET: "ICNet"}
-    cases = [(m, figures_names[m], ICNET_HW if m == ICNET else FULL_HW, iterations) for m in models]
-    if table4:
-        in_table4 = {"DF1-Seg", "DF2-Seg1", "DF2-Seg2", "DF1-Seg-d8"}
-        for m in models:
-            if figures_names[m] in in_table4:
-                cases += [(m, figures_names[m], hw, t4_iterations) for hw in TABLE4_RESOLUTIONS.values()]
-    return cases
-
-
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m tools.bench", description=__doc__.split("\n\n")[0])
-    p.add_argument("--iterations", type=int, default=100, help="caffe time iterations at full size (paper: 100)")
-    p.add_argument("--table4-iterations", type=int, default=10, help="iterations at Table 4's resolutions")
-    p.add_argument("--opencv-iterations", type=int, default=5, help="OpenCV forward passes per net")
+    p.add_argument("--iterations", type=int, default=100, help="caffe time passes per net at full size (paper: 100)")
+    p.add_argument("--rounds", type=int, default=5, help="interleaved rounds the passes are split into")
+    p.add_argument("--warmup", type=int, default=1, help="untimed passes per net (engines timed by the protocol)")
+    p.add_argument("--threads", type=int, default=1, help="BLAS / engine threads (default 1)")
+    p.add_argument("--table4-iterations", type=int, default=10, help="passes per net at Table 4's sizes")
+    p.add_argument("--opencv-iterations", type=int, default=5, help="OpenCV passes per net")
     p.add_argument("--models", default=",".join([*DFSEG_MODELS, ICNET]),
                    help="comma-separated (default: all DF-Seg models and icnet)")
     p.add_argument("--no-table4", action="store_true")
     p.add_argument("--no-opencv", action="store_true")
     p.add_argument("--out", type=Path, default=REPO / "bench")
-    args = p.parse_args(argv)
+    return p
+
+
+def _protocol(passes: int, rounds: int, warmup: int) -> Protocol:
+    rounds = min(rounds, passes)
+    return Protocol(warmup=warmup, repeats=math.ceil(passes / rounds), rounds=rounds)
+
+
+def run(args) -> int:
     models = [m for m in args.models.split(",") if m]
-    unknown = [m for m in models if m not in DFSEG_MODELS and m != ICNET]
+    known = [*DFSEG_MODELS, ICNET]
+    unknown = [m for m in models if m not in known]
     if unknown:
-        print(f"bench: error: unknown models {unknown} (known: {', '.join([*DFSEG_MODELS, ICNET])})",
-              file=sys.stderr)
-        return 2
-    if min(args.iterations, args.table4_iterations, args.opencv_iterations) < 1:
-        print("bench: error: iteration counts must be at least 1", file=sys.stderr)
-        return 2
-    try:
-        caffe = import_caffe()
-    except CaffeNotFound as e:
-        print(f"bench: error: {e}", file=sys.stderr)
-        return 2
-    caffe.set_mode_cpu()
-    args.out.mkdir(parents=True, exist_ok=True)
+        raise CliError(f"unknown models {unknown} (known: {', '.join(known)})")
+    if min(args.iterations, args.table4_iterations, args.opencv_iterations, args.rounds, args.threads) < 1:
+        raise CliError("--iterations, --table4-iterations, --opencv-iterations, --rounds and --threads must be >= 1")
     nets_dir = args.out / "nets"
-    nets_dir.mkdir(exist_ok=True)
+    nets_dir.mkdir(parents=True, exist_ok=True)
     report = busy_cpu_report()
     if report:
         print(f"bench: warning: {report}", file=sys.stderr)
     figures = paper_figures()
-    cases = plan(models, not args.no_table4, args.iterations, args.table4_iterations)
-    runs: list[Run] = []
-    for model, paper_name, hw, iterations in tqdm(cases, desc="bench", unit="net", file=sys.stderr):
-        runs.append(time_caffe(model, paper_name, hw, iterations, figures, nets_dir))
-        write_reports(runs, figures, args.out)
-        if not args.no_opencv and hw in (FULL_HW, ICNET_HW):
-            runs.append(time_opencv(caffe, model, paper_name, hw, args.opencv_iterations, nets_dir))
-            write_reports(runs, figures, args.out)
-    data = write_reports(runs, figures, args.out)
+    engines = {"caffe-time": None} if args.no_opencv else {"caffe-time": None, "opencv": None}
+    try:
+        described = {REPORTED[e]: make_engine(e, threads=args.threads).describe() for e in engines}
+    except EngineError as err:
+        raise CliError(str(err)) from None
+    runs, ratios, protocols = [], {}, {}
+    data = {}
+    for g, group in enumerate(tqdm(plan(models, not args.no_table4, args.iterations, args.table4_iterations),
+                                   desc="bench", unit="size", file=sys.stderr)):
+        for engine in engines:
+            if engine == "opencv" and g > 0:
+                continue   # OpenCV at full size only: Table 4 is a `caffe time` table
+            passes = args.opencv_iterations if engine == "opencv" else group[0][3]
+            protocol = _protocol(passes, args.rounds, args.warmup)
+            measured, medians = measure_group(engine, group, protocol, args.threads, figures,
+                                              nets_dir, check=engine == "opencv")
+            runs += measured
+            if g == 0:
+                ratios[REPORTED[engine]] = head_to_head(medians)
+                protocols[REPORTED[engine]] = protocol
+            data = summary(runs, ratios, figures, protocols, args.threads, described)
+            write_reports(data, args.out)
     sys.stdout.write(markdown(data))
     failed = [r for r in runs if r.error]
     for r in failed:
-        print(f"bench: {r.model} ({r.engine}, {r.input_hw[1]}x{r.input_hw[0]}): {r.error}", file=sys.stderr)
+        print(f"bench: {r.model} ({r.engine}, {format_hxw(r.input_hw)}): {r.error}", file=sys.stderr)
     return 1 if failed and len(failed) == len(runs) else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli(lambda: run(_parser().parse_args(argv)), "bench",
+                   expected=(EngineError, RegistryError, NetDefinitionError))
 
 
 if __name__ == "__main__":

@@ -16,70 +16,21 @@ import argparse
 import csv
 import io
 import json
-import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from tqdm import tqdm
-
 from prototxt_gen import caffe_pb2
-from tools.caffe_locate import CaffeNotFound, caffe_binary
+from tools.caffe_locate import CaffeNotFound
+from tools.engines.caffe import CaffeTimeError, run_caffe_time
+from tools.engines.machine import busy_cpu_report
+from tools.log_parsers import LogParseError, parse_caffe_time
 from tools.netparam import DATA_LAYER_TYPES, NetDefinitionError, read_net, write_net
 
-from tools.log_parsers import LogParseError, parse_caffe_time
-from tools.common.atomic import atomic_write_text
-
 DEFAULT_ITERATIONS = 100   # the paper's and the release log's setting
-BUSY_CORE_FRACTION = 0.2   # warn when others use more than this share of one core
 
-
-class CaffeTimeError(RuntimeError):
-    """The benchmark could not be run; the message says why."""
-
-
-# ---------------------------------------------------------------- CPU load check
-
-def _process_ticks() -> dict[int, tuple[str, int]]:
-    ticks = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = Path(entry.path, "stat").read_text()
-        except OSError:
-            continue
-        name = stat[stat.index("(") + 1:stat.rindex(")")]
-        fields = stat[stat.rindex(")") + 2:].split()
-        ticks[int(entry.name)] = (name, int(fields[11]) + int(fields[12]))   # utime + stime
-    return ticks
-
-
-def busy_cpu_report(sample_s: float = 0.5) -> str | None:
-    """A sentence describing CPU load from other processes, or None when the CPU is quiet."""
-    cores = os.cpu_count() or 1
-    before = _process_ticks()
-    time.sleep(sample_s)
-    after = _process_ticks()
-    hz = os.sysconf("SC_CLK_TCK")
-    mine = {os.getpid(), os.getppid()}
-    users = []
-    for pid, (name, t1) in after.items():
-        if pid in mine or pid not in before:
-            continue
-        share = (t1 - before[pid][1]) / hz / sample_s
-        if share >= 0.05:
-            users.append((share, name, pid))
-    users.sort(reverse=True)
-    busy = sum(share for share, _, _ in users)
-    load1 = os.getloadavg()[0]
-    if busy < BUSY_CORE_FRACTION and load1 < 0.5 * cores:
-        return None
-    top = ", ".join(f"{name} (pid {pid}, {share:.0%})" for share, name, pid in users[:5])
-    return (f"CPU busy: load average {load1:.2f} on {cores} cores; other processes use "
-            f"{busy:.2f} cores" + (f": {top}" if top else "") + " — timings will be skewed")
+__all__ = ["run_net", "run_caffe_time", "with_timed_input", "busy_cpu_report", "CaffeTimeError",
+           "parse_shape", "to_markdown", "to_csv", "main"]
 
 
 # ---------------------------------------------------------------- net preparation
@@ -124,12 +75,12 @@ def with_timed_input(net: caffe_pb2.NetParameter, shape: tuple[int, ...]) -> caf
 
 # ---------------------------------------------------------------- running
 
-def run_caffe_time(net_path: Path, iterations: int = DEFAULT_ITERATIONS,
-                   input_shape: tuple[int, ...] | None = None, phase: str = "TRAIN",
-                   log_path: Path | None = None, warn_busy: bool = True,
-                   progress: bool = True) -> dict:
-    """Run `caffe time` and return the parsed result (plus "net" and "phase")."""
-    binary = caffe_binary()
+def run_net(net_path: Path, iterations: int = DEFAULT_ITERATIONS,
+            input_shape: tuple[int, ...] | None = None, phase: str = "TRAIN",
+            log_path: Path | None = None, warn_busy: bool = True, threads: int | None = None,
+            progress: bool = True) -> dict:
+    """`caffe time` on a prototxt through the engine layer (tools.engines.caffe); `input_shape`
+    first replaces the net's data layer by an Input of that shape."""
     if warn_busy:
         report = busy_cpu_report()
         if report:
@@ -141,33 +92,7 @@ def run_caffe_time(net_path: Path, iterations: int = DEFAULT_ITERATIONS,
             write_net(with_timed_input(read_net(net_path), input_shape), model)
         elif not model.is_file():
             raise NetDefinitionError(f"{net_path}: no such file")
-        # Caffe's INFO log carries the figures: make sure it is on, whatever the caller set.
-        # glog >= 0.6 puts the year in each line's prefix; ask for the classic "I0308 ..."
-        # prefix that the authors' logs (and log parsers written for them) have.
-        env = dict(os.environ, GLOG_minloglevel="0", GLOG_logtostderr="1",
-                   GLOG_log_year_in_prefix="false")
-        cmd = [str(binary), "time", f"-model={model}", f"-iterations={iterations}", f"-phase={phase}"]
-        lines = []
-        bar = tqdm(total=iterations, desc=f"caffe time {Path(net_path).name}", unit="it",
-                   disable=not progress, file=sys.stderr)
-        with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                              env=env) as proc:
-            for line in proc.stdout:
-                lines.append(line)
-                if "forward-backward time" in line and "Iteration:" in line:
-                    bar.update(1)
-        bar.close()
-        text = "".join(lines)
-    if log_path is not None:
-        atomic_write_text(log_path, text)
-    if proc.returncode != 0:
-        fatal = [ln.strip() for ln in lines if ln.startswith(("F", "E")) or "Check failed" in ln]
-        why = fatal[-1] if fatal else (lines[-1].strip() if lines else "no output")
-        raise CaffeTimeError(f"caffe time failed on {net_path} (exit {proc.returncode}): {why}")
-    result = parse_caffe_time(text, str(net_path))
-    result["net"] = str(net_path)
-    result["phase"] = phase
-    return result
+        return run_caffe_time(model, iterations, phase, threads, log_path, progress, label=str(net_path))
 
 
 # ---------------------------------------------------------------- tables
@@ -220,6 +145,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--phase", choices=["TRAIN", "TEST"], default="TRAIN",
                      help="net phase (default TRAIN: what `caffe time` and the authors used)")
     run.add_argument("--log", type=Path, default=None, help="also keep caffe's full log here")
+    run.add_argument("--threads", type=int, default=None,
+                     help="pin OpenBLAS to this many threads (default: the environment's setting)")
     parse = sub.add_parser("parse", help="turn an existing `caffe time` log into a table")
     parse.add_argument("log", type=Path)
     for s in (run, parse):
@@ -236,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "run":
             if args.iterations < 1:
                 raise CaffeTimeError(f"--iterations {args.iterations}: must be at least 1")
-            result = run_caffe_time(args.net, args.iterations, args.input, args.phase, args.log)
+            result = run_net(args.net, args.iterations, args.input, args.phase, args.log,
+                             threads=args.threads)
         else:
             try:
                 text = args.log.read_text(errors="replace")

@@ -1,26 +1,28 @@
 """ONNX Runtime (CPU) latency of every DF-Seg model and ICNet at Table 4's resolutions and
 1024x2048: the "modern CPU engine" column of `make tables`.
 
-    python -m tools.ort_bench [--models df1seg,icnet] [--sizes 640x360,1024x2048]
+    python -m tools.ort_bench [--models df1seg,icnet] [--sizes 360x640,1024x2048]
                               [--warmup 3] [--repeats 10] [--threads N] [--out FILE]
 
 Each net is exported with tools.to_onnx (BN merged, the form the release times with `caffe
-time`: no Softmax/ArgMax) with RANDOM weights — latency does not depend on weight values —
-and run single-batch: `warmup` untimed runs, then the median of `repeats` timed runs.
+time`: no Softmax/ArgMax) with the engine layer's random weights -- latency does not depend on
+weight values -- and timed through tools.engines (ONNX Runtime engine, the one protocol):
+`warmup` untimed runs, then `repeats` timed runs; median, min and a 95 % interval are reported.
 
-Sizes are named as the paper names them: Table 4's 640x360, 1280x720, 1920x1080 are
-width x height; the release table's 1024x2048 is height x width. Nets run at the smallest
-size >= the asked one that they accept (the image zero-padded): DF-Seg at multiples of 32
-(640x360 runs as 640x384), ICNet at 32k + 1 (its evaluation size is 1025x2049); the JSON
-records both.
+Sizes are HxW (1024x2048); Table 4's sizes, which the paper writes WxH (640x360, 1280x720,
+1920x1080), are 360x640, 720x1280 and 1080x1920 here, and each row carries the paper's name
+as "paper_resolution".  Nets run at the smallest size >= the asked one that they accept (the
+image zero-padded): DF-Seg at multiples of 32 (360x640 runs as 384x640), ICNet at 32k + 1 (its
+evaluation size is 1025x2049); the JSON records both.
 
 Output JSON (`bench/onnxruntime.json` by default):
     {"engine": "onnxruntime", "onnxruntime_version", "provider": "CPUExecutionProvider",
      "host": {"cpu", "logical_cpus", "platform"}, "threads": {"intra_op", "inter_op"},
-     "weights": "random ...", "batch": 1, "warmup", "repeats",
+     "weights": "random ...", "batch": 1, "warmup", "repeats", "protocol": {...},
      "results": [{"model" (paper name, e.g. "DF1-Seg"), "name" (ours, e.g. "df1seg"),
-                  "resolution" (as named above), "input_hw": [H, W] (asked), "run_hw": [H, W],
-                  "median_ms", "min_ms", "max_ms", "fps" (1000 / median_ms), "times_ms": [...]}],
+                  "resolution" (HxW asked), "paper_resolution" (Table 4's WxH name or null),
+                  "input_hw": [H, W] (asked), "run_hw": [H, W], "median_ms", "min_ms",
+                  "max_ms", "ci95_ms", "busy", "fps" (1000 / median_ms), "times_ms": [...]}],
      "models": {model: {"resolution": {"<H>x<W>" (asked): {"median_ms", "fps", "run_hw"}}}}}
 The "models" object is the schema `make tables` reads (docs/tables.md).
 It is rewritten after every net, so an interrupted run keeps what it measured.
@@ -30,133 +32,74 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import statistics
 import sys
-import time
 from pathlib import Path
 
-import numpy as np
+from tqdm import tqdm
 
-from tools.platform_info import cpu_model
 from tools.common.atomic import atomic_save_figure, atomic_write_text
+from tools.common.cli import CliError, run_cli
+from tools.common.sizes import format_hxw, parse_hxw
+from tools.engines import EngineError, OnnxRuntimeEngine, Protocol, describe_machine, time_one
+from tools.registry import ICNET, RegistryError, display_name, segmentation_models, timing_net
 
 DEFAULT_OUT = Path("bench/onnxruntime.json")
-SEG_MODELS = ("df1seg", "df1seg_d8", "df2seg1", "df2seg1_d8", "df2seg2", "df2seg2_d8",
-              "dflite_seg", "dflite_seg_d8")
-MODELS = SEG_MODELS + ("icnet",)
-#: Table 4's resolutions (width x height) and the release table's 1024x2048 (height x width).
-SIZES = {"640x360": (360, 640), "1280x720": (720, 1280), "1920x1080": (1080, 1920),
-         "1024x2048": (1024, 2048)}
-RANDOM_WEIGHTS_NOTE = "random (seeded); latency does not depend on weight values"
+#: Table 4's sizes as HxW, with the paper's WxH names
+TABLE4_SIZES = {(360, 640): "640x360", (720, 1280): "1280x720", (1080, 1920): "1920x1080"}
+DEFAULT_SIZES = [*TABLE4_SIZES, (1024, 2048)]
+RANDOM_WEIGHTS_NOTE = "random (seeded, tools.caffemodel.random_weights); latency does not depend on weight values"
 
 
-class BenchError(ValueError):
+class BenchError(CliError):
     pass
 
 
-def reference_dir() -> Path:
-    repo = Path(__file__).resolve().parent.parent
-    return Path(os.environ.get("DFSEG_REFERENCE", repo.parent / "shared" / "reference"))
-
-
-def parse_size(text: str) -> tuple[str, tuple[int, int]]:
-    """A resolution name → (name, (H, W)); names not in SIZES are read as WxH like Table 4."""
-    if text in SIZES:
-        return text, SIZES[text]
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise BenchError(f"size {text!r} is not WxH (e.g. 640x360) nor one of "
-                         f"{', '.join(SIZES)}") from None
-    if w < 1 or h < 1:
-        raise BenchError(f"size {text!r} must be positive")
-    return text, (h, w)
+def default_models() -> list[str]:
+    return [*segmentation_models(), ICNET]
 
 
 def check_model_name(name: str) -> None:
-    if name == "icnet":
-        return
-    from prototxt_gen.models import load_model
     try:
-        load_model(name)
-    except Exception as err:  # noqa: BLE001 - the registry's own message names the problem
-        raise BenchError(f"unknown model {name!r}: {err}") from None
+        display_name(name)
+    except RegistryError as err:
+        raise BenchError(str(err)) from None
 
 
-def model_net(name: str, hw: tuple[int, int]):
-    """(paper name, NetParameter, size run) of a benchmarked model at input size `hw`."""
-    if name == "icnet":
-        from tools.reference_nets import icnet_deploy, icnet_input_size
-        run_hw = icnet_input_size(hw)
-        ref = reference_dir()
-        if not (ref / "icnet" / "icnet_cityscapes.prototxt").is_file():
-            raise BenchError(f"ICNet prototxt not found under {ref}/icnet (set DFSEG_REFERENCE)")
-        return "ICNet", icnet_deploy(ref, run_hw), run_hw
-    from prototxt_gen.generate import net_for
-    from prototxt_gen.models import load_model
-    check_model_name(name)
-    named = load_model(name)
-    run_hw = dfseg_input_size(hw)
-    return named.display_name, net_for(name, "caffetime_mergebn", input_size=run_hw), run_hw
-
-
-def dfseg_input_size(hw: tuple[int, int]) -> tuple[int, int]:
-    """DF-Seg's decoder joins 1/32, 1/16 and 1/8 features through x2 deconvolutions, so its
-    sides must be multiples of 32: the smallest such size >= `hw` (the image zero-padded),
-    e.g. Table 4's 640x360 runs as 640x384."""
-    return tuple(-(-s // 32) * 32 for s in hw)
-
-
-def time_session(session, feeds, warmup: int, repeats: int) -> list[float]:
-    for _ in range(warmup):
-        session.run(None, feeds)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        session.run(None, feeds)
-        times.append((time.perf_counter() - start) * 1000.0)
-    return times
-
-
-def make_session(model, threads: int):
-    import onnxruntime as ort
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(model.SerializeToString(), options,
-                                providers=["CPUExecutionProvider"])
+def parse_sizes(text: str) -> list[tuple[int, int]]:
+    try:
+        return [parse_hxw(s.strip()) for s in text.split(",") if s.strip()]
+    except ValueError as err:
+        raise BenchError(f"--sizes: {err}") from None
 
 
 def bench(models, sizes, warmup: int, repeats: int, threads: int, out: Path,
           progress: bool = True) -> dict:
-    import onnxruntime as ort
-    from tqdm import tqdm
-
-    from tools.to_onnx import convert
+    engine = OnnxRuntimeEngine(threads=threads)
+    protocol = Protocol(warmup=warmup, repeats=repeats, rounds=1)
+    info = engine.describe()
     report = {
-        "engine": "onnxruntime", "onnxruntime_version": ort.__version__,
+        "engine": "onnxruntime", "onnxruntime_version": info["version"].split()[-1],
         "provider": "CPUExecutionProvider",
-        "host": {"cpu": cpu_model(), "logical_cpus": os.cpu_count(),
-                 "platform": platform.platform()},
+        "host": {"cpu": info["cpu"], "logical_cpus": info["logical_cpus"], "platform": info["platform"]},
         "threads": {"intra_op": threads, "inter_op": 1},
         "weights": RANDOM_WEIGHTS_NOTE, "batch": 1, "warmup": warmup, "repeats": repeats,
+        "protocol": {"warmup": warmup, "repeats": repeats, "clock": protocol.clock,
+                     "threads": threads, "machine": describe_machine()},
         "results": [],
     }
     jobs = [(m, s) for m in models for s in sizes]
-    for name, (label, hw) in tqdm(jobs, desc="onnxruntime", unit="net", disable=not progress):
-        display, param, run_hw = model_net(name, hw)
-        session = make_session(convert(param, None, seed=0), threads)
-        x = np.random.default_rng(0).normal(size=(1, 3) + tuple(run_hw)).astype(np.float32)
-        times = time_session(session, {session.get_inputs()[0].name: x}, warmup, repeats)
-        median = statistics.median(times)
+    for name, hw in tqdm(jobs, desc="onnxruntime", unit="net", disable=not progress):
+        param, run_hw = timing_net(name, hw)
+        with engine.prepare(param) as run:
+            timing = time_one(run, protocol)
         report["results"].append({
-            "model": display, "name": name, "resolution": label, "input_hw": list(hw),
-            "run_hw": list(run_hw), "median_ms": round(median, 3),
-            "min_ms": round(min(times), 3), "max_ms": round(max(times), 3),
-            "fps": round(1000.0 / median, 2), "times_ms": [round(t, 3) for t in times],
+            "model": display_name(name), "name": name, "resolution": format_hxw(hw),
+            "paper_resolution": TABLE4_SIZES.get(tuple(hw)), "input_hw": list(hw),
+            "run_hw": list(run_hw), "median_ms": round(timing.median_ms, 3),
+            "min_ms": round(timing.min_ms, 3), "max_ms": round(max(timing.samples_ms), 3),
+            "ci95_ms": [round(v, 3) for v in timing.ci95_ms], "busy": timing.busy,
+            "fps": round(1000.0 / timing.median_ms, 2),
+            "times_ms": [round(v, 3) for v in timing.samples_ms],
         })
         report["models"] = models_summary(report["results"])
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -199,7 +142,7 @@ def format_table(report: dict) -> str:
             if r is None:
                 row.append("-")
                 continue
-            note = "" if r["run_hw"] == r["input_hw"] else f" @{r['run_hw'][1]}x{r['run_hw'][0]}"
+            note = "" if r["run_hw"] == r["input_hw"] else f" @{format_hxw(r['run_hw'])}"
             row.append(f"{r['median_ms']:.1f} ({r['fps']:.1f}){note}")
         lines.append(f"| {m} | " + " | ".join(row) + " |")
     lines.append("")
@@ -234,37 +177,40 @@ def plot(report: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m tools.ort_bench",
                                  description=__doc__.split("\n")[0])
-    ap.add_argument("--models", default=",".join(MODELS),
-                    help=f"comma-separated (default: {','.join(MODELS)})")
-    ap.add_argument("--sizes", default=",".join(SIZES),
-                    help=f"comma-separated resolutions (default: {','.join(SIZES)})")
+    ap.add_argument("--models", default=None,
+                    help="comma-separated (default: every DF-Seg model and icnet)")
+    ap.add_argument("--sizes", default=",".join(format_hxw(s) for s in DEFAULT_SIZES),
+                    help="comma-separated HxW sizes (default: Table 4's and 1024x2048)")
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--repeats", type=int, default=10)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1,
                     help="intra-op threads (default: all logical CPUs)")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     ap.add_argument("--plot", type=Path, help="PNG to draw (default: OUT with .png)")
-    args = ap.parse_args(argv)
-    from tools.caffe_net import CaffeNetError
-    try:
-        if args.warmup < 0 or args.repeats < 1 or args.threads < 1:
-            raise BenchError("--warmup must be >= 0, --repeats and --threads >= 1")
-        models = [m.strip() for m in args.models.split(",") if m.strip()]
-        sizes = [parse_size(s.strip()) for s in args.sizes.split(",") if s.strip()]
-        for m in models:  # fail on a bad name before measuring anything
-            check_model_name(m)
-        report = bench(models, sizes, args.warmup, args.repeats, args.threads, args.out)
-    except (BenchError, CaffeNetError) as err:
-        print(f"ort_bench: error: {err}", file=sys.stderr)
-        return 2
+    return ap
+
+
+def run(args) -> int:
+    if args.warmup < 0 or args.repeats < 1 or args.threads < 1:
+        raise BenchError("--warmup must be >= 0, --repeats and --threads >= 1")
+    models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else default_models()
+    sizes = parse_sizes(args.sizes)
+    for m in models:  # fail on a bad name before measuring anything
+        check_model_name(m)
+    report = bench(models, sizes, args.warmup, args.repeats, args.threads, args.out)
     plot_path = args.plot or args.out.with_suffix(".png")
     plot(report, plot_path)
     print(format_table(report))
     print(f"\nwrote {args.out} and {plot_path}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli(lambda: run(_parser().parse_args(argv)), "ort_bench",
+                   expected=(EngineError, RegistryError))
 
 
 if __name__ == "__main__":

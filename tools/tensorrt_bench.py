@@ -25,24 +25,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
-from collections import defaultdict
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from tools.common.atomic import atomic_write_text
+from tools.common.sizes import format_hxw
+from tools.engines import EngineError, prepare_net
+from tools.engines.onnxruntime import export_onnx
+from tools.ort_bench import (DEFAULT_SIZES, BenchError, check_model_name, default_models,
+                             models_summary, parse_sizes)
+from tools.registry import RegistryError, display_name, timing_net
+from tools.engines.tensorrt import (Cuda, LayerTimes, TensorRTBuildError, TensorRTUnavailable,
+                                   _import_tensorrt, build_engine, fp16_model, run_engine)
 
 NAME_COLUMNS = 40  # the release's sample pads and cuts layer names to 40 columns
-
-
-class TensorRTUnavailable(RuntimeError):
-    """No TensorRT Python package, no CUDA bindings, or no GPU; the message says which."""
-
-
-class TensorRTBuildError(RuntimeError):
-    """The ONNX parser or the engine builder refused the model; carries TensorRT's errors."""
 
 
 # ----------------------------------------------------------------------------- profile log
@@ -66,251 +63,6 @@ def format_profile(net: str, inputs: list[str], outputs: list[str],
     return "\n".join(lines) + "\n"
 
 
-class LayerTimes:
-    """Accumulates the profiler's per-layer reports over iterations, in execution order."""
-
-    def __init__(self):
-        self.total = defaultdict(float)
-        self.count = defaultdict(int)
-        self.order: list[str] = []
-
-    def add(self, name: str, ms: float) -> None:
-        if name not in self.total:
-            self.order.append(name)
-        self.total[name] += ms
-        self.count[name] += 1
-
-    def means(self) -> list[tuple[str, float]]:
-        return [(name, self.total[name] / self.count[name]) for name in self.order]
-
-
-# ----------------------------------------------------------------------------- CUDA / TensorRT
-
-
-def _import_tensorrt():
-    try:
-        import tensorrt as trt
-    except ImportError as err:
-        raise TensorRTUnavailable(f"the tensorrt Python package is not installed ({err}); "
-                                  f"pip install tensorrt on a machine with an NVIDIA GPU") from None
-    major = int(trt.__version__.split(".")[0])
-    if major < 9:
-        raise TensorRTUnavailable(f"TensorRT {trt.__version__} is too old: the name-based "
-                                  f"tensor API (execute_async_v3) of TensorRT >= 9 is needed")
-    return trt
-
-
-def _import_cudart():
-    try:
-        from cuda.bindings import runtime as cudart  # cuda-python >= 12.6
-    except ImportError:
-        try:
-            from cuda import cudart  # older cuda-python
-        except ImportError as err:
-            raise TensorRTUnavailable(f"cuda-python is not installed ({err}); "
-                                      f"pip install cuda-python") from None
-    return cudart
-
-
-class Cuda:
-    """The few CUDA runtime calls the benchmark needs, with errors turned into exceptions."""
-
-    def __init__(self):
-        self.rt = _import_cudart()
-        err, count = self.rt.cudaGetDeviceCount()
-        if int(err) != 0 or count < 1:
-            raise TensorRTUnavailable(f"no CUDA GPU visible (cudaGetDeviceCount: {err}, {count})")
-
-    def call(self, fn, *args):
-        result = fn(*args)
-        err, rest = result[0], result[1:]
-        if int(err) != 0:
-            raise RuntimeError(f"{fn.__name__} failed: {err}")
-        return rest[0] if len(rest) == 1 else rest
-
-    def device_name(self) -> str:
-        props = self.call(self.rt.cudaGetDeviceProperties, 0)
-        name = props.name
-        return (name.decode() if isinstance(name, bytes) else str(name)).split("\x00")[0].strip()
-
-    def malloc(self, nbytes: int) -> int:
-        return int(self.call(self.rt.cudaMalloc, nbytes))
-
-    def free(self, ptr: int) -> None:
-        self.call(self.rt.cudaFree, ptr)
-
-    def to_device(self, ptr: int, array: np.ndarray) -> None:
-        self.call(self.rt.cudaMemcpy, ptr, array.ctypes.data, array.nbytes,
-                  self.rt.cudaMemcpyKind.cudaMemcpyHostToDevice)
-
-    def to_host(self, array: np.ndarray, ptr: int) -> None:
-        self.call(self.rt.cudaMemcpy, array.ctypes.data, ptr, array.nbytes,
-                  self.rt.cudaMemcpyKind.cudaMemcpyDeviceToHost)
-
-
-def _onnx_for_tensorrt(model):
-    """TensorRT's ONNX parser rejects ArgMax's select_last_index=1 (which the exporter sets to
-    reproduce Caffe's tie-breaking); ties do not change latency, so drop it."""
-    import onnx
-    model = onnx.ModelProto.FromString(model.SerializeToString())
-    for node in model.graph.node:
-        if node.op_type in ("ArgMax", "ArgMin"):
-            for attr in node.attribute:
-                if attr.name == "select_last_index":
-                    attr.i = 0
-    return model
-
-
-def fp16_model(model):
-    """The model computing in float16 end to end (weights, inputs, outputs, casts), for
-    TensorRT versions that only build strongly typed networks (no BuilderFlag.FP16)."""
-    import onnx
-    from onnx import TensorProto, numpy_helper
-    model = onnx.ModelProto.FromString(model.SerializeToString())
-    graph = model.graph
-    for init in graph.initializer:
-        if init.data_type == TensorProto.FLOAT:
-            init.CopyFrom(numpy_helper.from_array(
-                numpy_helper.to_array(init).astype(np.float16), init.name))
-    for value in list(graph.input) + list(graph.output) + list(graph.value_info):
-        if value.type.tensor_type.elem_type == TensorProto.FLOAT:
-            value.type.tensor_type.elem_type = TensorProto.FLOAT16
-    for node in graph.node:
-        if node.op_type == "Cast":
-            for attr in node.attribute:
-                if attr.name == "to" and attr.i == TensorProto.FLOAT:
-                    attr.i = TensorProto.FLOAT16
-    return model
-
-
-def build_engine(model, precision: str, workspace_gib: float = 4.0):
-    """(TensorRT runtime, deserialized engine) for an onnx.ModelProto."""
-    trt = _import_tensorrt()
-    logger = trt.Logger(trt.Logger.WARNING)
-    builder = trt.Builder(logger)
-    flags = 0
-    if hasattr(trt.NetworkDefinitionCreationFlag, "EXPLICIT_BATCH"):  # implicit in TRT 10
-        flags = 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
-    strongly_typed = precision == "fp16" and not hasattr(trt.BuilderFlag, "FP16")
-    if strongly_typed:  # newer TensorRT: precision comes from the model's own types
-        flags |= 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
-        model = fp16_model(model)
-    network = builder.create_network(flags)
-    parser = trt.OnnxParser(network, logger)
-    if not parser.parse(_onnx_for_tensorrt(model).SerializeToString()):
-        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-        raise TensorRTBuildError(f"TensorRT's ONNX parser refused the model: {errors}")
-    config = builder.create_builder_config()
-    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gib * (1 << 30)))
-    config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED  # layer names in the profile
-    if precision == "fp16" and not strongly_typed:
-        if not getattr(builder, "platform_has_fast_fp16", True):
-            print("tensorrt_bench: warning: this GPU has no fast FP16", file=sys.stderr)
-        config.set_flag(trt.BuilderFlag.FP16)
-    elif precision != "fp32":
-        raise ValueError(f"precision must be fp32 or fp16, got {precision!r}")
-    serialized = builder.build_serialized_network(network, config)
-    if serialized is None:
-        raise TensorRTBuildError(f"TensorRT could not build a {precision} engine")
-    runtime = trt.Runtime(logger)
-    engine = runtime.deserialize_cuda_engine(serialized)
-    return runtime, engine
-
-
-@dataclass
-class EngineRun:
-    inputs: list[str]
-    outputs: list[str]
-    median_ms: float
-    min_ms: float
-    median_with_copies_ms: float
-    layer_ms: list[tuple[str, float]]
-    output_arrays: dict[str, np.ndarray]
-
-
-def run_engine(engine, feeds: dict[str, np.ndarray], warmup: int, iterations: int,
-               profile_iterations: int | None = None, cuda: Cuda | None = None) -> EngineRun:
-    """Time `engine` on `feeds` with CUDA events, then profile it layer by layer."""
-    trt = _import_tensorrt()
-    cuda = cuda or Cuda()
-    rt = cuda.rt
-    context = engine.create_execution_context()
-    names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
-    inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
-    outputs = [n for n in names if n not in inputs]
-    host, device = {}, {}
-    try:
-        for name in names:
-            shape = tuple(engine.get_tensor_shape(name))
-            dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(name)))
-            if name in inputs:
-                array = np.ascontiguousarray(feeds[name], dtype=dtype)
-                if array.shape != shape:
-                    raise ValueError(f"input {name!r}: engine wants {shape}, got {array.shape}")
-            else:
-                array = np.empty(shape, dtype=dtype)
-            host[name] = array
-            device[name] = cuda.malloc(max(array.nbytes, 1))
-            context.set_tensor_address(name, device[name])
-        for name in inputs:
-            cuda.to_device(device[name], host[name])
-        stream = cuda.call(rt.cudaStreamCreate)
-        start, stop = cuda.call(rt.cudaEventCreate), cuda.call(rt.cudaEventCreate)
-
-        def enqueue():
-            if not context.execute_async_v3(int(stream)):
-                raise RuntimeError("execute_async_v3 failed")
-
-        for _ in range(warmup):
-            enqueue()
-        cuda.call(rt.cudaStreamSynchronize, stream)
-        compute, with_copies = [], []
-        for _ in range(iterations):
-            cuda.call(rt.cudaEventRecord, start, stream)
-            enqueue()
-            cuda.call(rt.cudaEventRecord, stop, stream)
-            cuda.call(rt.cudaEventSynchronize, stop)
-            compute.append(float(cuda.call(rt.cudaEventElapsedTime, start, stop)))
-        for _ in range(iterations):
-            cuda.call(rt.cudaEventRecord, start, stream)
-            for name in inputs:
-                cuda.call(rt.cudaMemcpyAsync, device[name], host[name].ctypes.data,
-                          host[name].nbytes, rt.cudaMemcpyKind.cudaMemcpyHostToDevice, stream)
-            enqueue()
-            for name in outputs:
-                cuda.call(rt.cudaMemcpyAsync, host[name].ctypes.data, device[name],
-                          host[name].nbytes, rt.cudaMemcpyKind.cudaMemcpyDeviceToHost, stream)
-            cuda.call(rt.cudaEventRecord, stop, stream)
-            cuda.call(rt.cudaEventSynchronize, stop)
-            with_copies.append(float(cuda.call(rt.cudaEventElapsedTime, start, stop)))
-
-        times = LayerTimes()
-
-        class Profiler(trt.IProfiler):
-            def __init__(self):
-                trt.IProfiler.__init__(self)
-
-            def report_layer_time(self, layer_name, ms):
-                times.add(layer_name, ms)
-
-        profiler = Profiler()  # keep a Python reference: the context does not own it
-        context.profiler = profiler
-        for _ in range(profile_iterations or iterations):
-            enqueue()
-            cuda.call(rt.cudaStreamSynchronize, stream)
-        for name in outputs:
-            cuda.to_host(host[name], device[name])
-        cuda.call(rt.cudaEventDestroy, start)
-        cuda.call(rt.cudaEventDestroy, stop)
-        cuda.call(rt.cudaStreamDestroy, stream)
-    finally:
-        for ptr in device.values():
-            cuda.free(ptr)
-    return EngineRun(inputs, outputs, statistics.median(compute), min(compute),
-                     statistics.median(with_copies), times.means(),
-                     {n: host[n].copy() for n in outputs})
-
-
 # ----------------------------------------------------------------------------- CLI
 
 
@@ -323,7 +75,6 @@ def bench(jobs, precisions, warmup, iterations, out_dir: Path) -> dict:
     import tensorrt as trt
     from tqdm import tqdm
 
-    from tools.ort_bench import models_summary
     cuda = Cuda()
     gpu = cuda.device_name()
     report = {"engine": "tensorrt", "tensorrt_version": trt.__version__, "gpu": gpu,
@@ -360,15 +111,13 @@ def bench(jobs, precisions, warmup, iterations, out_dir: Path) -> dict:
 def main(argv: list[str] | None = None) -> int:
     import onnx
 
-    from tools.caffe_net import CaffeNetError
-    from tools.ort_bench import MODELS, SIZES, BenchError, check_model_name, model_net, parse_size
-    from tools.to_onnx import convert
     ap = argparse.ArgumentParser(prog="python -m tools.tensorrt_bench",
                                  description=__doc__.split("\n")[0])
     ap.add_argument("onnx", nargs="*", type=Path, help="ONNX models to benchmark as they are")
-    ap.add_argument("--models", help=f"named nets to export (e.g. {','.join(MODELS)}); default: "
-                    f"all when no ONNX file is given")
-    ap.add_argument("--sizes", default=",".join(SIZES))
+    ap.add_argument("--models", help="named nets to export (e.g. df1seg,icnet); default: every "
+                    "DF-Seg model and icnet when no ONNX file is given")
+    ap.add_argument("--sizes", default=",".join(format_hxw(s) for s in DEFAULT_SIZES),
+                    help="comma-separated HxW sizes (default: Table 4's and 1024x2048)")
     ap.add_argument("--precisions", default="fp32,fp16")
     ap.add_argument("--warmup", type=int, default=20)
     ap.add_argument("--iterations", type=int, default=200)
@@ -391,16 +140,17 @@ def main(argv: list[str] | None = None) -> int:
             dims = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
             hw = tuple(dims[2:4])
             jobs.append((path.stem, path.stem, f"{hw[0]}x{hw[1]}", hw, hw, model))
-        names = args.models.split(",") if args.models else ([] if args.onnx else list(MODELS))
-        sizes = [parse_size(s.strip()) for s in args.sizes.split(",") if s.strip()]
+        names = args.models.split(",") if args.models else ([] if args.onnx else default_models())
+        sizes = parse_sizes(args.sizes)
         for name in names:
             check_model_name(name.strip())
         for name in names:
-            for label, hw in sizes:
-                display, param, run_hw = model_net(name.strip(), hw)
-                jobs.append((display, name.strip(), label, hw, run_hw, convert(param, None)))
+            for hw in sizes:
+                param, run_hw = timing_net(name.strip(), hw)
+                jobs.append((display_name(name.strip()), name.strip(), format_hxw(hw), hw, run_hw,
+                             export_onnx(prepare_net(param))))
         report = bench(jobs, precisions, args.warmup, args.iterations, args.out_dir)
-    except (TensorRTUnavailable, TensorRTBuildError, BenchError, CaffeNetError) as err:
+    except (TensorRTUnavailable, TensorRTBuildError, BenchError, EngineError, RegistryError) as err:
         print(f"tensorrt_bench: error: {err}", file=sys.stderr)
         return 2
     for r in report["results"]:

@@ -1,16 +1,40 @@
-"""Floor 2: the engine layer (one contract for every engine) and the one timing protocol.
+"""Floor 2: the engine layer -- one contract for every engine, one timing protocol.
 
-- :mod:`tools.engines.base`: the contract an engine fulfils -- ``prepare(net)`` returns a
-  callable running one forward pass, ``describe()`` names the engine and platform.
-- :mod:`tools.engines.protocol`: warm-up, repeats, interleaved rounds for comparisons,
-  median / min / bootstrap 95 % interval of each time and of each ratio, busy warning.
+- :mod:`tools.engines.base`: the contract (``prepare(net)`` -> a run of one forward pass,
+  ``describe()``), :mod:`tools.engines.nets`: what every engine is given (inference view,
+  shapes from prototxt_gen.shapes, the one set of random weights, one input);
+- engines: ``caffe-time`` (the real ``caffe time`` binary, as the paper timed), ``pycaffe``,
+  ``opencv`` (OpenCV DNN), ``onnxruntime``, ``tensorrt`` (GPU);
+- :mod:`tools.engines.protocol`: warm-up, repeats, interleaved rounds for comparisons, median /
+  min / bootstrap 95 % interval of each time and ratio, busy warning (docs/measurement.md).
 
-The concrete engines (Caffe binary and pycaffe, OpenCV DNN, ONNX Runtime, TensorRT) are still
-in tools/bench.py, tools/caffe_time.py, tools/ort_bench.py, tools/tensorrt_bench.py and
-pop/backends.py; moving them here is the rest of issue 10 (not done yet).
+Every timing in the package (tools.bench, tools.ort_bench, tools.tensorrt_bench,
+tools.caffe_time run, the POP LUT and its validation) goes through here.
 """
-from .base import Engine, EngineError
+from .base import Engine, EngineError, PreparedRun
+from .caffe import CaffeTimeEngine, CaffeTimeError, PycaffeEngine, run_caffe_time
+from .machine import busy_cpu_report, describe_machine
+from .nets import PreparedNet, prepare_net
+from .onnxruntime import OnnxRuntimeEngine
+from .opencv import OpenCVEngine
 from .protocol import Protocol, Timing, compare, ratio_interval, summarize, time_one
+from .tensorrt import TensorRTEngine
 
-__all__ = ["Engine", "EngineError", "Protocol", "Timing", "compare", "ratio_interval",
-           "summarize", "time_one"]
+ENGINES = {"caffe-time": CaffeTimeEngine, "pycaffe": PycaffeEngine, "opencv": OpenCVEngine,
+           "onnxruntime": OnnxRuntimeEngine, "tensorrt": TensorRTEngine}
+
+
+def make_engine(name: str, threads: int = 1, **options) -> Engine:
+    """The engine called `name`, checked to be usable here (EngineError says why not)."""
+    if name not in ENGINES:
+        raise EngineError(f"unknown engine {name!r} (choices: {', '.join(ENGINES)})")
+    engine = ENGINES[name](threads=threads, **options)
+    engine.version()
+    return engine
+
+
+__all__ = ["ENGINES", "Engine", "EngineError", "PreparedRun", "PreparedNet", "prepare_net",
+           "make_engine", "CaffeTimeEngine", "CaffeTimeError", "PycaffeEngine", "OpenCVEngine",
+           "OnnxRuntimeEngine", "TensorRTEngine", "run_caffe_time", "busy_cpu_report",
+           "describe_machine", "Protocol", "Timing", "compare", "ratio_interval", "summarize",
+           "time_one"]

@@ -74,56 +74,78 @@ def summarize(samples_ms: Sequence[float], protocol: Protocol = Protocol()) -> T
                   bootstrap_interval(v, seed=protocol.seed), spread, spread > protocol.busy_spread)
 
 
-def _timed(run: Callable[[], None], protocol: Protocol, n: int) -> list[float]:
+def _timed(run: Callable[[], None], protocol: Protocol, n: int,
+           before_each: Callable[[], None] | None = None) -> list[float]:
+    """n timed passes; engines with their own clock (``run.timed``) time themselves.
+    `before_each` (e.g. a cache flush) runs before every pass, outside the clock."""
+    own_clock = getattr(run, "timed", None)
+    if own_clock is not None:
+        return own_clock(n)
     times = []
     for _ in range(n):
+        if before_each is not None:
+            before_each()
         start = protocol.now()
         run()
         times.append((protocol.now() - start) * 1e3)
     return times
 
 
-def time_one(run: Callable[[], None], protocol: Protocol = Protocol()) -> Timing:
-    for _ in range(protocol.warmup):
-        run()
-    return summarize(_timed(run, protocol, protocol.repeats * protocol.rounds), protocol)
+def _warm_up(run: Callable[[], None], protocol: Protocol) -> None:
+    if getattr(run, "timed", None) is None:   # engines with their own clock warm up themselves
+        for _ in range(protocol.warmup):
+            run()
+
+
+def time_one(run: Callable[[], None], protocol: Protocol = Protocol(),
+             before_each: Callable[[], None] | None = None) -> Timing:
+    _warm_up(run, protocol)
+    samples = []
+    for _ in range(protocol.rounds):   # engines with their own clock give one sample per call
+        samples += _timed(run, protocol, protocol.repeats, before_each)
+    return summarize(samples, protocol)
 
 
 def ratio_interval(per_round_a: Sequence[float], per_round_b: Sequence[float],
                    seed: int = 0) -> dict:
-    """Ratio of medians a/b with a bootstrap 95 % interval over rounds (rounds resampled in
-    pairs: both nets of a round saw the same load)."""
+    """Ratio a/b: the median of the per-round ratios (both nets of a round ran under the same
+    load, so a load that changes between rounds cancels), with a bootstrap 95 % interval over
+    rounds."""
     a, b = np.asarray(per_round_a, float), np.asarray(per_round_b, float)
-    point = float(np.median(a) / np.median(b))
-    if a.size == 1:
-        return {"ratio": point, "ci95": (point, point)}
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, a.size, (BOOTSTRAP_RESAMPLES, a.size))
-    draws = np.median(a[idx], axis=1) / np.median(b[idx], axis=1)
-    lo, hi = np.percentile(draws, [2.5, 97.5])
-    return {"ratio": point, "ci95": (float(lo), float(hi))}
+    if a.size != b.size or a.size == 0:
+        raise ValueError(f"ratio needs the same rounds for both nets ({a.size} vs {b.size})")
+    ratios = a / b
+    point = float(np.median(ratios))
+    return {"ratio": point, "ci95": bootstrap_interval(ratios, seed=seed),
+            "per_round": [float(r) for r in ratios]}
+
+
+ROUND_STATISTICS = {"median": np.median, "min": np.min}
 
 
 def compare(runs: Mapping[str, Callable[[], None]], protocol: Protocol = Protocol(),
-            progress: Callable[[str], None] | None = None) -> dict:
+            progress: Callable[[str], None] | None = None,
+            before_each: Callable[[], None] | None = None, round_statistic: str = "median") -> dict:
     """Time every contender in interleaved rounds.  Returns ``{"timings": {name: Timing},
-    "round_medians_ms": {name: [...]}, "busy": bool, "protocol": {...}}``; ratios come from
-    :func:`ratio_interval` on the round medians."""
+    "round_medians_ms": {name: [...]}, "round_statistic", "busy": bool, "protocol": {...}}``:
+    one value per round and contender, the median (or, with ``round_statistic="min"``, the
+    fastest) of its `repeats` passes in that round; ratios come from :func:`ratio_interval` on
+    them.  `before_each` (e.g. a cache flush) runs before every timed pass, outside the clock."""
+    stat = ROUND_STATISTICS[round_statistic]
     names = list(runs)
     for name in names:
-        for _ in range(protocol.warmup):
-            runs[name]()
+        _warm_up(runs[name], protocol)
     samples = {n: [] for n in names}
-    round_medians = {n: [] for n in names}
+    per_round = {n: [] for n in names}
     for r in range(protocol.rounds):
         order = names if r % 2 == 0 else names[::-1]   # neither always goes first
         for name in order:
-            t = _timed(runs[name], protocol, protocol.repeats)
+            t = _timed(runs[name], protocol, protocol.repeats, before_each)
             samples[name] += t
-            round_medians[name].append(float(np.median(t)))
+            per_round[name].append(float(stat(t)))
             if progress:
                 progress(name)
     timings = {n: summarize(samples[n], protocol) for n in names}
-    return {"timings": timings, "round_medians_ms": round_medians,
+    return {"timings": timings, "round_medians_ms": per_round, "round_statistic": round_statistic,
             "busy": any(t.busy for t in timings.values()),
             "protocol": {**dataclasses.asdict(protocol), "threads_env": os.environ.get("OMP_NUM_THREADS")}}

@@ -1,0 +1,69 @@
+"""What every engine needs from a net before it runs: the inference view (the one phase
+filter), its single input, the one set of random weights, a random input, and the Interp
+sizes made explicit for engines that mis-size Caffe's factor form.
+
+Shapes come only from prototxt_gen.shapes (through tools.caffe_net.build_net) and weights only
+from tools.caffemodel.random_weights, so every engine runs the same net on the same numbers.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from prototxt_gen import caffe_pb2
+from prototxt_gen.analysis import AnalysisError, phase_view, upgrade_net_input
+from tools.caffe_net import CaffeNet, CaffeNetError, build_net
+from tools.caffemodel import Weights, caffemodel_bytes, random_weights
+
+from .base import EngineError
+
+__all__ = ["PreparedNet", "prepare_net", "random_input", "explicit_interp_sizes"]
+
+
+class PreparedNet:
+    """A net as the engines take it: its TEST-phase NetParameter (legacy inputs as an Input
+    layer), its interpretation (blob shapes, parameter shapes), its weights and one input."""
+
+    def __init__(self, param: caffe_pb2.NetParameter, weights: Weights | None = None, seed: int = 0):
+        try:
+            self.param = phase_view(upgrade_net_input(param), "TEST")
+            self.caffe_net: CaffeNet = build_net(self.param)
+        except (CaffeNetError, AnalysisError) as err:
+            raise EngineError(f"net {param.name!r}: {err}") from None
+        if len(self.caffe_net.inputs) != 1:
+            raise EngineError(f"net {param.name!r}: the engines time nets with one input, this one "
+                              f"has {sorted(self.caffe_net.inputs)}")
+        self.input_name, self.input_shape = next(iter(self.caffe_net.inputs.items()))
+        self.weights = weights if weights is not None else random_weights(self.caffe_net, seed)
+        self.input = random_input(self.input_shape, seed)
+
+    @property
+    def name(self) -> str:
+        return self.param.name or "net"
+
+    def caffemodel(self) -> bytes:
+        """The weights as a caffemodel (what OpenCV and Caffe's tools read)."""
+        types = {layer.name: layer.type for layer in self.caffe_net.layers}
+        return caffemodel_bytes(self.weights, self.name, types)
+
+
+def prepare_net(net, weights: Weights | None = None, seed: int = 0) -> PreparedNet:
+    return net if isinstance(net, PreparedNet) else PreparedNet(net, weights, seed)
+
+
+def random_input(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).uniform(-1.0, 1.0, shape).astype(np.float32)
+
+
+def explicit_interp_sizes(net: PreparedNet) -> caffe_pb2.NetParameter:
+    """The net with every Interp given by shrink/zoom factors or pads rewritten to the
+    height/width Caffe computes (OpenCV's Caffe importer mis-sizes shrink_factor)."""
+    out = caffe_pb2.NetParameter()
+    out.CopyFrom(net.param)
+    for layer in out.layer:
+        p = layer.interp_param
+        if layer.type == "Interp" and (p.HasField("shrink_factor") or p.HasField("zoom_factor")
+                                       or p.pad_beg or p.pad_end):
+            h, w = net.caffe_net.blob_shapes[layer.top[0]][2:]
+            p.Clear()
+            p.height, p.width = h, w
+    return out
