@@ -25,9 +25,10 @@ from prototxt_gen.encoding import EncodingError
 from prototxt_gen.generate import default_forms, net_for
 from prototxt_gen.models import load_model, model_names, zoo_names
 from prototxt_gen.zoo import ZooSpecError, build_net, zoo_net
+from tests.test_caffe_merge_bn import assert_same_outputs, randomize
 from tests.test_caffe_nets import assert_shapes_as_analysed, run_random
-from tools.merge_bn import merge_net
-from tools.netparam import load_net
+from tools.merge_bn import merge_files, merge_net
+from tools.netparam import load_net, write_net
 
 REPO = Path(__file__).resolve().parent.parent
 NINE = ["resnet18", "resnet50", "googlenet", "mobilenet_v1", "mobilenet_v2", "shufflenet_v1",
@@ -178,22 +179,50 @@ def _missing_layers(caffe, param) -> set[str]:
     return {l.type for l in param.layer} - set(caffe.layer_type_list())
 
 
-@pytest.mark.parametrize("form", ["deploy", "deploy_mergebn"])
-@pytest.mark.parametrize("name", NINE)
-def test_runs_forward_in_caffe(caffe, name, form):
-    """Loads and runs in our Caffe at a small input, every blob shaped as the analysis says.
-    Nets needing a layer our Caffe build lacks (ShuffleChannel, Upsample) skip, naming it."""
-    size = SMALL.get(name, (64, 64))
-    param = net_for(name, form, input_size=size)
+def _caffe_param(caffe, name: str, form: str):
+    """The net at its small test size; skips, naming the layer, where our Caffe lacks one
+    (ShuffleChannel, Upsample: the layers of caffe/layers that another change adds)."""
+    param = net_for(name, form, input_size=SMALL.get(name, (64, 64)))
     missing = _missing_layers(caffe, param)
     if missing:
         pytest.skip(f"our Caffe has no {', '.join(sorted(missing))} layer")
-    net = load_net(caffe, param, "TEST")
+    return param
+
+
+@pytest.mark.parametrize("form", ["deploy", "deploy_mergebn"])
+@pytest.mark.parametrize("name", NINE)
+def test_runs_forward_in_caffe(caffe, name, form, tmp_path):
+    """Loads and runs in our Caffe with random weights (deconvolutions too), every blob
+    shaped as the analysis says, the heads a proper distribution and its arg-max."""
+    param = _caffe_param(caffe, name, form)
+    net = randomize(caffe, param, tmp_path / "net.caffemodel")
+    rng = np.random.default_rng(1)
+    for layer in param.layer:
+        if layer.type == "Deconvolution":
+            w = net.params[layer.name][0].data
+            w[...] = rng.normal(0, np.sqrt(2.0 / np.prod(w.shape[1:])), w.shape)
     assert_shapes_as_analysed(net, param)
-    out = run_random(net)
-    prob = out["prob"]
-    assert np.isfinite(prob).all()
+    run_random(net)
+    prob = net.blobs["prob"].data
+    assert np.isfinite(prob).all() and prob.std() > 0
     assert np.allclose(prob.sum(axis=1), 1.0, atol=1e-4)
+    if "pred" in net.blobs:        # segmentation: the arg-max over the classes, at the input's size
+        assert net.blobs["pred"].data.shape == (1, 1, *SMALL[name])
+        assert (net.blobs["pred"].data[:, 0] == prob.argmax(axis=1)).mean() > 0.999
+
+
+@pytest.mark.parametrize("name", [n for n in NINE if n not in ("googlenet", "enet")])
+def test_merged_weights_compute_the_same_in_caffe(caffe, name, tmp_path):
+    """Random weights and BN statistics on the BN form, merged by tools.merge_bn into the
+    generator's merged form: the same activations in Caffe."""
+    param = _caffe_param(caffe, name, "deploy")
+    net_path, weights = tmp_path / "net.prototxt", tmp_path / "net.caffemodel"
+    write_net(param, net_path)
+    original = randomize(caffe, param, weights)
+    out_net, out_weights = tmp_path / "merged.prototxt", tmp_path / "merged.caffemodel"
+    folds = merge_files(net_path, weights, out_net, out_weights)
+    assert len(folds) == sum(layer.type == "BatchNorm" for layer in param.layer)
+    assert_same_outputs(caffe, original, param, out_net, out_weights)
 
 
 def test_resnet50_runs_at_224_in_caffe(caffe):
@@ -203,8 +232,8 @@ def test_resnet50_runs_at_224_in_caffe(caffe):
     assert run_random(net)["prob"].shape == (1, 1000)
 
 
-def test_every_nine_bvlc_only_nets_load(caffe):
-    """The nets the brief requires to run in our Caffe have no layer it lacks."""
+def test_the_bvlc_only_nets_need_no_new_layer(caffe):
+    """Issue 12 has these five run in our Caffe as it is (BVLC layers and Interp)."""
     for name in ("resnet18", "resnet50", "googlenet", "mobilenet_v1", "mobilenet_v2"):
         assert not _missing_layers(caffe, net_for(name, "deploy")), name
 
