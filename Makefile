@@ -8,8 +8,11 @@ VENV_STAMP := $(VENV)/.installed
 SCHEMA := prototxt_gen/caffe_pb2.py
 PATCHED_PROTO := build/proto/caffe.proto
 
-MODELS := df1 df2 df2a dflite df1seg df2seg1 df2seg2 dflite_seg \
-          df1seg_d8 df2seg1_d8 df2seg2_d8 dflite_seg_d8
+DF_MODELS := df1 df2 df2a dflite df1seg df2seg1 df2seg2 dflite_seg \
+             df1seg_d8 df2seg1_d8 df2seg2_d8 dflite_seg_d8
+# The paper's comparison nets (caffe_models/zoo/*.yaml): deploy and caffetime forms.
+ZOO_MODELS := $(basename $(notdir $(wildcard caffe_models/zoo/*.yaml)))
+MODELS := $(DF_MODELS) $(ZOO_MODELS)
 
 .PHONY: setup test models $(MODELS) clean
 .DEFAULT_GOAL := df1seg
@@ -35,10 +38,13 @@ test: setup
 	$(PY) -m pytest -q
 
 # Every form of one named model into caffe_models/<model>/, then its analysis table
-# (params, MACs, Caffe's memory for data) at the model's test size (1024x2048 for DF-Seg).
+# (params, MACs, Caffe's memory for data) at the model's test size (1024x2048 for DF-Seg,
+# 224x224 for the comparison backbones): the merged-BN deploy net, or the deploy net of a
+# model without BatchNorm (GoogLeNet).
 define generate_and_analyze
 	$(PY) -m prototxt_gen $@ --out caffe_models/$@
-	$(PY) -m tools.analyze caffe_models/$@/$@_deploy_mergebn.prototxt
+	net=caffe_models/$@/$@_deploy_mergebn.prototxt; test -f $$net || net=caffe_models/$@/$@_deploy.prototxt; \
+	  $(PY) -m tools.analyze $$net
 endef
 
 $(filter-out df1seg,$(MODELS)): setup

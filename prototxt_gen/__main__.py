@@ -1,6 +1,7 @@
 """python -m prototxt_gen MODEL_OR_ENCODING --out DIR: write every form of a model.
 
-MODEL_OR_ENCODING is a name from caffe_models/*.yaml (df1, df1seg, df2seg1_d8, ...) or an
+MODEL_OR_ENCODING is a name from caffe_models/*.yaml (df1, df1seg, df2seg1_d8, ...), one of the
+paper's comparison nets from caffe_models/zoo/*.yaml (resnet50, mobilenet_v2, enet, ...) or an
 encoding in the text form, e.g. "[(64,64,64),(128,128,128),(256,256,256,512)]:[K,32,128]".
 """
 from __future__ import annotations
@@ -11,8 +12,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from .encoding import EncodingError
-from .generate import FORMS, _default_data, form_filename, net_for, to_text
-from .models import UnknownModelError, load_model, model_names, resolve
+from .generate import FORMS, _default_data, available_forms, default_forms, form_filename, net_for, to_text
+from .models import UnknownModelError, load_model, model_names, resolve, zoo_names
 from tools.common.atomic import atomic_write_text
 
 
@@ -45,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", nargs="?", help="model name or encoding")
     parser.add_argument("--out", type=Path, help="output directory")
-    parser.add_argument("--forms", default=",".join(FORMS), help=f"comma-separated subset of {', '.join(FORMS)}")
+    parser.add_argument("--forms", help=f"comma-separated subset of {', '.join(FORMS)} (default: every form "
+                                        "of the model; the comparison nets have deploy and caffetime forms)")
     parser.add_argument("--input", type=_hw, help="HxW of the deploy and caffetime forms (default: test size)")
     parser.add_argument("--crop", type=_hw, help="training crop (segmentation) or crop (classification)")
     parser.add_argument("--test-size", type=_hw, help="validation image size (segmentation)")
@@ -58,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.list:
-            for name in model_names():
+            for name in model_names() + zoo_names():
                 print(f"{name:16s} {load_model(name).net}")
             return 0
         if args.out is None:
@@ -70,10 +72,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.model is None:
             parser.error("give a model name or an encoding (see --list)")
         model = resolve(args.model, num_classes=args.num_classes)
-        forms = [f.strip() for f in args.forms.split(",") if f.strip()]
-        unknown = [f for f in forms if f not in FORMS]
+        forms = ([f.strip() for f in args.forms.split(",") if f.strip()] if args.forms
+                 else list(default_forms(model)))
+        unknown = [f for f in forms if f not in available_forms(model)]
         if unknown:
-            parser.error(f"unknown form(s) {', '.join(unknown)} (forms: {', '.join(FORMS)})")
+            parser.error(f"unknown form(s) {', '.join(unknown)} of {model.name} "
+                         f"(forms: {', '.join(available_forms(model))})")
         data = _default_data(model.net)
         overrides = {k: v for k, v in (("crop", args.crop), ("test_size", args.test_size),
                                        ("val_list", args.val_list), ("train_source", args.train_source))

@@ -11,6 +11,9 @@ Forms (``FORMS``):
 * ``caffetime`` / ``caffetime_mergebn`` — Input layer, no loss/Softmax/ArgMax, Interp sized
   for the timed input in both phases (``caffe time`` runs the TRAIN phase).
 
+The comparison nets of :mod:`prototxt_gen.zoo` (ResNet, MobileNet, SegNet, ...) have the
+deploy and caffetime forms (``zoo.ZOO_FORMS``).
+
 Pyramid-pooling windows follow the training crop and Interp sizes the input size of each
 phase: nothing is hard-coded to 1024x2048.
 """
@@ -29,6 +32,7 @@ from .decoder import InterpSizes, decoder, pyramid_pooling
 from .encoding import Backbone, Block, SegmentationNet
 from .models import NamedModel, resolve
 from .netbuilder import NetBuilder
+from . import zoo
 from tools.common.atomic import atomic_write_text
 
 FORMS = ("val", "val_mergebn", "train", "deploy", "deploy_mergebn", "caffetime", "caffetime_mergebn")
@@ -69,6 +73,17 @@ SEG_DATA_LAYER = "SegmentationDataLayer"
 
 def _model(model: str | NamedModel) -> NamedModel:
     return model if isinstance(model, NamedModel) else resolve(model)
+
+
+def available_forms(model: str | NamedModel) -> tuple[str, ...]:
+    """Every form ``net_for`` can make of ``model``."""
+    return zoo.ZOO_FORMS if _model(model).is_zoo else FORMS
+
+
+def default_forms(model: str | NamedModel) -> tuple[str, ...]:
+    """The forms written for a model by default (a zoo net without BatchNorm: no _mergebn)."""
+    named = _model(model)
+    return zoo.default_forms(named.net) if named.is_zoo else FORMS
 
 
 def _default_data(net) -> DataConfig:
@@ -175,9 +190,11 @@ def net_for(model: str | NamedModel, form: str = "val", input_size: tuple[int, i
     ``input_size`` is the HxW of deploy/caffetime forms (default: the data's test size);
     ``data`` overrides list paths, crops and sizes of val/train forms.
     """
-    if form not in FORMS:
-        raise ValueError(f"unknown form {form!r} (forms: {', '.join(FORMS)})")
     named = _model(model)
+    if form not in available_forms(named):
+        raise ValueError(f"unknown form {form!r} of {named.name} (forms: {', '.join(available_forms(named))})")
+    if named.is_zoo:
+        return zoo.build_net(named.net, form, input_size, batch)
     net = named.net
     data = data or _default_data(net)
     classification = not isinstance(net, SegmentationNet)
@@ -274,7 +291,7 @@ def write_all(model: str | NamedModel, out_dir: str | Path, input_size: tuple[in
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = {}
-    for form in FORMS:
+    for form in default_forms(named):
         path = out / form_filename(named.name, form)
         atomic_write_text(path, to_text(net_for(named, form, input_size=input_size, data=data)))
         written[form] = path

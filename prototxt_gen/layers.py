@@ -43,16 +43,44 @@ def _set_hw(param, field: str, hw: tuple[int, int]) -> None:
         setattr(param, f"{base}_w", w)
 
 
-def convolution(name: str, bottom: str, top: str, num_output: int, kernel: int, stride: int = 1,
-                pad: int | None = None, bias: bool = False, group: int = 1) -> caffe_pb2.LayerParameter:
+def _pair(value: int | tuple[int, int]) -> tuple[int, int]:
+    return (value, value) if isinstance(value, int) else (int(value[0]), int(value[1]))
+
+
+def convolution(name: str, bottom: str, top: str, num_output: int, kernel: int | tuple[int, int],
+                stride: int = 1, pad: int | tuple[int, int] | None = None, bias: bool = False,
+                group: int = 1, dilation: int = 1) -> caffe_pb2.LayerParameter:
+    """``kernel``/``pad`` are an int or (h, w) (asymmetric kernels as kernel_h/_w); ``pad``
+    defaults to "same" for odd kernels: dilation * (kernel // 2) on each axis."""
     layer = _layer(name, "Convolution", [bottom], [top])
     p = layer.convolution_param
     p.num_output = num_output
     p.bias_term = bias
-    p.pad.append(kernel // 2 if pad is None else pad)
-    p.kernel_size.append(kernel)
+    kh, kw = _pair(kernel)
+    ph, pw = (dilation * (kh // 2), dilation * (kw // 2)) if pad is None else _pair(pad)
+    if kh == kw and ph == pw:
+        p.pad.append(ph)
+        p.kernel_size.append(kh)
+    else:
+        p.pad_h, p.pad_w = ph, pw
+        p.kernel_h, p.kernel_w = kh, kw
     if group != 1:
         p.group = group
+    p.stride.append(stride)
+    if dilation != 1:
+        p.dilation.append(dilation)
+    return layer
+
+
+def deconvolution(name: str, bottom: str, top: str, num_output: int, kernel: int, stride: int,
+                  pad: int = 0, bias: bool = False) -> caffe_pb2.LayerParameter:
+    """A learned up-sampling: output (in - 1) * stride + kernel - 2 * pad on each axis."""
+    layer = _layer(name, "Deconvolution", [bottom], [top])
+    p = layer.convolution_param
+    p.num_output = num_output
+    p.bias_term = bias
+    p.pad.append(pad)
+    p.kernel_size.append(kernel)
     p.stride.append(stride)
     return layer
 
@@ -79,14 +107,14 @@ def batch_norm(name: str, bottom: str, top: str) -> caffe_pb2.LayerParameter:
     return layer
 
 
-def scale(name: str, blob: str) -> caffe_pb2.LayerParameter:
-    layer = _layer(name, "Scale", [blob], [blob])
+def scale(name: str, blob: str, top: str | None = None) -> caffe_pb2.LayerParameter:
+    layer = _layer(name, "Scale", [blob], [top or blob])
     layer.scale_param.bias_term = True
     return layer
 
 
 def relu(name: str, blob: str) -> caffe_pb2.LayerParameter:
-    return _layer(name, "ReLU", [blob], [blob])
+    return activation("ReLU", name, blob)
 
 
 def eltwise_sum(name: str, bottoms: Sequence[str], top: str) -> caffe_pb2.LayerParameter:
@@ -109,11 +137,89 @@ def ave_pooling(name: str, bottom: str, top: str, kernel: tuple[int, int],
     return layer
 
 
+def max_pooling(name: str, bottom: str, tops: str | Sequence[str], kernel: int, stride: int,
+                pad: int = 0) -> caffe_pb2.LayerParameter:
+    """MAX pooling; a second top receives the pooling mask (the argmax indices) that
+    max-unpooling (``Upsample``) reads."""
+    layer = _layer(name, "Pooling", [bottom], [tops] if isinstance(tops, str) else tops)
+    p = layer.pooling_param
+    p.pool = caffe_pb2.PoolingParameter.MAX
+    p.kernel_size = kernel
+    p.stride = stride
+    if pad:
+        p.pad = pad
+    return layer
+
+
+def global_ave_pooling(name: str, bottom: str, top: str) -> caffe_pb2.LayerParameter:
+    """Average over the whole feature map, whatever its size."""
+    layer = _layer(name, "Pooling", [bottom], [top])
+    layer.pooling_param.pool = caffe_pb2.PoolingParameter.AVE
+    layer.pooling_param.global_pooling = True
+    return layer
+
+
+def upsample(name: str, bottom: str, mask: str, top: str, size: tuple[int, int] | None = None,
+             scale: int = 2) -> caffe_pb2.LayerParameter:
+    """Max-unpooling (SegNet / ENet ``Upsample``): each value goes back to the position its
+    MAX pooling took it from.  ``size`` (H, W) is given where ``scale`` x input is not the
+    pooled map's size (odd sizes)."""
+    layer = _layer(name, "Upsample", [bottom, mask], [top])
+    layer.upsample_param.scale = scale
+    if size is not None:
+        layer.upsample_param.upsample_h, layer.upsample_param.upsample_w = size
+    return layer
+
+
 def interp(name: str, bottom: str, top: str, size: tuple[int, int],
            phase: int | None = None) -> caffe_pb2.LayerParameter:
     layer = _layer(name, "Interp", [bottom], [top], phase)
     layer.interp_param.height, layer.interp_param.width = size
     return layer
+
+
+def crop(name: str, bottom: str, reference: str, top: str, offset: int) -> caffe_pb2.LayerParameter:
+    """Cut H and W of ``bottom`` to those of ``reference``, starting ``offset`` in."""
+    layer = _layer(name, "Crop", [bottom, reference], [top])
+    layer.crop_param.axis = 2
+    layer.crop_param.offset.append(offset)
+    return layer
+
+
+def slice_channels(name: str, bottom: str, tops: Sequence[str], points: Sequence[int]) -> caffe_pb2.LayerParameter:
+    layer = _layer(name, "Slice", [bottom], tops)
+    layer.slice_param.axis = 1
+    layer.slice_param.slice_point.extend(points)
+    return layer
+
+
+def shuffle_channel(name: str, bottom: str, top: str, group: int) -> caffe_pb2.LayerParameter:
+    """ShuffleNet's channel shuffle: (g, C/g) channels transposed to (C/g, g)."""
+    layer = _layer(name, "ShuffleChannel", [bottom], [top])
+    layer.shuffle_channel_param.group = group
+    return layer
+
+
+def zeros_like(name: str, bottom: str, top: str) -> caffe_pb2.LayerParameter:
+    """0 * x: a zero blob of ``bottom``'s shape (ENet pads channels with zeros)."""
+    layer = _layer(name, "Power", [bottom], [top])
+    layer.power_param.scale = 0.0
+    return layer
+
+
+def lrn(name: str, bottom: str, top: str, local_size: int, alpha: float, beta: float) -> caffe_pb2.LayerParameter:
+    layer = _layer(name, "LRN", [bottom], [top])
+    layer.lrn_param.local_size = local_size
+    layer.lrn_param.alpha = alpha
+    layer.lrn_param.beta = beta
+    return layer
+
+
+def activation(kind: str, name: str, blob: str) -> caffe_pb2.LayerParameter:
+    """An in-place ReLU or (per-channel) PReLU."""
+    if kind not in ("ReLU", "PReLU"):
+        raise ValueError(f"unknown activation {kind!r} (ReLU or PReLU)")
+    return _layer(name, kind, [blob], [blob])
 
 
 def inner_product(name: str, bottom: str, top: str, num_output: int) -> caffe_pb2.LayerParameter:

@@ -1,4 +1,5 @@
-"""Named models (``caffe_models/*.yaml``) resolved into encodings."""
+"""Named models: the DF nets (``caffe_models/*.yaml``) resolved into encodings, and the
+paper's comparison nets (``caffe_models/zoo/*.yaml``, built by :mod:`prototxt_gen.zoo`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -7,8 +8,10 @@ from pathlib import Path
 import yaml
 
 from .encoding import Backbone, EncodingError, SegmentationNet, parse_backbone
+from .zoo import ZooNet, zoo_net
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / "caffe_models"
+ZOO_DIR = MODELS_DIR / "zoo"
 
 
 class UnknownModelError(LookupError):
@@ -19,22 +22,37 @@ class UnknownModelError(LookupError):
 class NamedModel:
     name: str
     display_name: str
-    net: Backbone | SegmentationNet
+    net: Backbone | SegmentationNet | ZooNet
     release_files: dict = field(default_factory=dict)  # {"bn": file, "mergebn": file}
 
     @property
     def is_segmentation(self) -> bool:
-        return isinstance(self.net, SegmentationNet)
+        return isinstance(self.net, SegmentationNet) or (isinstance(self.net, ZooNet)
+                                                         and self.net.is_segmentation)
+
+    @property
+    def is_zoo(self) -> bool:
+        return isinstance(self.net, ZooNet)
 
 
 def model_names() -> list[str]:
+    """The DF models (encodings; every form of the release)."""
     return sorted(p.stem for p in MODELS_DIR.glob("*.yaml"))
 
 
-def _load_yaml(name: str) -> dict:
-    path = MODELS_DIR / f"{name}.yaml"
-    if not path.is_file():
-        raise UnknownModelError(f"unknown model {name!r} (known: {', '.join(model_names())})")
+def zoo_names() -> list[str]:
+    """The comparison nets of prototxt_gen.zoo (deploy and caffetime forms)."""
+    return sorted(p.stem for p in ZOO_DIR.glob("*.yaml"))
+
+
+def _model_path(name: str) -> Path:
+    for path in (MODELS_DIR / f"{name}.yaml", ZOO_DIR / f"{name}.yaml"):
+        if path.is_file():
+            return path
+    raise UnknownModelError(f"unknown model {name!r} (known: {', '.join(model_names() + zoo_names())})")
+
+
+def _load_yaml(path: Path) -> dict:
     with path.open() as f:
         data = yaml.safe_load(f)
     if not isinstance(data, dict):
@@ -43,8 +61,10 @@ def _load_yaml(name: str) -> dict:
 
 
 def load_model(name: str) -> NamedModel:
-    data = _load_yaml(name)
-    path = MODELS_DIR / f"{name}.yaml"
+    path = _model_path(name)
+    data = _load_yaml(path)
+    if path.parent == ZOO_DIR:
+        return NamedModel(name=name, display_name=data.get("display_name", name), net=zoo_net(data, str(path)))
     try:
         if "base" in data:
             base = load_model(data["base"])

@@ -33,12 +33,31 @@ class NetBuilder:
         names the projection shortcut's BN ``res2.1skipConv/bn`` although its top is
         ``res2.1.skipConv/bn``.
         """
-        self.add(L.convolution(name, bottom, name, num_output, kernel, stride, bias=self.merge_bn))
-        top = name
+        layer = L.convolution(name, bottom, name, num_output, kernel, stride)
+        return self.norm_unit(layer, "ReLU" if relu else None, bn_name)
+
+    def norm_unit(self, layer: caffe_pb2.LayerParameter, activation: str | None = "ReLU",
+                  bn_name: str | None = None) -> str:
+        """``layer`` (a Convolution or Deconvolution whose top is its name) + BatchNorm + Scale
+        (+ ``activation``: ReLU or PReLU, in place, named ``<name>/relu`` / ``<name>/prelu``);
+        with merged BN the layer's own bias instead of BatchNorm + Scale."""
+        name = layer.name
+        layer.convolution_param.bias_term = self.merge_bn
+        top = self.add(layer)
         if not self.merge_bn:
             bn_name = bn_name or name
-            top = self.add(L.batch_norm(f"{bn_name}/bn", name, f"{name}/bn"))
+            top = self.add(L.batch_norm(f"{bn_name}/bn", top, f"{name}/bn"))
             self.add(L.scale(f"{bn_name}/bn_scale", top))
-        if relu:
-            self.add(L.relu(f"{name}/relu", top))
+        if activation:
+            self.add(L.activation(activation, f"{name}/{activation.lower()}", top))
+        return top
+
+    def batch_norm_unit(self, name: str, bottom: str) -> str:
+        """BatchNorm + Scale on a blob no convolution produced (e.g. a Concat), where merging
+        has nothing to fold into: merged, the two become one Scale with bias (their affine map)."""
+        top = f"{name}/bn"
+        if self.merge_bn:
+            return self.add(L.scale(f"{name}/bn_scale", bottom, top))
+        self.add(L.batch_norm(f"{name}/bn", bottom, top))
+        self.add(L.scale(f"{name}/bn_scale", top))
         return top

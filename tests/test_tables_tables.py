@@ -93,6 +93,25 @@ def test_naming_rule_and_unusable_logs(log_dir, empty_bench):
     assert re.search(r"log_df2_val\.txt: .*no final .*truncated", notes)
 
 
+def test_release_d8_u8_predictions_give_the_d8_models_miou(log_dir, empty_bench):
+    """The release files the -d8 models' evaluations as pred_d8_u8_<model>_mergebn_val.txt
+    (1/8 prediction up-sampled x8); its DFlite model is spelled df-lite_seg.  Stand-ins: the
+    DF1-Seg report under those names, with DFlite's mIoU edited to tell the two apart."""
+    report = (log_dir / "pred_df1seg_mergebn_val.txt").read_text()
+    assert "Score Average : 0.741" in report
+    shutil.copy(log_dir / "pred_df1seg_mergebn_val.txt", log_dir / "pred_d8_u8_df1seg_mergebn_val.txt")
+    (log_dir / "pred_d8_u8_df-lite_seg_mergebn_val.txt").write_text(
+        report.replace("Score Average : 0.741", "Score Average : 0.717", 1))
+    p = _tables("--logs", log_dir, "--json", "--bench", empty_bench)
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    assert _row(out["segmentation"], "DF1-Seg-d8")["miou_val"] == 74.1
+    assert _row(out["segmentation"], "DFlite-Seg-d8")["miou_val"] == 71.7
+    assert _row(out["segmentation"], "DF1-Seg")["miou_val"] == 74.1      # its own report, unchanged
+    assert _row(out["segmentation"], "DFlite-Seg")["miou_val"] is None
+    assert "d8_u8" not in p.stderr                                          # none skipped
+
+
 def test_measured_results_hook(log_dir, tmp_path):
     bench = tmp_path / "bench"
     bench.mkdir()

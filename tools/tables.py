@@ -53,8 +53,11 @@ LOG_NAMING = [
     ("tensorrt_profile", re.compile(
         r"^log_(?P<model>.+?)(?:_mergebn)?_profile_(?P<output>scoreup8|score)_(?P<res>\d+x\d+)"
         r"_(?P<device>[a-z0-9]+)\.(?:txt|log)$")),
-    # Cityscapes evaluation output of the model's predictions on a split.
-    ("cityscapes_eval", re.compile(r"^pred_(?P<model>.+?)(?:_mergebn)?_(?P<split>val|test|train)\.(?:txt|log)$")),
+    # Cityscapes evaluation output of the model's predictions on a split.  The release's
+    # "pred_d8_u8_<model>" files score the 1/8-resolution prediction (d8) up-sampled x8 (u8)
+    # for evaluation: the <model>-d8 net's mIoU.
+    ("cityscapes_eval", re.compile(
+        r"^pred_(?P<d8>d8_u8_)?(?P<model>.+?)(?:_mergebn)?_(?P<split>val|test|train)\.(?:txt|log)$")),
     # caffe test of a backbone on ImageNet val: top-1.
     ("caffe_test", re.compile(r"^log_(?P<model>.+?)(?:_mergebn)?_(?P<split>val|test)\.(?:txt|log)$")),
 ]
@@ -104,6 +107,8 @@ def read_logs(log_dir: Path, known_models: list[str], progress: bool = True) -> 
         elif kind == "tensorrt_profile" and m["output"] == "scoreup8" and token.endswith("d8"):
             figs.skipped.append((path.name, "a -d8 model has no x8 up-sampling to time (scoreup8)"))
             continue
+        elif kind == "cityscapes_eval" and m["d8"] and not token.endswith("d8"):
+            token += "d8"
         model = by_key.get(token)
         if model is None:
             figs.skipped.append((path.name, f"unknown model {m['model']!r}"))
