@@ -1,6 +1,7 @@
 """The one registry of benchmarked models: every named model of caffe_models/*.yaml (DF
-backbones, DF-Seg, and any other model described there) plus ICNet, the head-to-head baseline
-read from the reference prototxts.  The Makefile, the benches and the tables ask here which
+backbones, DF-Seg), the paper's comparison nets of caffe_models/zoo/*.yaml (ResNet, GoogLeNet,
+MobileNet, ShuffleNet, SegNet, ENet) and ICNet, the head-to-head baseline read from the
+reference prototxts.  The Makefile, the benches and the tables ask here which
 models exist, what the paper calls them and which net to time at a size.
 
 A model runs at the smallest size >= the asked one it accepts (the image zero-padded): DF-Seg's
@@ -13,13 +14,13 @@ import os
 from pathlib import Path
 
 from prototxt_gen import caffe_pb2
-from prototxt_gen.generate import net_for
-from prototxt_gen.models import UnknownModelError, load_model, model_names as yaml_model_names
+from prototxt_gen.generate import default_forms, net_for
+from prototxt_gen.models import UnknownModelError, load_model, model_names as yaml_model_names, zoo_names
 from tools.caffe_net import CaffeNetError
 from tools.reference_nets import icnet_deploy, icnet_input_size
 
 __all__ = ["ICNET", "RegistryError", "model_names", "display_name", "run_size", "timing_net",
-           "reference_root", "segmentation_models"]
+           "reference_root", "segmentation_models", "comparison_models"]
 
 ICNET = "icnet"
 STRIDE = 32
@@ -35,7 +36,7 @@ def reference_root() -> Path:
 
 
 def model_names() -> list[str]:
-    return [*yaml_model_names(), ICNET]
+    return [*yaml_model_names(), *zoo_names(), ICNET]
 
 
 def _named(name: str):
@@ -46,7 +47,12 @@ def _named(name: str):
 
 
 def segmentation_models() -> list[str]:
+    """The DF-Seg models (the comparison nets are listed by zoo_names)."""
     return [n for n in yaml_model_names() if _named(n).is_segmentation]
+
+
+def comparison_models() -> list[str]:
+    return zoo_names()
 
 
 def display_name(name: str) -> str:
@@ -57,7 +63,9 @@ def display_name(name: str) -> str:
 def run_size(name: str, hw: tuple[int, int]) -> tuple[int, int]:
     if name == ICNET:
         return icnet_input_size(hw)
-    _named(name)
+    named = _named(name)
+    if named.is_zoo or not named.is_segmentation:
+        return tuple(hw)     # backbones and the comparison nets take the size they are given
     return tuple(-(-side // STRIDE) * STRIDE for side in hw)
 
 
@@ -73,4 +81,5 @@ def timing_net(name: str, hw: tuple[int, int]) -> tuple[caffe_pb2.NetParameter, 
             return icnet_deploy(ref, run_hw), run_hw
         except CaffeNetError as err:
             raise RegistryError(str(err)) from None
-    return net_for(name, "caffetime_mergebn", input_size=run_hw), run_hw
+    form = "caffetime_mergebn" if "caffetime_mergebn" in default_forms(name) else "caffetime"
+    return net_for(name, form, input_size=run_hw), run_hw
