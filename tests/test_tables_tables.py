@@ -45,7 +45,8 @@ def test_json_from_release_logs(reference_dir, paper_tables, empty_bench):
     p = _tables("--logs", reference_dir / "release" / "log", "--json", "--bench", empty_bench)
     assert p.returncode == 0, p.stderr
     out = json.loads(p.stdout)
-    assert set(out) == {"segmentation", "backbones"}
+    assert set(out) == {"segmentation", "backbones", "table1", "table4"}
+    assert len(out["table1"]) == 10 and all(r["measured"] == {} for r in out["table1"])   # no bench/paper.json
     assert [r["model"] for r in out["segmentation"]] == [r["model"] for r in paper_tables["release_segmentation"]]
     assert [r["model"] for r in out["backbones"]] == [r["model"] for r in paper_tables["release_backbones"]]
     for r in out["segmentation"]:

@@ -50,7 +50,7 @@ ICNET_HW = (1025, 2049)
 TABLE4_RESOLUTIONS = {"640x360": (360, 640), "1280x720": (720, 1280), "1920x1080": (1080, 1920)}
 TABLE4_MODELS = {"DF1-Seg", "DF2-Seg1", "DF2-Seg2", "DF1-Seg-d8"}
 #: engine of the engine layer -> its name in results.json (`df1seg_over_icnet.caffe` is `caffe time`)
-REPORTED = {"caffe-time": "caffe", "opencv": "opencv"}
+REPORTED = {"caffe-time": "caffe", "opencv": "opencv", "onnxruntime": "onnxruntime", "pycaffe": "pycaffe"}
 OUTPUT_TOLERANCE = 1e-3   # OpenCV's output vs pycaffe's, relative to the largest value
 
 

@@ -34,6 +34,9 @@ import yaml
 from tools.cityscapes_eval import parse_cityscapes_eval
 from tools.log_parsers import (LogParseError, parse_caffe_test, parse_caffe_time,
                                parse_tensorrt_profile, read_log)
+from tools.comparison_tables import ENGINES as COMPARISON_ENGINES
+from tools.comparison_tables import (ComparisonFormatError, comparison_tables, load_paper_bench,
+                                     plot_fig5)
 from tools.common.atomic import atomic_write_group
 
 REPO = Path(__file__).resolve().parent.parent
@@ -453,6 +456,21 @@ def to_html(tables: list[Table], figs: LogFigures, sources: dict, png: bytes) ->
     return "\n".join(parts) + "\n"
 
 
+def measured_comparison_tables(comparison: dict) -> list[Table]:
+    """Tables 1 and 4 as measured here by `make bench-paper` (bench/paper.json)."""
+    def cells(r):
+        return [DASH if r["measured"].get(e) is None else f"{r['measured'][e]:.1f}" for e in COMPARISON_ENGINES]
+    t1 = [[r["model"], _fmt(r["paper"]["top1"]), _fmt(r["paper"]["latency_ms_tx2"])] + cells(r)
+          for r in comparison["table1"]]
+    t4 = [[r["model"], r["size"], _paper_ms_fps((r["paper"]["ms_titanx"], r["paper"]["fps_titanx"]))] + cells(r)
+          for r in comparison["table4"]]
+    engines = [f"{e} ms (here)" for e in COMPARISON_ENGINES]
+    note = "Measured: `make bench-paper` (bench/paper.json), batch 1, this machine's CPU; – where not measured."
+    return [Table("Table 1 measured here (224x224)", ["Model", "top-1 (paper)", "TX2 ms (paper)"] + engines, t1, note),
+            Table("Table 4 measured here (sizes WxH, as the paper)", ["Model", "size", "Titan X ms / FPS (paper)"]
+                  + engines, t4, note)]
+
+
 # ---------------------------------------------------------------------------- the CLI
 
 def default_paper_tables() -> Path:
@@ -513,11 +531,16 @@ def main(argv: list[str] | None = None) -> int:
     except MeasuredFormatError as exc:
         return _fail(str(exc))
     release = release_tables(figs, paper)
+    try:
+        comparison = comparison_tables(paper, load_paper_bench(args.bench / "paper.json"))
+    except ComparisonFormatError as exc:
+        return _fail(str(exc))
+    release.update(comparison)
 
     if args.json:
         print(json.dumps(release, indent=2))
     if args.out or not args.json:
-        tables = build_tables(figs, paper, measured)
+        tables = build_tables(figs, paper, measured) + measured_comparison_tables(comparison)
         sources = {"logs": args.logs, "paper": paper_path if paper else "not found",
                    **{label: (args.bench / f) if measured[n] is not None else f"{args.bench / f} (absent)"
                       for n, label, f in MEASURED_ENGINES}}
@@ -526,11 +549,13 @@ def main(argv: list[str] | None = None) -> int:
             args.out.mkdir(parents=True, exist_ok=True)
             png = plot_fig1(figs, paper)
             atomic_write_group({args.out / "fig1_miou_vs_fps.png": png,
+                                args.out / "fig5_top1_vs_latency.png": plot_fig5(comparison["table1"]),
                                 args.out / "tables.md": markdown,
                                 args.out / "tables.html": to_html(tables, figs, sources, png),
                                 args.out / "tables.json": json.dumps(release, indent=2) + "\n"})
             if not args.json:
-                print(f"wrote {args.out}/tables.md, tables.html, tables.json, fig1_miou_vs_fps.png")
+                print(f"wrote {args.out}/tables.md, tables.html, tables.json, fig1_miou_vs_fps.png, "
+                      f"fig5_top1_vs_latency.png")
         elif not args.json:
             sys.stdout.write(markdown)
     for name, why in figs.skipped:

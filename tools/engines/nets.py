@@ -21,20 +21,38 @@ __all__ = ["PreparedNet", "prepare_net", "random_input", "explicit_interp_sizes"
 
 class PreparedNet:
     """A net as the engines take it: its TEST-phase NetParameter (legacy inputs as an Input
-    layer), its interpretation (blob shapes, parameter shapes), its weights and one input."""
+    layer) and one input; its interpretation (blob and parameter shapes) and its weights are
+    worked out when an engine first needs them (``caffe time`` needs neither)."""
 
     def __init__(self, param: caffe_pb2.NetParameter, weights: Weights | None = None, seed: int = 0):
         try:
             self.param = phase_view(upgrade_net_input(param), "TEST")
-            self.caffe_net: CaffeNet = build_net(self.param)
-        except (CaffeNetError, AnalysisError) as err:
+        except AnalysisError as err:
             raise EngineError(f"net {param.name!r}: {err}") from None
-        if len(self.caffe_net.inputs) != 1:
-            raise EngineError(f"net {param.name!r}: the engines time nets with one input, this one "
-                              f"has {sorted(self.caffe_net.inputs)}")
-        self.input_name, self.input_shape = next(iter(self.caffe_net.inputs.items()))
-        self.weights = weights if weights is not None else random_weights(self.caffe_net, seed)
+        inputs = [(top, tuple(layer.input_param.shape[min(i, len(layer.input_param.shape) - 1)].dim))
+                  for layer in self.param.layer if layer.type == "Input" and layer.input_param.shape
+                  for i, top in enumerate(layer.top)]
+        if len(inputs) != 1:
+            raise EngineError(f"net {param.name!r}: the engines time nets with one shaped Input, this "
+                              f"one has {[name for name, _ in inputs] or 'none'}")
+        (self.input_name, self.input_shape), = inputs
+        self.seed, self._weights, self._caffe_net = seed, weights, None
         self.input = random_input(self.input_shape, seed)
+
+    @property
+    def caffe_net(self) -> CaffeNet:
+        if self._caffe_net is None:
+            try:
+                self._caffe_net = build_net(self.param)
+            except CaffeNetError as err:
+                raise EngineError(f"net {self.name!r}: {err}") from None
+        return self._caffe_net
+
+    @property
+    def weights(self) -> Weights:
+        if self._weights is None:
+            self._weights = random_weights(self.caffe_net, self.seed)
+        return self._weights
 
     @property
     def name(self) -> str:
