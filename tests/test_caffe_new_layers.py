@@ -26,8 +26,8 @@ def reference_max_pool(x: np.ndarray, kernel, stride, pad=(0, 0)):
     out_hw = [int(np.ceil((size + 2 * p - k) / s)) + 1
               for size, k, s, p in zip((height, width), kernel, stride, pad)]
     for axis, size in enumerate((height, width)):
-        if (out_hw[axis] - 1) * stride[axis] >= size + pad[axis]:
-            out_hw[axis] -= 1
+        if any(pad) and (out_hw[axis] - 1) * stride[axis] >= size + pad[axis]:
+            out_hw[axis] -= 1  # Caffe clips the last window of padded pooling only
     values = np.zeros((n, c) + tuple(out_hw), np.float32)
     mask = np.zeros_like(values)
     for i in range(out_hw[0]):
