@@ -152,3 +152,31 @@ def test_check_report_orders_comparisons_as_caffe_runs(caffe):
     assert layers[:4] == ["conv1", "relu1", "pool1", "pool1"]  # pooled values, then the mask
     assert [c.is_index for c in report.comparisons[2:4]] == [False, True]
     assert report.ok
+
+
+def test_unpooling_is_rechecked_on_caffes_masks_only_when_mask_flips_explain_it():
+    """A near-tie in a pooling window may pick another index in each engine; the check then
+    compares unpooling on Caffe's masks, but only when the first failure is an Upsample whose
+    differing outputs (two per moved value) that mask's differing indices account for."""
+    from tools.export.onnx_check import BlobComparison, CheckReport, _unpooling_moved_by_mask_flips
+    net = build_net(text_format.Parse(UNPOOL_NET, caffe_pb2.NetParameter()))
+
+    def report(mask_differing, up_differing, failing_layer="up2"):
+        mask = BlobComparison("pool2", "Pooling", "pool2_mask", mask_differing / 1000, 0.0, True,
+                              1e-3, size=1000, differing=mask_differing)
+        up = BlobComparison(failing_layer, "Upsample", failing_layer, 1e-2, 1.0, False, 1e-4,
+                            size=5000, differing=up_differing)
+        return CheckReport("w", 1e-4, [mask, up])
+
+    assert _unpooling_moved_by_mask_flips(report(1, 2), net) == 1
+    assert _unpooling_moved_by_mask_flips(report(1, 3), net) == 0  # more moved than flipped
+    assert _unpooling_moved_by_mask_flips(report(0, 2), net) == 0  # no flip: a real error
+    assert _unpooling_moved_by_mask_flips(report(1, 2, "up3"), net) == 0  # up3 reads pool3's
+
+
+def test_recheck_on_caffes_masks_runs_the_unpooling_on_them(caffe, monkeypatch):
+    import tools.export.onnx_check as onnx_check
+    monkeypatch.setattr(onnx_check, "_unpooling_moved_by_mask_flips", lambda report, net: 3)
+    _, report = check(text_format.Parse(UNPOOL_NET, caffe_pb2.NetParameter()), caffe=caffe)
+    assert report.ok and "3 pooling-mask indices differ" in report.summary()
+    assert len(report.comparisons) == 25

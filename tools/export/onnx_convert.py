@@ -45,9 +45,10 @@ def prepare(net, weights: Weights | str | Path | None = None, input_shape=None, 
     return net, fit_weights(net, weights, source), source
 
 
-def build_graph(net: CaffeNet, blobs: Weights) -> Graph:
-    """Every layer's nodes, in Caffe's order; `Graph.writes` says where each output went."""
-    g = Graph(net)
+def build_graph(net: CaffeNet, blobs: Weights, masks_from_caffe: bool = False) -> Graph:
+    """Every layer's nodes, in Caffe's order; `Graph.writes` says where each output went.
+    `masks_from_caffe` (for the check): see `Graph.masks_from_caffe`."""
+    g = Graph(net, masks_from_caffe=masks_from_caffe)
     g.current = {name: name for name in net.inputs}
     for layer in net.layers:
         g.writes_left.update(layer.top)
@@ -67,7 +68,7 @@ def make_model(g: Graph, outputs: list[str], doc: str) -> onnx.ModelProto:
     graph_outputs = [helper.make_tensor_value_info(name, TensorProto.FLOAT, shape_of[name])
                      for name in outputs]
     graph_inputs = [helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
-                    for name, shape in net.inputs.items()]
+                    for name, shape in [*net.inputs.items(), *g.mask_inputs.values()]]
     graph = helper.make_graph(g.nodes, net.name, graph_inputs, graph_outputs, g.initializers)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
                               ir_version=IR_VERSION, producer_name="dfseg.tools.to_onnx",

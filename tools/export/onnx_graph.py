@@ -47,6 +47,10 @@ class Graph:
     writes_left: Counter = field(default_factory=Counter)
     writes: list[Write] = field(default_factory=list)
     pool_indices: dict[str, PoolIndices] = field(default_factory=dict)  # mask value -> indices
+    #: For the check only: pooling masks are still computed (and compared), but what reads
+    #: them reads a graph input fed with Caffe's mask instead (blob -> (input name, shape)).
+    masks_from_caffe: bool = False
+    mask_inputs: dict[str, tuple[str, tuple[int, ...]]] = field(default_factory=dict)
     counter: int = 0
 
     def const(self, hint: str, value, dtype=np.float32) -> str:

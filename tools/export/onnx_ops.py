@@ -93,6 +93,11 @@ def _caffe_mask(g: Graph, layer, indices: str, in_hw, read_hw) -> None:
         plane = reindexed
     mask = g.top(layer.top[1], layer.name)
     g.node("Cast", [plane], [mask], name, to=TensorProto.FLOAT)
+    if g.masks_from_caffe:
+        fed = f"{layer.top[1]}#caffe"
+        g.mask_inputs[layer.top[1]] = (fed, tuple(g.net.blob_shapes[layer.top[1]]))
+        g.current[layer.top[1]] = fed
+        return
     g.pool_indices[mask] = PoolIndices(indices, tuple(in_hw), read_hw != tuple(in_hw))
 
 
