@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build BVLC Caffe 1.0 (CPU_ONLY, OpenBLAS, pycaffe with Python layers) from Debian 11's
-# source package plus dfseg's patches and Interp layer, install it under a cache directory
+# source package plus dfseg's patches and own layers (caffe/layers: Interp, Upsample,
+# ShuffleChannel), install it under a cache directory
 # keyed by everything that goes into it, and point build/caffe at it.
 #
 #   caffe/build.sh [LINK]     (LINK defaults to build/caffe; run from the repository root)
@@ -119,7 +120,7 @@ cat > "$PREFIX/dfseg-build.txt" <<INFO
 key $KEY
 source caffe $(sed -n 's/^PKG_VERSION="\(.*\)"/\1/p' caffe/fetch_source.sh) (Debian 11 source package)
 patches $(cd caffe/patches && echo *.patch)
-layers Interp
+layers $(cd caffe/layers && ls *.cpp | sed 's/_layer\.cpp$//' | tr '\n' ' ')
 python $PY_MM; numpy headers $("$VENV_PYTHON" -c 'import numpy; print(numpy.__version__)')
 INFO
 touch "$PREFIX/.complete"

@@ -585,10 +585,21 @@ def _reshape(layer, bottoms):
 # --------------------------------------------------------------------------- element-wise
 
 @rule("ReLU", "Dropout", "Sigmoid", "TanH", "AbsVal", "Power", "Exp", "Log", "BNLL", "ELU",
-      "Threshold", "LRN", "MVN", "Clip", "Swish", "ShuffleChannel", "Softmax")
+      "Threshold", "LRN", "MVN", "Clip", "Swish", "Softmax")
 def _same_shape(layer, bottoms):
     _bottoms(bottoms, exact=1)
     return LayerCost([bottoms[0]])
+
+
+@rule("ShuffleChannel")
+def _shuffle_channel(layer, bottoms):
+    _bottoms(bottoms, exact=1)
+    shape = bottoms[0]
+    group = layer.shuffle_channel_param.group
+    _check(len(shape) >= 2, "ShuffleChannel needs a channel axis (N, C, ...)")
+    _check(group >= 1 and shape[1] % group == 0,
+           f"{shape[1]} channels do not split into {group} groups")
+    return LayerCost([shape])
 
 
 @rule("BatchNorm")
@@ -599,13 +610,20 @@ def _batch_norm(layer, bottoms):
     return LayerCost([shape], params=2 * channels + 1)  # mean, variance, moving-average factor
 
 
+def bn_blob_count(p: caffe_pb2.BNParameter) -> int:
+    """Parameter blobs (each 1 x C x 1 x 1) of a fork's BN layer: the SegNet fork's scale and
+    shift, when bn_param uses its field names (scale_filler, shift_filler, bn_mode); else the
+    PSPNet fork's slope, bias, mean and variance."""
+    segnet = any(p.HasField(name) for name in ("scale_filler", "shift_filler", "bn_mode"))
+    return 2 if segnet else 4
+
+
 @rule("BN")
-def _pspnet_bn(layer, bottoms):
-    # The PSPNet fork's BN layer: slope, bias, mean, variance, each 1xCx1x1.
+def _fork_bn(layer, bottoms):
     _bottoms(bottoms, exact=1)
     shape = bottoms[0]
     _check(len(shape) == 4, "BN needs a 4-axis (N, C, H, W) input")
-    return LayerCost([shape], params=4 * shape[1])
+    return LayerCost([shape], params=bn_blob_count(layer.bn_param) * shape[1])
 
 
 def _affine_shape(shape: Shape, axis: int, num_axes: int) -> Shape:

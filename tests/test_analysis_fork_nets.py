@@ -59,7 +59,7 @@ def test_segnet_style_dense_image_data_bn_and_unpool():
     assert tops["pool1"] == tops["pool1_mask"] == (2, 8, 23, 30)
     assert tops["up1"] == (2, 8, 45, 60)
     bn_params = [layer.params for layer in result.layers if layer.type == "BN"]
-    assert bn_params == [4 * 8, 4 * 8]
+    assert bn_params == [2 * 8, 2 * 8]  # SegNet's BN: scale and shift only
 
 
 def test_enet_style_pad_out_and_shuffle():
@@ -83,3 +83,13 @@ def test_cli_reads_fork_nets_without_allow_unknown_fields(tmp_path):
                               capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
         assert "Upsample" in done.stdout or name == "pspnet", done.stdout
+
+
+def test_shuffle_channel_groups_must_divide_the_channels():
+    import pytest
+    from prototxt_gen import caffe_pb2, shapes
+    layer = caffe_pb2.LayerParameter(name="shuffle", type="ShuffleChannel")
+    layer.shuffle_channel_param.group = 3
+    assert shapes.RULES["ShuffleChannel"](layer, [(1, 12, 4, 4)]).tops == [(1, 12, 4, 4)]
+    with pytest.raises(shapes.ShapeError, match="16 channels do not split into 3 groups"):
+        shapes.RULES["ShuffleChannel"](layer, [(1, 16, 4, 4)])

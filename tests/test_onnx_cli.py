@@ -91,14 +91,14 @@ def test_bad_input_shape_is_a_usage_error(df1seg_files, tmp_path):
 def test_unsupported_layers_are_named(tmp_path):
     net = caffe_pb2.NetParameter(name="odd")
     net.layer.add(name="input", type="Input", top=["data"]).input_param.shape.add(dim=[1, 3, 8, 8])
-    net.layer.add(name="act", type="PReLU", bottom=["data"], top=["a"])
-    net.layer.add(name="cut", type="Crop", bottom=["a", "data"], top=["b"])
-    with pytest.raises(UnsupportedLayerError, match=r"act \(PReLU\), cut \(Crop\)"):
+    net.layer.add(name="act", type="Threshold", bottom=["data"], top=["a"])
+    net.layer.add(name="norm", type="MVN", bottom=["a"], top=["b"])
+    with pytest.raises(UnsupportedLayerError, match=r"act \(Threshold\), norm \(MVN\)"):
         convert(net)
     proto = tmp_path / "odd.prototxt"
     proto.write_text(text_format.MessageToString(net))
     result = to_onnx(proto, "--out", tmp_path / "odd.onnx")
-    assert result.returncode == 2 and "act (PReLU)" in result.stderr
+    assert result.returncode == 2 and "act (Threshold)" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "odd.onnx").exists()
 

@@ -1,8 +1,8 @@
 """ONNX Runtime vs pycaffe on whole nets with random weights and random BatchNorm statistics:
 every blob of the net (not only the outputs) within 1e-4 relative of Caffe's.
 
-Weights are random, with statistics calibrated in Caffe (see `calibrate`), and travel as a
-caffemodel written by tools.caffemodel, read by Caffe and by the exporter.
+Weights are random, with statistics calibrated in Caffe (`tools.export.onnx_check.calibrate`),
+written by tools.caffemodel and read by Caffe; the exporter takes them from Caffe.
 
 Nets: every named model in `deploy` and `deploy_mergebn` form at 1x3x128x256, the four
 released prototxts (df1/df2a at 1x3x224x224, df1seg/df1seg_mergebn at 1x3x256x512 with their
@@ -21,112 +21,18 @@ from google.protobuf import text_format
 
 from prototxt_gen import caffe_pb2
 from prototxt_gen.models import model_names
-from tools.caffe_net import build_net
-from tools.caffemodel import random_weights, write_caffemodel
+from tools.caffemodel import write_caffemodel
 from tools.reference_nets import RELEASE_SEG_SIZE, deploy_param, fit_fixed_sizes, icnet_deploy
-from tools.to_onnx import convert
-
-REL_TOL = 1e-4
-
-
-def calibrate(caffe_net, rng):
-    """Random but well-scaled statistics, set in Caffe layer by layer: each BatchNorm gets its
-    input's per-channel second moment as variance (times a random moving-average factor) and
-    a small random mean; in nets without BatchNorm (merged BN, ICNet) each biased convolution
-    is rescaled the same way.
-
-    Why not the plain statistics: uncalibrated random statistics let activations grow ~2x per
-    residual block (to 1e4 and beyond) and the Softmax then turns float32 rounding of huge
-    logits into large probability differences; exact per-channel centring makes a random ReLU
-    net chaotic, multiplying rounding differences ~1.3x per layer (1e-7 becomes 1e-4 after
-    ~40 layers) between *any* two float32 engines, Caffe with another BLAS included. Scaling by
-    the second moment keeps the net near the edge of chaos, where differences stay at the
-    rounding level unless an operator really computes something else."""
-    names = list(caffe_net._layer_names)
-    types = [layer.type for layer in caffe_net.layers]
-    has_bn = "BatchNorm" in types
-    cursor = 0
-
-    def run_to(last):
-        nonlocal cursor
-        if last >= cursor:
-            caffe_net.forward(start=names[cursor], end=names[last])
-
-    def second_moment(blob):
-        data = caffe_net.blobs[blob].data.astype(np.float64)
-        power = (data ** 2).mean(axis=(0, 2, 3))
-        return power + 0.1 * power.mean() + 1e-4  # floor: a pooled 1x1 map may be all zero
-
-    for i, (name, kind) in enumerate(zip(names, types)):
-        if kind == "BatchNorm":
-            run_to(i - 1)
-            power = second_moment(caffe_net.bottom_names[name][0])
-            factor = rng.uniform(0.5, 2.0)
-            blobs = caffe_net.params[name]
-            blobs[0].data[...] = rng.normal(0, 0.1, power.shape) * np.sqrt(power) * factor
-            blobs[1].data[...] = power * rng.uniform(0.8, 1.25, power.shape) * factor
-            blobs[2].data[...] = factor
-            cursor = i
-        elif kind == "Convolution" and not has_bn and len(caffe_net.params[name]) == 2:
-            run_to(i)
-            weight, bias = caffe_net.params[name]
-            bias.data[...] = 0
-            caffe_net.forward(start=name, end=name)
-            rms = np.sqrt(second_moment(caffe_net.top_names[name][0]))
-            weight.data[...] /= rms.reshape(-1, 1, 1, 1)
-            bias.data[...] = rng.normal(0, 0.1, rms.shape)
-            cursor = i  # run this layer again with its new weights
+from tools.to_onnx import check, convert
 
 
 def compare_with_caffe(caffe, param, tmp_path, seed=0):
-    """Run `param` (Input-fed) in pycaffe and ONNX Runtime with the same random caffemodel."""
-    net = build_net(param)
-    proto = tmp_path / "net.prototxt"
-    proto.write_text(text_format.MessageToString(param))
-    rng = np.random.default_rng(seed + 1)
-    feeds = {name: rng.normal(0.0, 1.0, shape).astype(np.float32)
-             for name, shape in net.inputs.items()}
-
-    # random weights written by us, read by Caffe, calibrated in Caffe, written by us again
-    draft = tmp_path / "draft.caffemodel"
-    write_caffemodel(draft, random_weights(net, seed), param.name)
-    caffe_net = caffe.Net(str(proto), caffe.TEST, weights=str(draft))
-    for name, value in feeds.items():
-        caffe_net.blobs[name].data[...] = value
-    calibrate(caffe_net, rng)
-    model_file = tmp_path / "net.caffemodel"
-    write_caffemodel(model_file, {name: [b.data.copy() for b in blobs]
-                                  for name, blobs in caffe_net.params.items()}, param.name)
-
-    caffe_net = caffe.Net(str(proto), caffe.TEST, weights=str(model_file))
-    for name, value in feeds.items():
-        caffe_net.blobs[name].data[...] = value
-    caffe_net.forward()
-
-    blobs = [b for b in net.blob_shapes if b not in net.inputs]
-    model = convert(net, str(model_file), outputs=blobs)
-    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    got = dict(zip(blobs, session.run(None, feeds)))
-
-    argmax_blobs = {t for layer in net.layers if layer.type == "ArgMax" for t in layer.top}
-    failures = []
-    for blob in blobs:
-        want = caffe_net.blobs[blob].data
-        if got[blob].shape != want.shape:
-            failures.append(f"{blob}: shape {got[blob].shape} vs Caffe {want.shape}")
-            continue
-        if blob in argmax_blobs:
-            # near-ties may flip under 1e-6 float differences; allow one in a thousand
-            mismatch = float(np.mean(got[blob] != want))
-            if mismatch > 1e-3:
-                failures.append(f"{blob}: {mismatch:.2%} of arg-max labels differ")
-            continue
-        scale = float(np.abs(want).max()) or 1.0
-        rel = float(np.abs(got[blob] - want).max()) / scale
-        if not rel <= REL_TOL:
-            failures.append(f"{blob}: max error {rel:.2e} of max |value| {scale:.3g}")
-    assert not failures, f"{len(failures)} of {len(blobs)} blobs differ: " + "; ".join(failures[:8])
-    return len(blobs)
+    """Run `param` (Input-fed) in pycaffe and ONNX Runtime with the same calibrated random
+    weights (tools.export.onnx_check, the code behind `to_onnx --check`): every blob each
+    layer writes, in-place chains included. Returns the number of blobs compared."""
+    _, report = check(param, seed=seed, caffe=caffe)
+    assert report.ok, "; ".join([report.summary()] + [c.describe() for c in report.failures[:8]])
+    return len({c.blob for c in report.comparisons})
 
 
 @pytest.mark.parametrize("form", ["deploy", "deploy_mergebn"])

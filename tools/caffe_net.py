@@ -1,6 +1,7 @@
 """A Caffe network definition as Caffe's TEST-phase net sees it: which layers run, which blobs
 are inputs, every blob's shape and every layer's parameter-blob shapes — computed with Caffe's
-own size rules (ceil-mode pooling with its last-window clip, PSPNet's Interp, deconvolution),
+own size rules (ceil-mode pooling with its last-window clip, PSPNet's Interp, deconvolution,
+the forks' BN and Upsample),
 which prototxt_gen.shapes implements.
 
 Exporters (`tools.to_onnx`) and weight files (`tools.caffemodel`) build on this; it needs no
@@ -180,6 +181,15 @@ def _no_params(layer, bottoms):
     return []
 
 
+def _prelu_params(layer, bottoms):
+    # Caffe's channel-shared slope is a 0-axis blob (one value).
+    return [()] if layer.prelu_param.channel_shared else [(bottoms[0][1],)]
+
+
+def _fork_bn_params(layer, bottoms):
+    return [(1, bottoms[0][1], 1, 1)] * shapes.bn_blob_count(layer.bn_param)
+
+
 #: The layer types this module interprets, with the shapes of their parameter blobs (in
 #: Caffe's blob order) given the bottom shapes.
 _PARAM_SHAPES = {
@@ -188,9 +198,12 @@ _PARAM_SHAPES = {
     "BatchNorm": lambda layer, bottoms: [(bottoms[0][1],), (bottoms[0][1],), (1,)],
     "Scale": _scale_params,
     "InnerProduct": _inner_product_params,
+    "PReLU": _prelu_params,
+    "BN": _fork_bn_params,
     **{kind: _no_params for kind in ("Pooling", "Interp", "ReLU", "Dropout", "Softmax",
                                      "Sigmoid", "TanH", "Split", "Eltwise", "Concat",
-                                     "Flatten", "ArgMax")},
+                                     "Flatten", "ArgMax", "LRN", "Crop", "Slice", "Power",
+                                     "Reshape", "ShuffleChannel", "Upsample")},
 }
 
 

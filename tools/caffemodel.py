@@ -91,8 +91,9 @@ def caffemodel_bytes(weights: Weights, net_name: str = "",
         if layer_types and layer_name in layer_types:
             layer.type = layer_types[layer_name]
         for array in blobs:
-            array = np.ascontiguousarray(array, dtype=np.float32)
+            array = np.asarray(array, dtype=np.float32)  # (ascontiguousarray makes 0-axis 1-axis)
             blob = layer.blobs.add()
+            blob.shape.SetInParent()  # a 0-axis blob (PReLU's shared slope) still has a shape
             blob.shape.dim.extend(int(d) for d in array.shape)
             blob.data.extend(array.ravel().tolist())
     return param.SerializeToString()
@@ -154,7 +155,14 @@ def random_weights(net: CaffeNet, seed: int = 0) -> Weights:
         if not shapes:
             continue
         blobs: list[np.ndarray] = []
-        if layer.type == "BatchNorm":
+        if layer.type == "BN":  # the forks' BN: PSPNet's slope, bias, mean, var; SegNet's 2
+            c = shapes[0][1]
+            pspnet = [rng.uniform(0.5, 1.5, c), rng.normal(0.0, 0.1, c),
+                      rng.normal(0.0, 0.2, c), rng.uniform(0.5, 1.5, c)]
+            blobs = [b.reshape(shapes[0]) for b in pspnet[:len(shapes)]]
+        elif layer.type == "PReLU":
+            blobs = [rng.uniform(0.05, 0.3, shapes[0])]
+        elif layer.type == "BatchNorm":
             (c,), _, _ = shapes
             factor = np.float32(rng.uniform(0.5, 2.0))
             mean = rng.normal(0.0, 0.2, c) * factor

@@ -1,0 +1,95 @@
+"""A whole Caffe net (TEST phase) as an ONNX model, one exporter per layer type."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnx
+from onnx import TensorProto, helper
+
+from prototxt_gen import caffe_pb2
+from tools.caffe_net import (EVALUATION_LAYER_TYPES, CaffeNet, CaffeNetError, build_net,
+                             is_data_layer, layer_runs_in, load_net_param)
+from tools.caffemodel import Weights, fit_weights, random_weights, read_caffemodel
+from tools.export import onnx_ops, onnx_ops_pointwise
+from tools.export.onnx_graph import IR_VERSION, OPSET, Graph, UnsupportedLayerError
+
+EXPORTERS = {**onnx_ops.EXPORTERS, **onnx_ops_pointwise.EXPORTERS}
+SUPPORTED = frozenset(EXPORTERS)
+
+
+def check_supported(param: caffe_pb2.NetParameter) -> None:
+    """Fail naming every layer of an unsupported type (before anything else is computed)."""
+    bad = [f"{layer.name} ({layer.type})" for layer in param.layer
+           if layer_runs_in(layer) and layer.type not in SUPPORTED and not is_data_layer(layer)
+           and layer.type not in EVALUATION_LAYER_TYPES and layer.type != "Input"
+           and not layer.type.endswith("Loss")]
+    if bad:
+        raise UnsupportedLayerError(f"unsupported layer types for ONNX export: {', '.join(bad)}; "
+                                    f"supported: {', '.join(sorted(SUPPORTED))}")
+
+
+def prepare(net, weights: Weights | str | Path | None = None, input_shape=None, *,
+            seed: int = 0) -> tuple[CaffeNet, Weights, str]:
+    """(net, the blobs each layer needs, where they came from) for `convert`'s arguments."""
+    if not isinstance(net, CaffeNet):
+        param = load_net_param(net)
+        check_supported(param)
+        net = build_net(param, input_shape)
+    source = "caffemodel"
+    if weights is None:
+        weights = random_weights(net, seed)
+        source = "random weights"
+    elif not isinstance(weights, dict):
+        source = str(weights)
+        weights = read_caffemodel(weights)
+    return net, fit_weights(net, weights, source), source
+
+
+def build_graph(net: CaffeNet, blobs: Weights, masks_from_caffe: bool = False) -> Graph:
+    """Every layer's nodes, in Caffe's order; `Graph.writes` says where each output went.
+    `masks_from_caffe` (for the check): see `Graph.masks_from_caffe`."""
+    g = Graph(net, masks_from_caffe=masks_from_caffe)
+    g.current = {name: name for name in net.inputs}
+    for layer in net.layers:
+        g.writes_left.update(layer.top)
+    for layer in net.layers:
+        exporter = EXPORTERS.get(layer.type)
+        if exporter is None:
+            raise UnsupportedLayerError(f"layer {layer.name!r}: unsupported type {layer.type!r}")
+        exporter(g, layer, blobs.get(layer.name, []), net.bottom_shapes[layer.name][0])
+    return g
+
+
+def make_model(g: Graph, outputs: list[str], doc: str) -> onnx.ModelProto:
+    """The checked model of graph `g` whose outputs are the ONNX values `outputs` (a Caffe
+    blob's final value has the blob's name, an earlier one `blob@layer`)."""
+    net = g.net
+    shape_of = {**net.inputs, **{w.value: net.blob_shapes[w.blob] for w in g.writes}}
+    graph_outputs = [helper.make_tensor_value_info(name, TensorProto.FLOAT, shape_of[name])
+                     for name in outputs]
+    graph_inputs = [helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
+                    for name, shape in [*net.inputs.items(), *g.mask_inputs.values()]]
+    graph = helper.make_graph(g.nodes, net.name, graph_inputs, graph_outputs, g.initializers)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
+                              ir_version=IR_VERSION, producer_name="dfseg.tools.to_onnx",
+                              doc_string=doc)
+    onnx.checker.check_model(model)
+    return model
+
+
+def convert(net, weights: Weights | str | Path | None = None, input_shape=None, *,
+            seed: int = 0, outputs: list[str] | None = None) -> onnx.ModelProto:
+    """ONNX model of a Caffe net.
+
+    `net`: prototxt path, NetParameter or CaffeNet; `weights`: caffemodel path, a
+    {layer: [arrays]} dict, or None for random weights from `seed`; `input_shape`: (N, C, H, W)
+    for a net fed by a data layer, or to override the declared input; `outputs`: Caffe blobs
+    to expose (default: the net's outputs)."""
+    net, blobs, source = prepare(net, weights, input_shape, seed=seed)
+    g = build_graph(net, blobs)
+    wanted = outputs if outputs is not None else net.outputs
+    missing = [blob for blob in wanted if blob not in g.current]
+    if missing:
+        raise CaffeNetError(f"output blob {missing[0]!r} is not produced by the net")
+    return make_model(g, [g.current[blob] for blob in wanted],
+                      f"Caffe net {net.name!r}, weights: {source}")
