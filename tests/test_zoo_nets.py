@@ -270,3 +270,19 @@ def test_bad_architecture_is_one_error_line():
     with pytest.raises(EncodingError, match="multiples of 8"):
         net_for("enet", "deploy", input_size=(100, 100))
     assert enet.num_classes == 19
+
+
+@pytest.mark.parametrize("name,form", [(n, f) for n in NINE for f in default_forms(n) if f.startswith("deploy")])
+def test_exports_to_onnx_and_passes_the_check(caffe, name, form, tmp_path, capsys):
+    """`python -m tools.to_onnx NET --check`: ONNX Runtime computes every blob Caffe computes
+    (random weights, ≤ 1e-4 relative), the nets that need our Upsample/ShuffleChannel too."""
+    from google.protobuf import text_format
+
+    from tools.to_onnx import main as to_onnx_main
+    param = _caffe_param(caffe, name, form)
+    proto = tmp_path / "net.prototxt"
+    proto.write_text(text_format.MessageToString(param))
+    code = to_onnx_main([str(proto), "--out", str(tmp_path / "net.onnx"), "--check"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "check passed" in out
