@@ -54,3 +54,19 @@ def test_protocol_rejects_nonsense():
         Protocol(repeats=0)
     with pytest.raises(ValueError):
         Protocol(clock="sundial")
+
+
+def test_a_failing_contender_keeps_the_others_figures():
+    from tools.engines import EngineError
+
+    class Broken:
+        calls = 0
+
+        def __call__(self):
+            Broken.calls += 1
+            if Broken.calls > 2:       # survives warm-up, then fails in round 1
+                raise EngineError("out of memory")
+
+    res = compare({"ok": lambda: time.sleep(0.001), "broken": Broken()}, Protocol(warmup=1, repeats=2, rounds=3))
+    assert res["errors"] == {"broken": "out of memory"}
+    assert len(res["round_medians_ms"]["ok"]) == 3 and "broken" not in res["timings"]

@@ -152,15 +152,13 @@ def measure_group(engine_name: str, group: list[tuple], protocol: Protocol, thre
                desc=f"{reported} {format_hxw(next(iter(runs.values())).input_hw)}")
     try:
         result = compare(prepared, protocol, progress=lambda _: bar.update(1)) if prepared else \
-            {"timings": {}, "round_medians_ms": {}}
-    except EngineError as err:
-        for model in prepared:
-            runs[model].error = str(err)
-        result = {"timings": {}, "round_medians_ms": {}}
+            {"timings": {}, "round_medians_ms": {}, "errors": {}}
     finally:
         bar.close()
         for p in prepared.values():
             p.close()
+    for model, why in result["errors"].items():
+        runs[model].error = why
     for model, timing in result["timings"].items():
         run = runs[model]
         run.forward_ms, run.min_ms, run.ci95_ms = timing.median_ms, timing.min_ms, timing.ci95_ms

@@ -19,7 +19,7 @@ from tools.netparam import load_net
 
 from .base import Engine, EngineError, PreparedRun
 from .machine import thread_env
-from .nets import prepare_net
+from .nets import check_memory, prepare_net
 
 __all__ = ["CaffeTimeEngine", "PycaffeEngine", "run_caffe_time", "CaffeTimeError"]
 
@@ -56,6 +56,10 @@ def run_caffe_time(model: Path, iterations: int, phase: str = "TRAIN", threads: 
     text = "".join(lines)
     if log_path is not None:
         atomic_write_text(log_path, text)
+    if proc.returncode < 0:
+        signal_name = {9: "SIGKILL: most likely out of memory", 6: "SIGABRT", 11: "SIGSEGV"}.get(-proc.returncode, "")
+        raise CaffeTimeError(f"caffe time on {label or model} was killed by signal {-proc.returncode}"
+                             + (f" ({signal_name})" if signal_name else ""))
     if proc.returncode != 0:
         fatal = [ln.strip() for ln in lines if ln.startswith(("F", "E")) or "Check failed" in ln]
         why = fatal[-1] if fatal else (lines[-1].strip() if lines else "no output")
@@ -110,7 +114,9 @@ class CaffeTimeEngine(Engine):
         return text.splitlines()[-1] if text else "caffe"
 
     def prepare(self, net) -> PreparedRun:
-        return _CaffeTimeRun(self, prepare_net(net))
+        net = prepare_net(net)
+        check_memory(net, self.name)
+        return _CaffeTimeRun(self, net)
 
 
 class _PycaffeRun(PreparedRun):
@@ -151,4 +157,6 @@ class PycaffeEngine(Engine):
         return f"caffe {getattr(self._caffe(), '__version__', 'unknown')}"
 
     def prepare(self, net) -> PreparedRun:
-        return _PycaffeRun(self._caffe(), prepare_net(net))
+        net = prepare_net(net)
+        check_memory(net, self.name)
+        return _PycaffeRun(self._caffe(), net)

@@ -16,7 +16,10 @@ from tools.caffemodel import Weights, caffemodel_bytes, random_weights
 
 from .base import EngineError
 
-__all__ = ["PreparedNet", "prepare_net", "random_input", "explicit_interp_sizes"]
+__all__ = ["PreparedNet", "prepare_net", "random_input", "explicit_interp_sizes",
+           "caffe_memory_bytes", "check_memory"]
+
+MEMORY_SHARE = 0.8   # refuse a net whose estimate exceeds this share of the available memory
 
 
 class PreparedNet:
@@ -85,3 +88,45 @@ def explicit_interp_sizes(net: PreparedNet) -> caffe_pb2.NetParameter:
             p.Clear()
             p.height, p.width = h, w
     return out
+
+
+def caffe_memory_bytes(net: PreparedNet) -> int | None:
+    """What Caffe allocates to run `net` forward: every blob's data (in-place tops share one),
+    the parameters, and each convolution's own im2col buffer (Caffe 1.0 keeps one per layer,
+    which is what makes SegNet at 1920x1080 need tens of GB).  None when the net cannot be
+    interpreted here (the engine then just tries)."""
+    try:
+        cnet = net.caffe_net
+    except EngineError:
+        return None
+    floats = sum(int(np.prod(s)) for s in cnet.blob_shapes.values())
+    floats += sum(int(np.prod(s)) for shapes in cnet.param_shapes.values() for s in shapes)
+    for layer in cnet.layers:
+        if layer.type in ("Convolution", "Deconvolution") and cnet.param_shapes.get(layer.name):
+            weight = cnet.param_shapes[layer.name][0]          # (out, in/group, kh, kw)
+            spatial = cnet.blob_shapes[layer.top[0]][2:] if layer.type == "Convolution" \
+                else cnet.bottom_shapes[layer.name][0][2:]
+            kernel = int(np.prod(weight[1:])) if layer.type == "Convolution" else \
+                int(weight[1] * np.prod(weight[2:])) * max(1, layer.convolution_param.group)
+            if int(np.prod(weight[2:])) > 1 or any(s != 1 for s in layer.convolution_param.stride):
+                floats += kernel * int(np.prod(spatial))
+    return 4 * floats
+
+
+def _available_bytes() -> int | None:
+    try:
+        for line in open("/proc/meminfo"):
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def check_memory(net: PreparedNet, engine: str) -> None:
+    """Refuse, in one line, a net that would not fit: the kernel's OOM killer would otherwise
+    end the engine (or another process) with SIGKILL."""
+    need, have = caffe_memory_bytes(net), _available_bytes()
+    if need and have and need > MEMORY_SHARE * have:
+        raise EngineError(f"{engine}: net {net.name!r} needs about {need / 2**30:.1f} GiB "
+                          f"(blobs, weights, im2col buffers), {have / 2**30:.1f} GiB available")

@@ -16,6 +16,8 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
+from .base import EngineError
+
 BOOTSTRAP_RESAMPLES = 2000
 BUSY_SPREAD = 1.25   # p90 / p10 of one net's samples above this: someone else used the CPU
 
@@ -127,25 +129,40 @@ def compare(runs: Mapping[str, Callable[[], None]], protocol: Protocol = Protoco
             progress: Callable[[str], None] | None = None,
             before_each: Callable[[], None] | None = None, round_statistic: str = "median") -> dict:
     """Time every contender in interleaved rounds.  Returns ``{"timings": {name: Timing},
-    "round_medians_ms": {name: [...]}, "round_statistic", "busy": bool, "protocol": {...}}``:
+    "round_medians_ms": {name: [...]}, "round_statistic", "errors": {name: why}, "busy": bool,
+    "protocol": {...}}``:
     one value per round and contender, the median (or, with ``round_statistic="min"``, the
     fastest) of its `repeats` passes in that round; ratios come from :func:`ratio_interval` on
     them.  `before_each` (e.g. a cache flush) runs before every timed pass, outside the clock."""
     stat = ROUND_STATISTICS[round_statistic]
-    names = list(runs)
-    for name in names:
-        _warm_up(runs[name], protocol)
+    names, errors = list(runs), {}
+
+    def failed(name, err) -> None:   # one contender failing does not cost the others' figures
+        errors[name] = str(err)
+        names.remove(name)
+
+    for name in list(names):
+        try:
+            _warm_up(runs[name], protocol)
+        except EngineError as err:
+            failed(name, err)
     samples = {n: [] for n in names}
     per_round = {n: [] for n in names}
     for r in range(protocol.rounds):
-        order = names if r % 2 == 0 else names[::-1]   # neither always goes first
+        order = list(names) if r % 2 == 0 else names[::-1]   # neither always goes first
         for name in order:
-            t = _timed(runs[name], protocol, protocol.repeats, before_each)
+            try:
+                t = _timed(runs[name], protocol, protocol.repeats, before_each)
+            except EngineError as err:
+                failed(name, err)
+                del samples[name], per_round[name]
+                continue
             samples[name] += t
             per_round[name].append(float(stat(t)))
             if progress:
                 progress(name)
     timings = {n: summarize(samples[n], protocol) for n in names}
     return {"timings": timings, "round_medians_ms": per_round, "round_statistic": round_statistic,
+            "errors": errors,
             "busy": any(t.busy for t in timings.values()),
             "protocol": {**dataclasses.asdict(protocol), "threads_env": os.environ.get("OMP_NUM_THREADS")}}
