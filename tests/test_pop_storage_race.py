@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import multiprocessing as mp
 
-from pop.study import Leases, open_storage
+from pop.leases import Leases
+from pop.storage import open_storage
 
 
 def _open(url: str, queue) -> None:
