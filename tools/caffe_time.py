@@ -27,9 +27,9 @@ from tqdm import tqdm
 
 from prototxt_gen import caffe_pb2
 from tools.caffe_locate import CaffeNotFound, caffe_binary
-from tools.netparam import DATA_LAYER_TYPES, NetDefinitionError, read_net, write_net
+from tools.netparam import DATA_LAYER_TYPES, NetDefinitionError, check_prototxt, read_net, write_net
 
-from tools.log_parsers import LogParseError, parse_caffe_time
+from tools.log_parsers import LogParseError, caffe_failure_reason, parse_caffe_time
 from tools.common.atomic import atomic_write_text
 
 DEFAULT_ITERATIONS = 100   # the paper's and the release log's setting
@@ -139,8 +139,8 @@ def run_caffe_time(net_path: Path, iterations: int = DEFAULT_ITERATIONS,
         if input_shape is not None:
             model = Path(tmp) / "timed.prototxt"
             write_net(with_timed_input(read_net(net_path), input_shape), model)
-        elif not model.is_file():
-            raise NetDefinitionError(f"{net_path}: no such file")
+        else:
+            check_prototxt(model)   # Caffe would only say "Failed to parse NetParameter file"
         # Caffe's INFO log carries the figures: make sure it is on, whatever the caller set.
         # glog >= 0.6 puts the year in each line's prefix; ask for the classic "I0308 ..."
         # prefix that the authors' logs (and log parsers written for them) have.
@@ -151,7 +151,7 @@ def run_caffe_time(net_path: Path, iterations: int = DEFAULT_ITERATIONS,
         bar = tqdm(total=iterations, desc=f"caffe time {Path(net_path).name}", unit="it",
                    disable=not progress, file=sys.stderr)
         with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                              env=env) as proc:
+                              errors="replace", env=env) as proc:
             for line in proc.stdout:
                 lines.append(line)
                 if "forward-backward time" in line and "Iteration:" in line:
@@ -161,8 +161,7 @@ def run_caffe_time(net_path: Path, iterations: int = DEFAULT_ITERATIONS,
     if log_path is not None:
         atomic_write_text(log_path, text)
     if proc.returncode != 0:
-        fatal = [ln.strip() for ln in lines if ln.startswith(("F", "E")) or "Check failed" in ln]
-        why = fatal[-1] if fatal else (lines[-1].strip() if lines else "no output")
+        why = caffe_failure_reason(lines)
         raise CaffeTimeError(f"caffe time failed on {net_path} (exit {proc.returncode}): {why}")
     result = parse_caffe_time(text, str(net_path))
     result["net"] = str(net_path)
