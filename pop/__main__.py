@@ -338,12 +338,13 @@ def main(argv=None) -> int:
     from .evaluators import EvaluationError
     from .lut import LutError
     from .space import SpaceError
+    from .storage_url import StorageUrlError
     from .study import StudyError
     from prototxt_gen.encoding import EncodingError
 
     parser = build_parser()
     args = parser.parse_args(argv)
-    known = (UsageError, SpaceError, LutError, StudyError, EvaluationError, EncodingError)
+    known = (UsageError, SpaceError, LutError, StudyError, StorageUrlError, EvaluationError, EncodingError)
     try:
         from .backends import BackendError
         known = known + (BackendError,)

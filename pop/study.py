@@ -43,6 +43,7 @@ from .algorithm import PartialOrderPruning
 from .evaluators import Evaluator
 from .lut import LatencyTable
 from .space import Space, SpaceConfig
+from .storage_url import resolve_storage_url
 
 ATTR = "pop"
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -94,6 +95,7 @@ def _retry_create(create, what: str):
 
 
 def open_storage(url: str) -> optuna.storages.RDBStorage:
+    url = resolve_storage_url(url)   # a bare postgresql:// gets an installed driver
     kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
     try:
         storage = _retry_create(lambda: optuna.storages.RDBStorage(url, engine_kwargs=kwargs), url)
@@ -171,6 +173,7 @@ class Leases:
     """Claims on candidates, with liveness (heartbeat on the database clock)."""
 
     def __init__(self, url: str, study: str, timeout: float):
+        url = resolve_storage_url(url)
         kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
         self.engine = sa.create_engine(url, **kwargs)
         _sqlite_pragmas(self.engine)
