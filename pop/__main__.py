@@ -353,7 +353,7 @@ def main(argv=None) -> int:
     try:
         return args.func(args)
     except known as e:
-        print(f"pop {args.command}: error: {e}", file=sys.stderr)
+        print(f"pop {args.command}: error: {one_line(e)}", file=sys.stderr)
         return 2
     except OSError as e:  # an output path that is a file or a folder, a missing folder, a full disk
         print(f"pop {args.command}: error: {one_line(e)}", file=sys.stderr)

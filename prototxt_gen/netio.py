@@ -24,13 +24,18 @@ GLOG_MAX_MESSAGE_BYTES = 30000
 _GLOG_LINE = re.compile(r"^[IWEF]\d{4}(?:\d{4})? \d\d:\d\d:\d\d\.\d+\s+\d+ [^\]]+\] ")
 
 
+_LINE_BREAKS = re.compile(r"[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]")
+
+
 class NetReadError(ValueError):
     """A net could not be read; ``str()`` is ``path:line: message``."""
 
     def __init__(self, path: str, line: int | None, message: str):
         self.path = path
         self.line = line
-        self.message = message
+        # One line whatever the message quotes (protobuf quotes the offending source line,
+        # which may hold a \r, a form feed or U+2028 that terminals and splitlines break at).
+        self.message = message = _LINE_BREAKS.sub(" ", message)
         where = f"{path}:{line}" if line is not None else path
         super().__init__(f"{where}: {message}")
 

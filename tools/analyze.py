@@ -71,10 +71,10 @@ def main(argv: list[str] | None = None) -> int:
         phase = args.phase or _stated_phase(net)
         result = analyze(net, input_shape=args.input, phase=phase, top_shapes=dict(args.shape))
     except NetReadError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line(exc)}", file=sys.stderr)
         return 2
     except AnalysisError as exc:
-        print(f"error: {args.net}: {exc}", file=sys.stderr)
+        print(f"error: {args.net}: {one_line(exc)}", file=sys.stderr)
         return 2
     if args.plot:
         from prototxt_gen.analysis_plot import plot_analysis

@@ -31,6 +31,7 @@ from tools.netparam import DATA_LAYER_TYPES, NetDefinitionError, check_prototxt,
 
 from tools.log_parsers import LogParseError, caffe_failure_reason, parse_caffe_time
 from tools.common.atomic import atomic_write_text
+from tools.common.cli import one_line
 
 DEFAULT_ITERATIONS = 100   # the paper's and the release log's setting
 BUSY_CORE_FRACTION = 0.2   # warn when others use more than this share of one core
@@ -243,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise CaffeTimeError(f"{args.log}: cannot read ({e.strerror})") from e
             result = parse_caffe_time(text, str(args.log))
     except (CaffeNotFound, CaffeTimeError, NetDefinitionError, LogParseError) as e:
-        print(f"caffe_time: error: {e}", file=sys.stderr)
+        print(f"caffe_time: error: {one_line(e)}", file=sys.stderr)
         return 2
     emit(result, args.fmt or "markdown")
     return 0

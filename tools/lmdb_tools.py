@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 from prototxt_gen import caffe_pb2
 from tools.common.atomic import atomic_write_text
+from tools.common.cli import one_line
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp"}
 _INITIAL_MAP_SIZE = 1 << 30
@@ -335,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{report['path']}: {report['count']} records, all decodable; "
                       f"shapes {report['shapes']}; labels {report['labels']}")
     except DataError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {one_line(e)}", file=sys.stderr)
         return 2
     except lmdb.Error as e:  # e.g. MDB_CORRUPTED: a damaged page inside the database
         print(f"error: {args.db if args.cmd == 'verify' else args.out}: LMDB error: {e}", file=sys.stderr)

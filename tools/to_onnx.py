@@ -38,6 +38,7 @@ from tools.caffe_net import (EVALUATION_LAYER_TYPES, CaffeNet, CaffeNetError, ar
 from tools.caffemodel import (CaffemodelError, Weights, fit_weights, random_weights,
                               read_caffemodel)
 from tools.common.atomic import atomic_write_bytes
+from tools.common.cli import one_line
 
 OPSET = 17
 IR_VERSION = 8  # the IR of opset 17; runtimes reject models stamped with a newer IR
@@ -381,6 +382,10 @@ def convert(net, weights: Weights | str | Path | None = None, input_shape=None, 
         in_shape = net.bottom_shapes[layer.name][0]
         exporter = _EXPORTERS.get(layer.type, _export_simple)
         exporter(g, layer, blobs.get(layer.name, []), in_shape)
+        missing = [t for t in layer.top if t not in g.current]
+        if missing:   # e.g. MAX Pooling's second top, the mask: ONNX gets the pooled values only
+            raise UnsupportedLayerError(f"layer {layer.name!r} ({layer.type}): top(s) {missing} "
+                                        "cannot be exported to ONNX")
 
     wanted = outputs if outputs is not None else net.outputs
     graph_outputs = []
@@ -423,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         model = convert(args.net, args.weights, args.input, seed=args.seed)
     except (CaffeNetError, CaffemodelError, onnx.checker.ValidationError) as err:
-        print(f"to_onnx: error: {err}", file=sys.stderr)
+        print(f"to_onnx: error: {one_line(err)}", file=sys.stderr)
         return 2
     out = Path(args.out)
     try:
