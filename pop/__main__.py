@@ -7,6 +7,8 @@ import json
 import pathlib
 import sys
 from tools.common.atomic import atomic_write_text
+from tools.common.cli import one_line
+from tools.common.textfile import TextFileError, read_text
 
 DESCRIPTION = """\
 Partial Order Pruning (POP, Li et al., CVPR 2019): search the architectures whose latency
@@ -209,9 +211,11 @@ def cmd_search(args) -> int:
         from .lut import LatencyTable
         import yaml
         try:
-            data = yaml.safe_load(args.decoder.read_text())
-        except OSError as e:
-            raise UsageError(f"{args.decoder}: cannot read ({e.strerror})")
+            data = yaml.safe_load(read_text(args.decoder, "YAML decoder space"))
+        except TextFileError as e:
+            raise UsageError(str(e)) from None
+        except yaml.YAMLError as e:
+            raise UsageError(f"{args.decoder}: not YAML ({str(e).splitlines()[0]})") from None
         space = DecoderSpace.from_dict(data)
         if space.size == 0:
             raise UsageError(f"{args.decoder}: S^ is empty (no decoder setting inside the window)")
@@ -345,12 +349,13 @@ def main(argv=None) -> int:
     from .evaluators import EvaluationError
     from .lut import LutError
     from .space import SpaceError
+    from .storage_url import StorageUrlError
     from .study import StudyError
     from prototxt_gen.encoding import EncodingError
 
     parser = build_parser()
     args = parser.parse_args(argv)
-    known = (UsageError, SpaceError, LutError, StudyError, EvaluationError, EncodingError)
+    known = (UsageError, SpaceError, LutError, StudyError, StorageUrlError, EvaluationError, EncodingError)
     try:
         from .backends import BackendError
         known = known + (BackendError,)
@@ -359,7 +364,10 @@ def main(argv=None) -> int:
     try:
         return args.func(args)
     except known as e:
-        print(f"pop {args.command}: error: {e}", file=sys.stderr)
+        print(f"pop {args.command}: error: {one_line(e)}", file=sys.stderr)
+        return 2
+    except OSError as e:  # an output path that is a file or a folder, a missing folder, a full disk
+        print(f"pop {args.command}: error: {one_line(e)}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # output piped into `head` and closed: not an error of ours
         sys.stderr.close()

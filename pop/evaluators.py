@@ -31,6 +31,7 @@ from prototxt_gen.encoding import (
     SegmentationNet,
     parse_encoding,
 )
+from tools.common.textfile import TextFileError, read_text
 
 
 class EvaluationError(RuntimeError):
@@ -50,9 +51,9 @@ class CsvReplay(Evaluator):
         self.path = pathlib.Path(path)
         self.table: dict[str, float] = {}
         try:
-            text = self.path.read_text()
-        except OSError as e:
-            raise EvaluationError(f"{self.path}: cannot read ({e.strerror})")
+            text = read_text(self.path, "CSV of encoding,accuracy rows")
+        except TextFileError as e:
+            raise EvaluationError(str(e)) from None
         for n, row in enumerate(csv.reader(text.splitlines()), start=1):
             if not row or row[0].startswith("#"):
                 continue

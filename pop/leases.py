@@ -9,6 +9,7 @@ import threading
 import sqlalchemy as sa
 
 from .storage import StudyError, _retry_create, _sqlite_pragmas
+from .storage_url import resolve_storage_url
 
 def _now_sql(dialect: str) -> str:
     if dialect == "sqlite":
@@ -22,6 +23,7 @@ class Leases:
     """Claims on candidates, with liveness (heartbeat on the database clock)."""
 
     def __init__(self, url: str, study: str, timeout: float):
+        url = resolve_storage_url(url)
         kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
         self.engine = sa.create_engine(url, **kwargs)
         _sqlite_pragmas(self.engine)

@@ -27,6 +27,7 @@ from typing import Iterable
 
 from prototxt_gen.encoding import Backbone, Block, BottleneckBlock
 from tools.platform_info import cpu_model
+from tools.common.textfile import TextFileError, read_text
 
 from .space import STEM_OUT, SpaceConfig, conv_out, may_follow, stage_resolutions
 
@@ -217,9 +218,9 @@ class LatencyTable:
     def load(path: Path) -> "LatencyTable":
         path = Path(path)
         try:
-            data = json.loads(path.read_text())
-        except OSError as e:
-            raise LutError(f"{path}: cannot read ({e.strerror})")
+            data = json.loads(read_text(path, "JSON latency table"))
+        except TextFileError as e:
+            raise LutError(str(e)) from None
         except json.JSONDecodeError as e:
             raise LutError(f"{path}: not JSON (line {e.lineno})")
         return LatencyTable.from_json(data, str(path))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import errno
 import html
 import io
 import json
@@ -44,6 +45,8 @@ def _save(fig, path: Path) -> bytes:
 def write_report(storage: str, study_name: str, out: Path) -> Path:
     plt = _plt()
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "is a file, --out names the report's folder", str(out))
     out.mkdir(parents=True, exist_ok=True)
     replay, study, spec = final_state(storage, study_name)
     st, space = replay.state, replay.space

@@ -35,6 +35,7 @@ from prototxt_gen.encoding import (
     STAGE_NAMES,
     parse_backbone,
 )
+from tools.common.textfile import TextFileError, read_text
 
 STEM_OUT = 64  # conv2 of the fixed stem
 
@@ -144,9 +145,9 @@ class SpaceConfig:
     @staticmethod
     def load(path: Path) -> "SpaceConfig":
         try:
-            data = yaml.safe_load(Path(path).read_text())
-        except OSError as e:
-            raise SpaceError(f"{path}: cannot read ({e.strerror})")
+            data = yaml.safe_load(read_text(path, "YAML search space"))
+        except TextFileError as e:
+            raise SpaceError(str(e)) from None
         except yaml.YAMLError as e:
             raise SpaceError(f"{path}: not YAML ({str(e).splitlines()[0]})")
         return SpaceConfig.from_dict(data, where=str(path))

@@ -7,6 +7,8 @@ import time
 import optuna
 import sqlalchemy as sa
 
+from .storage_url import resolve_storage_url
+
 class StudyError(RuntimeError):
     pass
 
@@ -53,6 +55,7 @@ def _retry_create(create, what: str):
 
 
 def open_storage(url: str) -> optuna.storages.RDBStorage:
+    url = resolve_storage_url(url)   # a bare postgresql:// gets an installed driver
     kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
     try:
         storage = _retry_create(lambda: optuna.storages.RDBStorage(url, engine_kwargs=kwargs), url)

@@ -15,6 +15,7 @@ from .encoding import EncodingError
 from .generate import FORMS, _default_data, available_forms, default_forms, form_filename, net_for, to_text
 from .models import UnknownModelError, load_model, model_names, resolve, zoo_names
 from tools.common.atomic import atomic_write_text
+from tools.common.cli import one_line
 
 
 def _hw(text: str) -> tuple[int, int]:
@@ -89,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
             atomic_write_text(path, to_text(net_for(model, form, input_size=args.input, data=data)))
             print(path)
     except (EncodingError, UnknownModelError) as e:
-        print(f"prototxt_gen: error: {e}", file=sys.stderr)
+        print(f"prototxt_gen: error: {one_line(e)}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # output piped into e.g. head
         return 0

@@ -6,16 +6,25 @@ Every failure raises :class:`NetReadError`, whose text is one line of the form
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 from google.protobuf import text_format
 
-from . import caffe_pb2
+from . import caffe_pb2, unknown_fields
 
 # The line after which Caffe's net.cpp prints the (filtered, upgraded) net it builds.
 LOG_NET_MARKER = "Initializing net from parameters:"
 # A glog line: severity letter, MMDD (newer glog: YYYYMMDD), time, thread id, file:line]
+# glog's LogMessage buffer (kMaxLogMessageLen): a longer message, a big net, is cut without a
+# mark; two bytes are kept for the newline and NUL, so a cut message has 29998 bytes before the
+# newline glog adds.  An uncut net message ends with the net's own newline: at most 29996
+# bytes before it.
+GLOG_MAX_MESSAGE_BYTES = 30000
 _GLOG_LINE = re.compile(r"^[IWEF]\d{4}(?:\d{4})? \d\d:\d\d:\d\d\.\d+\s+\d+ [^\]]+\] ")
+
+
+_LINE_BREAKS = re.compile(r"[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]")
 
 
 class NetReadError(ValueError):
@@ -24,19 +33,22 @@ class NetReadError(ValueError):
     def __init__(self, path: str, line: int | None, message: str):
         self.path = path
         self.line = line
-        self.message = message
+        # One line whatever the message quotes (protobuf quotes the offending source line,
+        # which may hold a \r, a form feed or U+2028 that terminals and splitlines break at).
+        self.message = message = _LINE_BREAKS.sub(" ", message)
         where = f"{path}:{line}" if line is not None else path
         super().__init__(f"{where}: {message}")
 
 
 def parse_net_text(text: str, source: str = "<string>", first_line: int = 1,
-                   allow_unknown_fields: bool = False) -> caffe_pb2.NetParameter:
+                   allow_unknown_fields: bool = False, allow_v1: bool = False) -> caffe_pb2.NetParameter:
     """Parse prototxt ``text``; errors name ``source`` and the line in it.
 
     ``first_line`` is the line number of ``text``'s first line within ``source``
     (used when the text was cut out of a longer file such as a log).
     ``allow_unknown_fields`` skips fields our schema lacks (e.g. the PSPNet fork's
-    ``bn_param``) instead of failing.
+    ``bn_param``) instead of failing.  ``allow_v1`` accepts the V1 ``layers`` format
+    (Caffe itself upgrades it; dfseg's analysis does not).
     """
     net = caffe_pb2.NetParameter()
     try:
@@ -50,10 +62,32 @@ def parse_net_text(text: str, source: str = "<string>", first_line: int = 1,
             message = f"column {prefix.group(2)}: {message[prefix.end():]}"
         absolute = line + first_line - 1 if line is not None else None
         raise NetReadError(source, absolute, message.replace("\n", " ")) from None
-    if len(net.layers):
+    if len(net.layers) and not allow_v1:
         raise NetReadError(source, None, "uses the V1 'layers' format; upgrade it with "
                            "Caffe's upgrade_net_proto_text first")
+    if allow_unknown_fields:
+        warn_dropped_fields(text, net, source, first_line)
     return net
+
+
+def warn_dropped_fields(text: str, net: caffe_pb2.NetParameter, source: str, first_line: int = 1,
+                        stream=None) -> int:
+    """One stderr line per field the lenient parse dropped (file:line, the field, its layer);
+    a field that can change top shapes says so loudly.  Returns how many were dropped."""
+    stream = stream or sys.stderr
+    drops = unknown_fields.dropped_fields(text)
+    for drop in drops:
+        where = f"{source}:{drop.line + first_line - 1}"
+        layer = ""
+        if drop.layer_index is not None and drop.layer_index < len(net.layer):
+            layer = f" of layer {net.layer[drop.layer_index].name!r} ({net.layer[drop.layer_index].type})"
+        if unknown_fields.can_change_shapes(drop, net):
+            print(f"WARNING: {where}: dropped unknown field {drop.path!r}{layer}: it CAN CHANGE SHAPES "
+                  f"(the fork that defines it may compute other top shapes than these)", file=stream)
+        else:
+            print(f"warning: {where}: dropped unknown field {drop.path!r}{layer} "
+                  f"({drop.message_type} has no such field)", file=stream)
+    return len(drops)
 
 
 def net_text_from_log(text: str, source: str = "<log>", index: int = 0) -> tuple[str, int]:
@@ -72,6 +106,12 @@ def net_text_from_log(text: str, source: str = "<log>", index: int = 0) -> tuple
     end = begin
     while end < len(lines) and not _GLOG_LINE.match(lines[end]):
         end += 1
+    message = "\n".join(lines[starts[index]:end])
+    if len(message.encode("utf-8", errors="replace")) >= GLOG_MAX_MESSAGE_BYTES - 3:
+        raise NetReadError(source, end, f"the log's net is cut (glog prints at most "
+                           f"{GLOG_MAX_MESSAGE_BYTES} bytes of a message, this net is longer): pass "
+                           "the prototxt Caffe was given instead, e.g. python -m tools.analyze "
+                           "NET.prototxt --phase TRAIN")
     return "\n".join(lines[begin:end]) + "\n", begin + 1
 
 

@@ -32,7 +32,6 @@ import csv
 import json
 import math
 import os
-import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -45,10 +44,11 @@ from prototxt_gen import caffe_pb2
 from prototxt_gen.netio import NetReadError, read_net
 
 from .caffe_env import CaffeUnavailable, load_caffe
+from .snapshots import (complete_snapshots, learnable_shapes, newest_sound_snapshot, param_shapes,
+                        take_snapshot, weights_problem)
 from .solver_gen import RecipeError, learning_rate, read_solver
 from tools.common.atomic import atomic_write_text
 
-_SNAPSHOT_RE = re.compile(r"^snap_iter_(\d+)\.done$")
 _NEVER = 2**31 - 1
 
 
@@ -108,33 +108,6 @@ def _train_batch_size(sp: caffe_pb2.SolverParameter) -> int:
             if not phases or phases[0] == caffe_pb2.TRAIN:
                 return int(json.loads(layer.python_param.param_str)["batch_size"])
     return 0
-
-
-# --------------------------------------------------------------------------- snapshots
-def complete_snapshots(workdir: Path) -> list[int]:
-    snap_dir = workdir / "snapshots"
-    if not snap_dir.is_dir():
-        return []
-    iters = []
-    for p in snap_dir.iterdir():
-        m = _SNAPSHOT_RE.match(p.name)
-        if m and (snap_dir / f"snap_iter_{m.group(1)}.solverstate").is_file():
-            iters.append(int(m.group(1)))
-    return sorted(iters)
-
-
-def _snapshot(solver, workdir: Path, keep: int) -> Path:
-    solver.snapshot()
-    snap_dir = workdir / "snapshots"
-    it = solver.iter
-    marker = snap_dir / f"snap_iter_{it}.done"
-    tmp = marker.with_suffix(".done.tmp")
-    tmp.write_text(json.dumps({"iteration": it, "time": time.time()}))
-    os.replace(tmp, marker)
-    for old in complete_snapshots(workdir)[:-keep]:
-        for suffix in (".done", ".caffemodel", ".solverstate"):
-            (snap_dir / f"snap_iter_{old}{suffix}").unlink(missing_ok=True)
-    return snap_dir / f"snap_iter_{it}.caffemodel"
 
 
 # --------------------------------------------------------------------------- logs
@@ -262,10 +235,12 @@ def train(solver: str | Path | caffe_pb2.SolverParameter, workdir: str | Path, *
     train_layers = [l for l in new_layers if l.train]
     test_layers = [l for l in new_layers if not l.train]
 
-    done = complete_snapshots(workdir)
-    resumed_from = None
-    if done:
-        resumed_from = done[-1]
+    # Caffe aborts (SIGABRT) on a truncated snapshot or weights file: check them here first.
+    shapes = param_shapes(s.net)
+    train_net = eff.train_net_param if eff.HasField("train_net_param") else eff.net_param
+    resumed_from = newest_sound_snapshot(workdir, shapes, learnable_shapes(shapes, train_net),
+                                         warn=lambda line: print(line, file=sys.stderr))
+    if resumed_from is not None:
         s.restore(str(workdir / "snapshots" / f"snap_iter_{resumed_from}.solverstate"))
         for layer in train_layers:
             layer.seek(resumed_from * layer.params.batch_size * eff.iter_size)
@@ -274,6 +249,9 @@ def train(solver: str | Path | caffe_pb2.SolverParameter, workdir: str | Path, *
         for w in weights:
             if not Path(w).is_file():
                 raise RecipeError(f"{w}: no such weights file")
+            problem = weights_problem(Path(w), shapes, every_layer=False)   # e.g. a backbone's
+            if problem:
+                raise RecipeError(problem)
             s.net.copy_from(str(w))
     train_log = CsvLog(workdir / "train_log.csv", resumed_from)
     val_log = CsvLog(workdir / "val_log.csv", resumed_from)
@@ -313,7 +291,7 @@ def train(solver: str | Path | caffe_pb2.SolverParameter, workdir: str | Path, *
                 if key and (not best_val or last_val[key] > best_val[key]):
                     best_val = {"iteration": it, **last_val}
             if it % snapshot_every == 0 or it == max_iter:
-                _snapshot(s, workdir, keep_snapshots)
+                take_snapshot(s, workdir, keep_snapshots)
                 if plot:
                     plot_curves(workdir)
     finally:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from google.protobuf import text_format
 
 from prototxt_gen import caffe_pb2
 from prototxt_gen.generate import net_for
@@ -158,10 +159,69 @@ def test_misfit_caffemodel_lists_every_problem(caffe, tmp_path):
     assert not (tmp_path / "o.caffemodel").exists()
 
 
-def test_batchnorm_not_after_a_convolution_is_refused():
+# ShuffleNet-style: BatchNorms after an Eltwise and a Concat cannot be folded; the ones after
+# convolutions (a grouped one included) can.  (Our Caffe has no ShuffleChannel layer to run.)
+SHUFFLE_NET = """
+name: "shuffle"
+layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 4 dim: 12 dim: 12 } } }
+layer { name: "conv1" type: "Convolution" bottom: "data" top: "conv1"
+        convolution_param { num_output: 8 kernel_size: 3 pad: 1 group: 2 bias_term: false } }
+layer { name: "conv1/bn" type: "BatchNorm" bottom: "conv1" top: "conv1" }
+layer { name: "conv1/scale" type: "Scale" bottom: "conv1" top: "conv1" scale_param { bias_term: true } }
+layer { name: "relu1" type: "ReLU" bottom: "conv1" top: "conv1" }
+layer { name: "conv1b" type: "Convolution" bottom: "data" top: "conv1b"
+        convolution_param { num_output: 8 kernel_size: 1 } }
+layer { name: "sum" type: "Eltwise" bottom: "conv1" bottom: "conv1b" top: "sum" }
+layer { name: "sum/bn" type: "BatchNorm" bottom: "sum" top: "sum" }
+layer { name: "sum/scale" type: "Scale" bottom: "sum" top: "sum" scale_param { bias_term: true } }
+layer { name: "pool" type: "Pooling" bottom: "data" top: "pool" pooling_param { pool: AVE kernel_size: 3 stride: 1 pad: 1 } }
+layer { name: "concat" type: "Concat" bottom: "sum" bottom: "pool" top: "concat" }
+layer { name: "concat/bn" type: "BatchNorm" bottom: "concat" top: "concat/bn" }
+layer { name: "conv2" type: "Convolution" bottom: "concat/bn" top: "conv2"
+        convolution_param { num_output: 6 kernel_size: 1 } }
+layer { name: "conv2/bn" type: "BatchNorm" bottom: "conv2" top: "conv2/bn" }
+layer { name: "conv2/scale" type: "Scale" bottom: "conv2/bn" top: "conv2/out" scale_param { bias_term: true } }
+"""
+
+
+def test_batchnorms_that_cannot_be_folded_stay_and_are_named(caffe, tmp_path):
+    param = text_format.Parse(SHUFFLE_NET, caffe_pb2.NetParameter())
+    net_path, weights = tmp_path / "shuffle.prototxt", tmp_path / "shuffle.caffemodel"
+    write_net(param, net_path)
+    original = randomize(caffe, param, weights, seed=5)
+    result = subprocess.run([sys.executable, "-m", "tools.merge_bn", str(net_path), str(weights),
+                             "--out-net", str(tmp_path / "m.prototxt"),
+                             "--out-weights", str(tmp_path / "m.caffemodel")],
+                            cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    warnings = [ln for ln in result.stderr.splitlines() if "warning" in ln]
+    assert len(warnings) == 2, result.stderr
+    assert "'sum/bn' is kept" in warnings[0] and "Eltwise 'sum'" in warnings[0]
+    assert "'concat/bn' is kept" in warnings[1] and "Concat 'concat'" in warnings[1]
+    assert "folded 2 BatchNorm layers (2 with Scale), kept 2 that cannot be folded" in result.stderr
+    merged = read_net(tmp_path / "m.prototxt")
+    names = [layer.name for layer in merged.layer]
+    assert "conv1/bn" not in names and "conv2/scale" not in names
+    assert {"sum/bn", "sum/scale", "concat/bn"} <= set(names)
+    assert_same_outputs(caffe, original, param, tmp_path / "m.prototxt", tmp_path / "m.caffemodel")
+    kept = read_caffemodel(tmp_path / "m.caffemodel")
+    assert np.allclose(kept["sum/bn"][0], original.params["sum/bn"][0].data)
+
+
+def test_batchnorm_not_after_a_convolution_is_kept_with_a_warning():
     net = caffe_pb2.NetParameter()
     net.layer.add(name="data", type="Input", top=["data"]).input_param.shape.add(dim=[1, 3, 8, 8])
     net.layer.add(name="pool", type="Pooling", bottom=["data"], top=["pool"])
     net.layer.add(name="bn", type="BatchNorm", bottom=["pool"], top=["pool"])
-    with pytest.raises(MergeError, match="BatchNorm 'bn' follows Pooling pool"):
+    warnings = []
+    merged, folds = merge_net(net, warnings.append)
+    assert folds == [] and [layer.name for layer in merged.layer] == ["data", "pool", "bn"]
+    assert warnings == ["BatchNorm 'bn' is kept, not folded: it follows Pooling 'pool', "
+                        "not a Convolution/InnerProduct"]
+
+
+def test_a_batchnorm_without_a_top_is_an_error():
+    net = caffe_pb2.NetParameter()
+    net.layer.add(name="bn", type="BatchNorm", bottom=["x"])
+    with pytest.raises(MergeError, match="exactly one bottom and one top"):
         merge_net(net)

@@ -21,7 +21,7 @@ import pytest
 from pop.evaluators import Surrogate
 from pop.lut import FlopsProxy, table_from_model
 from pop.space import SpaceConfig
-from pop.study import SearchSpec, create_study, final_state, run_worker
+from pop.study import SearchSpec, create_study, final_state, load_study, run_worker
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -152,3 +152,11 @@ def test_three_workers_one_killed_equal_single_worker(postgres_url, tmp_path):
     assert single.state.D == multi.state.D
     assert single.state.boundary == multi.state.boundary
     assert (single.state.pruned == multi.state.pruned).all()
+
+
+def test_the_documented_bare_postgresql_url_works(postgres_url):
+    """README's postgresql://USER@HOST/DB, without a driver: whichever is installed serves it."""
+    bare = "postgresql://" + postgres_url.split("://", 1)[1]
+    create_study(bare, "bare", _spec(seed=1))
+    _, spec = load_study(bare, "bare")
+    assert spec.seed == 1

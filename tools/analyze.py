@@ -19,6 +19,7 @@ from prototxt_gen.analysis import AnalysisError, analyze, parse_input_shape
 from prototxt_gen.encoding import EncodingError
 from prototxt_gen.netio import NetReadError, read_net
 from prototxt_gen.reverse import encoding_of
+from tools.common.cli import one_line
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,14 +71,21 @@ def main(argv: list[str] | None = None) -> int:
         phase = args.phase or _stated_phase(net)
         result = analyze(net, input_shape=args.input, phase=phase, top_shapes=dict(args.shape))
     except NetReadError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line(exc)}", file=sys.stderr)
         return 2
     except AnalysisError as exc:
-        print(f"error: {args.net}: {exc}", file=sys.stderr)
+        print(f"error: {args.net}: {one_line(exc)}", file=sys.stderr)
         return 2
     if args.plot:
         from prototxt_gen.analysis_plot import plot_analysis
-        plot_analysis(result, args.plot, label=net.name or Path(args.net).name)
+        try:
+            plot_analysis(result, args.plot, label=net.name or Path(args.net).name)
+        except OSError as exc:  # --plot names a folder, a missing folder, or the disk is full
+            print(f"error: --plot {one_line(exc)}", file=sys.stderr)
+            return 2
+        except ValueError as exc:  # a suffix matplotlib cannot write (e.g. .xyz)
+            print(f"error: --plot {args.plot}: {one_line(exc)}", file=sys.stderr)
+            return 2
     try:
         if args.json:
             json.dump(result.to_json(), sys.stdout, indent=1)

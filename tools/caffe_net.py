@@ -296,6 +296,10 @@ def build_net(net: caffe_pb2.NetParameter | str | Path,
             raise CaffeNetError(f"net {param.name!r}: --input given but the net has inputs "
                                 f"{sorted(inputs)}")
         inputs = {next(iter(inputs)): tuple(int(d) for d in input_shape)}
+    for name, shape in inputs.items():
+        if not shape or min(shape) < 1:
+            raise CaffeNetError(f"net {param.name!r}: input {name!r} has shape {list(shape)}; "
+                                "every dimension must be at least 1")
 
     result = CaffeNet(param.name or "net", layers, inputs, dropped=dropped)
     blob_shapes = dict(inputs)

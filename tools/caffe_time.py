@@ -25,7 +25,8 @@ from tools.caffe_locate import CaffeNotFound
 from tools.engines.caffe import CaffeTimeError, run_caffe_time
 from tools.engines.machine import busy_cpu_report
 from tools.log_parsers import LogParseError, parse_caffe_time
-from tools.netparam import DATA_LAYER_TYPES, NetDefinitionError, read_net, write_net
+from tools.common.cli import one_line
+from tools.netparam import DATA_LAYER_TYPES, NetDefinitionError, check_prototxt, read_net, write_net
 
 DEFAULT_ITERATIONS = 100   # the paper's and the release log's setting
 
@@ -90,8 +91,8 @@ def run_net(net_path: Path, iterations: int = DEFAULT_ITERATIONS,
         if input_shape is not None:
             model = Path(tmp) / "timed.prototxt"
             write_net(with_timed_input(read_net(net_path), input_shape), model)
-        elif not model.is_file():
-            raise NetDefinitionError(f"{net_path}: no such file")
+        else:
+            check_prototxt(model)   # Caffe would only say "Failed to parse NetParameter file"
         return run_caffe_time(model, iterations, phase, threads, log_path, progress, label=str(net_path))
 
 
@@ -172,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise CaffeTimeError(f"{args.log}: cannot read ({e.strerror})") from e
             result = parse_caffe_time(text, str(args.log))
     except (CaffeNotFound, CaffeTimeError, NetDefinitionError, LogParseError) as e:
-        print(f"caffe_time: error: {e}", file=sys.stderr)
+        print(f"caffe_time: error: {one_line(e)}", file=sys.stderr)
         return 2
     emit(result, args.fmt or "markdown")
     return 0

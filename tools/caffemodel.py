@@ -17,6 +17,7 @@ from tools.caffe_net import CaffeNet, CaffeNetError
 from tools.common.atomic import atomic_write_bytes
 
 Weights = dict[str, list[np.ndarray]]
+MAX_RANDOM_PARAMS = 2**29
 
 
 class CaffemodelError(ValueError):
@@ -148,6 +149,11 @@ def random_weights(net: CaffeNet, seed: int = 0) -> Weights:
     """Random parameters of realistic scale (He-initialised weights, BatchNorm statistics with
     moving-average factors other than 1, affine Scale) so activations neither vanish nor explode
     through deep nets; deconvolutions declared with a bilinear filler get the bilinear kernel."""
+    total = sum(math.prod(s) for shapes in net.param_shapes.values() for s in shapes)
+    if total > MAX_RANDOM_PARAMS:
+        raise CaffemodelError(f"net {net.name!r} has {total:,} parameters: random weights for more "
+                              f"than {MAX_RANDOM_PARAMS:,} (2 GiB of float32, ONNX's protobuf limit) "
+                              "are refused (a width or kernel size typed wrong?)")
     rng = np.random.default_rng(seed)
     weights: Weights = {}
     for layer in net.layers:

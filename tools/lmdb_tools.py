@@ -30,6 +30,8 @@ import numpy as np
 from tqdm import tqdm
 
 from prototxt_gen import caffe_pb2
+from tools.common.atomic import atomic_write_text
+from tools.common.cli import one_line
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp"}
 _INITIAL_MAP_SIZE = 1 << 30
@@ -244,8 +246,28 @@ def open_readonly(path: str | Path) -> lmdb.Environment:
         raise DataError(f"{path}: not an LMDB database (no data.mdb)")
     key = (os.getpid(), str(path.resolve()))
     if key not in _READERS:
-        _READERS[key] = lmdb.open(str(path), readonly=True, lock=False, readahead=False)
+        try:
+            env = lmdb.open(str(path), readonly=True, lock=False, readahead=False)
+        except lmdb.Error as e:
+            raise DataError(f"{path}: not a readable LMDB database ({e})") from None
+        try:
+            _check_not_truncated(env, path / "data.mdb")
+        except DataError:
+            env.close()
+            raise
+        _READERS[key] = env
     return _READERS[key]
+
+
+def _check_not_truncated(env: lmdb.Environment, data_file: Path) -> None:
+    """LMDB reads its file through a memory map: a page past the end of a truncated data.mdb
+    kills the process with SIGBUS.  The meta page names the last page in use; the file must
+    reach it before anything is read."""
+    needed = (env.info()["last_pgno"] + 1) * env.stat()["psize"]
+    size = data_file.stat().st_size
+    if size < needed:
+        raise DataError(f"{data_file}: truncated LMDB file ({size} bytes, its meta page needs "
+                        f"{needed}: {needed - size} bytes are missing)")
 
 
 def iterate_lmdb(path: str | Path) -> Iterator[tuple[bytes, bytes]]:
@@ -298,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
             src = Path(args.src)
             if src.is_dir():
                 records, classes = scan_image_folder(src)
-                Path(f"{args.out}.classes.txt").write_text("\n".join(classes) + "\n")
+                atomic_write_text(f"{args.out}.classes.txt", "\n".join(classes) + "\n")
             elif src.is_file():
                 records = read_list_file(src, args.root)
             else:
@@ -314,7 +336,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{report['path']}: {report['count']} records, all decodable; "
                       f"shapes {report['shapes']}; labels {report['labels']}")
     except DataError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {one_line(e)}", file=sys.stderr)
+        return 2
+    except lmdb.Error as e:  # e.g. MDB_CORRUPTED: a damaged page inside the database
+        print(f"error: {args.db if args.cmd == 'verify' else args.out}: LMDB error: {e}", file=sys.stderr)
         return 2
     return 0
 

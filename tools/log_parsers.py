@@ -24,6 +24,7 @@ __all__ = [
     "parse_caffe_time",
     "parse_tensorrt_profile",
     "parse_caffe_test",
+    "caffe_failure_reason",
 ]
 
 # A decimal as C++ streams print it: 32.5541, 7, 1.2e-05, nan.
@@ -71,6 +72,23 @@ _TIME_AVERAGE = {
 }
 _TOP_SHAPE = re.compile(r"Top shape:\s*((?:\d+\s*)+)\(")
 _DEVICE = re.compile(r"GPU device name:\s*(?P<gpu>.+?)\s*$|Use GPU with device ID (?P<gpu_id>\d+)|(?P<cpu>Use CPU)")
+
+
+_PARSE_ERROR = re.compile(r"Error parsing text-format [\w.]+: (?P<where>\d+:\d+): (?P<why>.*)$")
+
+
+def caffe_failure_reason(lines: list[str]) -> str:
+    """Why a Caffe run failed, in one line: its last fatal/error line, with the line:column and
+    field of a text-format parse error when protobuf logged one (Caffe's fatal line only says
+    "Failed to parse NetParameter file")."""
+    lines = [ln.strip() for ln in lines if ln.strip()]
+    fatal = [ln for ln in lines if re.match(r"[FE]\d{4}", ln) or "Check failed" in ln]
+    why = fatal[-1] if fatal else (lines[-1] if lines else "no output")
+    parse_errors = [m for m in map(_PARSE_ERROR.search, lines) if m]
+    if parse_errors:
+        m = parse_errors[-1]
+        why = f"{why} (line {m.group('where')}: {m.group('why')})"
+    return why
 
 
 def _benchmark_sections(text: str) -> list[str]:

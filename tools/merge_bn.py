@@ -10,7 +10,10 @@ divided by it first, a factor of 0 being treated as 1.  eps comes from each laye
 
 The merged prototxt drops the BatchNorm and Scale layers, turns the convolution's bias on and
 renames the BN/Scale output blob to the convolution's own top everywhere it is used (in-place
-ReLU, Eltwise and Concat bottoms, ...), as the released merged files do.
+ReLU, Eltwise and Concat bottoms, ...), as the released merged files do.  A BatchNorm that
+cannot be folded (it follows a Concat, a Pooling, a ShuffleChannel, as in ShuffleNet, or a
+convolution whose output another layer also reads) stays in the merged net with its Scale and
+weights, and a warning names it.
 
 Weights are read and written with dfseg's schema, so caffemodels of the authors' Caffe fork
 (Interp at field 148, ShuffleChannel at 149) load as they are.  A caffemodel that does not
@@ -22,6 +25,7 @@ import argparse
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from google.protobuf import text_format
@@ -194,57 +198,74 @@ def _readers(net: caffe_pb2.NetParameter, blob: str, start: int) -> list[int]:
     return [j for j in range(start, len(net.layer)) if blob in net.layer[j].bottom]
 
 
-def plan_folds(net: caffe_pb2.NetParameter) -> tuple[list[Fold], set[int], dict[int, str]]:
-    """The folds to make, the indices of layers to drop, and for each folded BN/Scale the
-    blob its output becomes (the convolution's top)."""
-    folds, dropped, renames = [], set(), {}
+class _NotFoldable(Exception):
+    """This BatchNorm stays in the merged net; the message says why."""
+
+
+def _fold_at(net: caffe_pb2.NetParameter, i: int) -> tuple[Fold, int | None]:
+    """The fold of BatchNorm ``net.layer[i]`` and the index of its Scale (or None)."""
+    layer = net.layer[i]
+    source = layer.bottom[0]
+    producers = [j for j in range(i) if source in net.layer[j].top]
+    conv_index = producers[-1] if producers else None
+    conv = net.layer[conv_index] if conv_index is not None else None
+    if conv is None or conv.type not in FOLDABLE_TYPES or list(conv.top) != [source]:
+        kind = f"{conv.type} {conv.name!r}" if conv is not None else "no layer"
+        raise _NotFoldable(f"it follows {kind}, not a Convolution/InnerProduct")
+    if conv.type == "Deconvolution" and (conv.convolution_param.group or 1) != 1:
+        raise _NotFoldable(f"Deconvolution {conv.name!r} has groups")
+    other = [net.layer[j].name for j in _readers(net, source, conv_index + 1) if j != i
+             and (j < i or layer.top[0] != source)]
+    if other:
+        raise _NotFoldable(f"the output of {conv.name!r} is also read by {', '.join(other)}")
+    bn_top = layer.top[0]
+    scale_index = None
+    after = _readers(net, bn_top, i + 1)
+    if after and net.layer[after[0]].type == "Scale" and list(net.layer[after[0]].bottom) == [bn_top]:
+        scale_index = after[0]
+        scale = net.layer[scale_index]
+        p = scale.scale_param
+        if p.axis != 1 or p.num_axes != 1:
+            raise _NotFoldable(f"its Scale {scale.name!r} is not per-channel (axis 1, num_axes 1)")
+        if scale.top[0] != bn_top and len(after) > 1:
+            raise _NotFoldable(f"its output is also read by {net.layer[after[1]].name!r}, "
+                               f"not only by Scale {scale.name!r}")
+    return Fold(conv.name, layer.name, net.layer[scale_index].name if scale_index is not None else None,
+                layer.batch_norm_param.eps), scale_index
+
+
+def plan_folds(net: caffe_pb2.NetParameter) -> tuple[list[Fold], set[int], dict[int, str], list[str]]:
+    """The folds to make, the indices of layers to drop, for each folded BN/Scale the blob its
+    output becomes (the convolution's top), and one line per BatchNorm that stays (e.g. one
+    after a Concat or a ShuffleChannel, as in ShuffleNet) saying why."""
+    folds, dropped, renames, kept = [], set(), {}, []
     for i, layer in enumerate(net.layer):
         if layer.type != "BatchNorm" or i in dropped:
             continue
-        if len(layer.bottom) != 1:
-            raise MergeError(f"BatchNorm {layer.name!r} must have exactly one bottom")
-        source = layer.bottom[0]
-        producers = [j for j in range(i) if source in net.layer[j].top]
-        conv_index = producers[-1] if producers else None
-        conv = net.layer[conv_index] if conv_index is not None else None
-        if conv is None or conv.type not in FOLDABLE_TYPES or list(conv.top) != [source]:
-            kind = conv.type if conv is not None else "no layer"
-            raise MergeError(f"BatchNorm {layer.name!r} follows {kind} "
-                             f"{conv.name if conv is not None else ''!s}, not a Convolution/InnerProduct: "
-                             "it cannot be folded")
-        if conv.type == "Deconvolution" and (conv.convolution_param.group or 1) != 1:
-            raise MergeError(f"Deconvolution {conv.name!r} has groups: folding BatchNorm {layer.name!r} "
-                             "into it is not supported")
-        other = [net.layer[j].name for j in _readers(net, source, conv_index + 1) if j != i
-                 and (j < i or layer.top[0] != source)]
-        if other:
-            raise MergeError(f"the output of {conv.name!r} is also read by {', '.join(other)}, "
-                             f"not only by BatchNorm {layer.name!r}: it cannot be folded")
-        bn_top = layer.top[0]
-        scale_index = None
-        after = _readers(net, bn_top, i + 1)
-        if after and net.layer[after[0]].type == "Scale" and list(net.layer[after[0]].bottom) == [bn_top]:
-            scale_index = after[0]
-            scale = net.layer[scale_index]
-            p = scale.scale_param
-            if p.axis != 1 or p.num_axes != 1:
-                raise MergeError(f"Scale {scale.name!r} is not per-channel (axis 1, num_axes 1)")
-            if scale.top[0] != bn_top and len(after) > 1:
-                raise MergeError(f"the output of BatchNorm {layer.name!r} is also read by "
-                                 f"{net.layer[after[1]].name!r}, not only by Scale {scale.name!r}")
-        folds.append(Fold(conv.name, layer.name, net.layer[scale_index].name if scale_index is not None else None,
-                          layer.batch_norm_param.eps))
+        if len(layer.bottom) != 1 or len(layer.top) != 1:
+            raise MergeError(f"BatchNorm {layer.name!r} must have exactly one bottom and one top")
+        try:
+            fold, scale_index = _fold_at(net, i)
+        except _NotFoldable as why:
+            kept.append(f"BatchNorm {layer.name!r} is kept, not folded: {why}")
+            continue
+        folds.append(fold)
         dropped.add(i)
-        renames[i] = source
+        renames[i] = layer.bottom[0]
         if scale_index is not None:
             dropped.add(scale_index)
-            renames[scale_index] = source
-    return folds, dropped, renames
+            renames[scale_index] = layer.bottom[0]
+    return folds, dropped, renames, kept
 
 
-def merge_net(net: caffe_pb2.NetParameter) -> tuple[caffe_pb2.NetParameter, list[Fold]]:
-    """The merged-BN prototxt of `net` and the folds it implies."""
-    folds, dropped, renames = plan_folds(net)
+def merge_net(net: caffe_pb2.NetParameter,
+              warn: Callable[[str], None] | None = None) -> tuple[caffe_pb2.NetParameter, list[Fold]]:
+    """The merged-BN prototxt of `net` and the folds it implies; `warn` gets one line per
+    BatchNorm that could not be folded (it stays in the merged net with its Scale)."""
+    folds, dropped, renames, kept = plan_folds(net)
+    for line in kept:
+        if warn is not None:
+            warn(line)
     folded_convs = {f.conv for f in folds}
     out = caffe_pb2.NetParameter()
     out.CopyFrom(net)
@@ -302,12 +323,17 @@ def merge_weights(net: caffe_pb2.NetParameter, weights: Weights, folds: list[Fol
     return merged
 
 
-def merge_files(net_path: Path, weights_path: Path, out_net: Path, out_weights: Path) -> list[Fold]:
+def _warn(line: str) -> None:
+    print(f"merge_bn: warning: {line}", file=sys.stderr)
+
+
+def merge_files(net_path: Path, weights_path: Path, out_net: Path, out_weights: Path,
+                warn: Callable[[str], None] = _warn) -> list[Fold]:
     net = read_net(net_path)
     if not net.layer:
         raise MergeError(f"{net_path}: the net has no layers")
     weights = check_weights_fit(net, read_caffemodel(weights_path), f"caffemodel {weights_path}")
-    merged_net, folds = merge_net(net)
+    merged_net, folds = merge_net(net, warn)
     merged = merge_weights(net, weights, folds)
     # The pair is written together: a failure leaves both old files as they were.
     atomic_write_group({out_net: text_format.MessageToString(merged_net),
@@ -323,8 +349,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out-net", type=Path, required=True, help="merged prototxt to write")
     p.add_argument("--out-weights", type=Path, required=True, help="merged caffemodel to write")
     args = p.parse_args(argv)
+    kept: list[str] = []
     try:
-        folds = merge_files(args.net, args.weights, args.out_net, args.out_weights)
+        folds = merge_files(args.net, args.weights, args.out_net, args.out_weights,
+                            warn=lambda line: (kept.append(line), _warn(line)))
     except (MergeError, NetDefinitionError) as e:
         print(f"merge_bn: error: {e}", file=sys.stderr)
         return 2
@@ -333,7 +361,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"merge_bn: error: {where}", file=sys.stderr)
         return 2
     print(f"merge_bn: folded {len(folds)} BatchNorm layers "
-          f"({sum(f.scale is not None for f in folds)} with Scale) -> {args.out_net}, {args.out_weights}",
+          f"({sum(f.scale is not None for f in folds)} with Scale)"
+          + (f", kept {len(kept)} that cannot be folded" if kept else "")
+          + f" -> {args.out_net}, {args.out_weights}",
           file=sys.stderr)
     return 0
 

@@ -14,6 +14,7 @@ from google.protobuf import text_format
 
 from prototxt_gen import analysis, caffe_pb2, netio
 from tools.common.atomic import atomic_write_text
+from tools.common.textfile import TextFileError, read_text
 
 # Layers that read a dataset: replaced by an Input layer to run a net without data.
 DATA_LAYER_TYPES = {"Data", "ImageData", "HDF5Data", "MemoryData", "WindowData",
@@ -31,6 +32,21 @@ def read_net(path: str | os.PathLike) -> caffe_pb2.NetParameter:
     is raised as :class:`NetDefinitionError`, which this module's callers catch."""
     try:
         return netio.read_net(path)
+    except netio.NetReadError as e:
+        raise NetDefinitionError(str(e)) from None
+
+
+def check_prototxt(path: str | os.PathLike) -> None:
+    """Fail as Caffe would on a prototxt it cannot parse, but with the reason: Caffe's own
+    message is "Failed to parse NetParameter file", the line and field are only in its log.
+    A binary file (a caffemodel passed by mistake) is named as such; V1 nets pass (Caffe
+    upgrades them)."""
+    try:
+        text = read_text(path, "prototxt (text)")
+    except TextFileError as e:
+        raise NetDefinitionError(str(e)) from None
+    try:
+        netio.parse_net_text(text, str(path), allow_v1=True)
     except netio.NetReadError as e:
         raise NetDefinitionError(str(e)) from None
 

@@ -40,6 +40,7 @@ from tools.caffe_locate import CaffeNotFound
 from tools.caffe_net import CaffeNetError
 from tools.caffemodel import CaffemodelError
 from tools.common.atomic import atomic_write_bytes
+from tools.common.cli import one_line
 from tools.export.onnx_check import REL_TOL, CheckError, check
 from tools.export.onnx_convert import SUPPORTED, check_supported, convert
 from tools.export.onnx_graph import IR_VERSION, OPSET, UnsupportedLayerError
@@ -104,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         model, report = _export(args, weights)
     except (CaffeNetError, CaffemodelError, CaffeNotFound, onnx.checker.ValidationError) as err:
-        print(f"to_onnx: error: {' '.join(str(err).split())}", file=sys.stderr)
+        print(f"to_onnx: error: {one_line(err)}", file=sys.stderr)
         return 2
     out = Path(args.out)
     try:

@@ -10,7 +10,7 @@ import os
 import sys
 from typing import Callable, Sequence
 
-__all__ = ["CliError", "run_cli"]
+__all__ = ["CliError", "one_line", "run_cli"]
 
 
 class CliError(Exception):
@@ -27,17 +27,18 @@ def run_cli(main: Callable[[], int | None], prog: str | None = None,
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
     except (CliError, OSError, *expected) as exc:
-        print(f"{prog}: {_one_line(exc)}", file=sys.stderr)
+        print(f"{prog}: {one_line(exc)}", file=sys.stderr)
         return 2
     except Exception as exc:  # a bug, but the user still gets one line, not a traceback
         if os.environ.get("DFSEG_TRACEBACK"):
             raise
-        print(f"{prog}: internal error: {type(exc).__name__}: {_one_line(exc)} "
+        print(f"{prog}: internal error: {type(exc).__name__}: {one_line(exc)} "
               f"(rerun with DFSEG_TRACEBACK=1 for the traceback)", file=sys.stderr)
         return 2
 
 
-def _one_line(exc: BaseException) -> str:
+def one_line(exc: BaseException) -> str:
+    """The error as one line; an OSError as ``path: reason`` (its filename and strerror)."""
     if isinstance(exc, OSError) and exc.filename and exc.strerror:
         return f"{exc.filename}: {exc.strerror}"
     return " ".join(str(exc).split()) or type(exc).__name__

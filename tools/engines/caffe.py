@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from tools.caffe_locate import CaffeNotFound, caffe_binary, import_caffe
 from tools.common.atomic import atomic_write_text
-from tools.log_parsers import LogParseError, parse_caffe_time
+from tools.log_parsers import LogParseError, caffe_failure_reason, parse_caffe_time
 from tools.netparam import load_net
 
 from .base import Engine, EngineError, PreparedRun
@@ -61,8 +61,7 @@ def run_caffe_time(model: Path, iterations: int, phase: str = "TRAIN", threads: 
         raise CaffeTimeError(f"caffe time on {label or model} was killed by signal {-proc.returncode}"
                              + (f" ({signal_name})" if signal_name else ""))
     if proc.returncode != 0:
-        fatal = [ln.strip() for ln in lines if ln.startswith(("F", "E")) or "Check failed" in ln]
-        why = fatal[-1] if fatal else (lines[-1].strip() if lines else "no output")
+        why = caffe_failure_reason(lines)
         raise CaffeTimeError(f"caffe time failed on {label or model} (exit {proc.returncode}): {why}")
     try:
         result = parse_caffe_time(text, str(label or model))

@@ -57,6 +57,10 @@ def build_graph(net: CaffeNet, blobs: Weights, masks_from_caffe: bool = False) -
         if exporter is None:
             raise UnsupportedLayerError(f"layer {layer.name!r}: unsupported type {layer.type!r}")
         exporter(g, layer, blobs.get(layer.name, []), net.bottom_shapes[layer.name][0])
+        missing = [t for t in layer.top if t not in g.current]
+        if missing:   # a top the exporter could not express: say so instead of a KeyError later
+            raise UnsupportedLayerError(f"layer {layer.name!r} ({layer.type}): top(s) {missing} "
+                                        "cannot be exported to ONNX")
     return g
 
 
