@@ -356,6 +356,7 @@ def test_fuzz_pop_space(data, which, binary):
     # a negative input dimension reached numpy: "negative dimensions are not allowed"
     (("dim: 3 dim: 8", "dim: -1 dim: 8"), "to_onnx", to_onnx_main),
     # a second Pooling top (Caffe's max mask) read by the next layer: KeyError in the exporter
+    # (since the exporter learnt the mask it exports; a clean exit either way)
     (('type: "Pooling" bottom: "conv" top: "pool"', 'type: "Pooling" top: "x" bottom: "conv" top: "pool"'),
      "to_onnx", to_onnx_main),
     # 2**31 channels: random weights tried to allocate 576 GiB (MemoryError)
@@ -364,4 +365,5 @@ def test_fuzz_pop_space(data, which, binary):
 def test_found_by_the_fuzzer(tmp_path, change, target, main):
     net = _write(str(tmp_path), "net.prototxt", TINY_BN_NET.replace(*change))
     argv = [net] + (["--out", str(tmp_path / "net.onnx")] if main is to_onnx_main else [])
-    assert run_cli(target, main, argv)[0] == 2
+    expected = {0, 2} if "Pooling" in change[0] else {2}
+    assert run_cli(target, main, argv)[0] in expected

@@ -56,12 +56,10 @@ def run_caffe_time(model: Path, iterations: int, phase: str = "TRAIN", threads: 
     text = "".join(lines)
     if log_path is not None:
         atomic_write_text(log_path, text)
-    if proc.returncode < 0:
-        signal_name = {9: "SIGKILL: most likely out of memory", 6: "SIGABRT", 11: "SIGSEGV"}.get(-proc.returncode, "")
-        raise CaffeTimeError(f"caffe time on {label or model} was killed by signal {-proc.returncode}"
-                             + (f" ({signal_name})" if signal_name else ""))
     if proc.returncode != 0:
         why = caffe_failure_reason(lines)
+        if proc.returncode == -9:   # SIGKILL leaves no last word in the log
+            why = "killed by signal 9 (SIGKILL: most likely out of memory)"
         raise CaffeTimeError(f"caffe time failed on {label or model} (exit {proc.returncode}): {why}")
     try:
         result = parse_caffe_time(text, str(label or model))
