@@ -29,6 +29,17 @@ def _crop_hw(t: caffe_pb2.TransformationParameter) -> tuple[int, int] | None:
     return None
 
 
+def _image_hw(layer, p) -> tuple[int, int]:
+    """The (H, W) an image reader outputs: its crop, else its resize (new_height/new_width)."""
+    hw = _crop_hw(layer.transform_param)
+    if hw is None and p.new_height > 0 and p.new_width > 0:
+        hw = (p.new_height, p.new_width)
+    if hw is None:
+        raise _data_shape_error(f"{layer.type} without crop or new_height/new_width "
+                                "takes its size from the images")
+    return hw
+
+
 def _with_label(layer, data: Shape) -> LayerCost:
     tops = [data]
     if len(layer.top) > 1:
@@ -40,12 +51,7 @@ def _with_label(layer, data: Shape) -> LayerCost:
 def _image_data(layer, bottoms):
     p = layer.image_data_param
     channels = 3 if p.is_color else 1
-    hw = _crop_hw(layer.transform_param)
-    if hw is None and p.new_height > 0 and p.new_width > 0:
-        hw = (p.new_height, p.new_width)
-    if hw is None:
-        raise _data_shape_error("ImageData without crop or new_height/new_width "
-                                "takes its size from the images")
+    hw = _image_hw(layer, p)
     return _with_label(layer, (p.batch_size, channels) + hw)
 
 
@@ -54,12 +60,7 @@ def _dense_image_data(layer, bottoms):
     # The SegNet fork's image + label-image reader: the label top is a 1-channel image.
     p = layer.dense_image_data_param
     channels = 3 if p.is_color else 1
-    hw = _crop_hw(layer.transform_param)
-    if hw is None and p.new_height > 0 and p.new_width > 0:
-        hw = (p.new_height, p.new_width)
-    if hw is None:
-        raise _data_shape_error("DenseImageData without crop or new_height/new_width "
-                                "takes its size from the images")
+    hw = _image_hw(layer, p)
     tops = [(p.batch_size, channels) + hw]
     if len(layer.top) > 1:
         tops.append((p.batch_size, 1) + hw)
