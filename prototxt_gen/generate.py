@@ -183,6 +183,63 @@ def _aux_classifiers(nb: NetBuilder, stage_tops: list[str], input_hw: tuple[int,
 
 # ----------------------------------------------------------------------------- forms
 
+def _seg_interp(data: DataConfig) -> InterpSizes:
+    """The Interp sizes of a segmentation net fed by the data layers (train crop, test size)."""
+    return InterpSizes(train=feature_size(data.crop, OUTPUT_STRIDE),
+                       test=feature_size(data.test_size, OUTPUT_STRIDE))
+
+
+def _val_form(nb: NetBuilder, net: Backbone | SegmentationNet, data: DataConfig,
+              classification: bool) -> None:
+    """The val form: the test data layer, the body, the accuracies (or the seg heads)."""
+    nb.add(_val_data(data, classification))
+    if classification:
+        fc, _ = _classification_body(nb, net, data.crop)
+        nb.add(L.accuracy("accuracy/top-1", [fc, "label"], "accuracy/top-1", top_k=1))
+        nb.add(L.accuracy("accuracy/top-5", [fc, "label"], "accuracy/top-5", top_k=5))
+    else:
+        score, up = _segmentation_body(nb, net, data.crop, _seg_interp(data))
+        _seg_heads(nb, score, up, L.TEST)
+
+
+def _train_form(nb: NetBuilder, net: Backbone | SegmentationNet, data: DataConfig,
+                classification: bool, aux_heads: bool) -> None:
+    """The train form: train and test data layers, the body, the loss, test-phase accuracy."""
+    nb.add(_train_data(data, classification))
+    nb.add(_val_data(data, classification) if classification else _seg_pairs_data(data, L.TEST))
+    if classification:
+        fc, stage_tops = _classification_body(nb, net, data.crop)
+        if aux_heads:
+            _aux_classifiers(nb, stage_tops, data.crop)
+        nb.add(L.softmax_loss("loss", [fc, "label"], "loss"))
+        nb.add(L.accuracy("accuracy/top-1", [fc, "label"], "accuracy/top-1", top_k=1, phase=L.TEST))
+        nb.add(L.accuracy("accuracy/top-5", [fc, "label"], "accuracy/top-5", top_k=5, phase=L.TEST))
+    else:
+        # -d8 models share the trained weights of their full-resolution model: train at x8.
+        full = replace(net, d8=False)
+        score, up = _segmentation_body(nb, full, data.crop, _seg_interp(data))
+        nb.add(L.softmax_loss("loss", [up, "label"], "loss", ignore_label=IGNORE_LABEL))
+        nb.add(L.accuracy("accuracy", [up, "label"], "accuracy", phase=L.TEST, ignore_label=IGNORE_LABEL))
+
+
+def _input_form(nb: NetBuilder, net: Backbone | SegmentationNet, data: DataConfig,
+                classification: bool, kind: str, input_hw: tuple[int, int], batch: int) -> None:
+    """The deploy and caffetime forms: an Input layer of ``input_hw``; deploy adds the
+    softmax / seg heads, caffetime times the body alone."""
+    nb.add(L.input_layer((batch, 3, *input_hw)))
+    if classification:
+        fc, _ = _classification_body(nb, net, input_hw)
+        if kind == "deploy":
+            nb.add(L.softmax("prob", fc, "prob"))
+    else:
+        feature = feature_size(input_hw, OUTPUT_STRIDE)
+        interp = (InterpSizes(None, None, single=feature) if kind == "deploy"
+                  else InterpSizes(train=feature, test=feature))
+        score, up = _segmentation_body(nb, net, data.crop, interp)
+        if kind == "deploy":
+            _seg_heads(nb, score, up, None)
+
+
 def net_for(model: str | NamedModel, form: str = "val", input_size: tuple[int, int] | None = None,
             data: DataConfig | None = None, aux_heads: bool = False, batch: int = 1) -> caffe_pb2.NetParameter:
     """The network of ``model`` (name, encoding or NamedModel) in ``form``.
@@ -198,53 +255,15 @@ def net_for(model: str | NamedModel, form: str = "val", input_size: tuple[int, i
     net = named.net
     data = data or _default_data(net)
     classification = not isinstance(net, SegmentationNet)
-    merge_bn = form.endswith("_mergebn")
     kind = form.removesuffix("_mergebn")
     input_hw = tuple(input_size) if input_size else data.test_size
-    nb = NetBuilder(merge_bn=merge_bn)
-
+    nb = NetBuilder(merge_bn=form.endswith("_mergebn"))
     if kind == "val":
-        nb.add(_val_data(data, classification))
-        if classification:
-            fc, _ = _classification_body(nb, net, data.crop)
-            nb.add(L.accuracy("accuracy/top-1", [fc, "label"], "accuracy/top-1", top_k=1))
-            nb.add(L.accuracy("accuracy/top-5", [fc, "label"], "accuracy/top-5", top_k=5))
-        else:
-            interp = InterpSizes(train=feature_size(data.crop, OUTPUT_STRIDE),
-                                 test=feature_size(data.test_size, OUTPUT_STRIDE))
-            score, up = _segmentation_body(nb, net, data.crop, interp)
-            _seg_heads(nb, score, up, L.TEST)
+        _val_form(nb, net, data, classification)
     elif kind == "train":
-        nb.add(_train_data(data, classification))
-        nb.add(_val_data(data, classification) if classification else _seg_pairs_data(data, L.TEST))
-        if classification:
-            fc, stage_tops = _classification_body(nb, net, data.crop)
-            if aux_heads:
-                _aux_classifiers(nb, stage_tops, data.crop)
-            nb.add(L.softmax_loss("loss", [fc, "label"], "loss"))
-            nb.add(L.accuracy("accuracy/top-1", [fc, "label"], "accuracy/top-1", top_k=1, phase=L.TEST))
-            nb.add(L.accuracy("accuracy/top-5", [fc, "label"], "accuracy/top-5", top_k=5, phase=L.TEST))
-        else:
-            interp = InterpSizes(train=feature_size(data.crop, OUTPUT_STRIDE),
-                                 test=feature_size(data.test_size, OUTPUT_STRIDE))
-            # -d8 models share the trained weights of their full-resolution model: train at x8.
-            full = replace(net, d8=False)
-            score, up = _segmentation_body(nb, full, data.crop, interp)
-            nb.add(L.softmax_loss("loss", [up, "label"], "loss", ignore_label=IGNORE_LABEL))
-            nb.add(L.accuracy("accuracy", [up, "label"], "accuracy", phase=L.TEST, ignore_label=IGNORE_LABEL))
+        _train_form(nb, net, data, classification, aux_heads)
     else:  # deploy, caffetime
-        nb.add(L.input_layer((batch, 3, *input_hw)))
-        if classification:
-            fc, _ = _classification_body(nb, net, input_hw)
-            if kind == "deploy":
-                nb.add(L.softmax("prob", fc, "prob"))
-        else:
-            feature = feature_size(input_hw, OUTPUT_STRIDE)
-            interp = (InterpSizes(None, None, single=feature) if kind == "deploy"
-                      else InterpSizes(train=feature, test=feature))
-            score, up = _segmentation_body(nb, net, data.crop, interp)
-            if kind == "deploy":
-                _seg_heads(nb, score, up, None)
+        _input_form(nb, net, data, classification, kind, input_hw, batch)
     return nb.net
 
 

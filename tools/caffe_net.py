@@ -243,21 +243,32 @@ class CaffeNet:
         return available
 
 
-def build_net(net: caffe_pb2.NetParameter | str | Path,
-              input_shape: Shape | None = None) -> CaffeNet:
-    """Interpret a prototxt (path or message) in TEST phase.
-
-    `input_shape` (N, C, H, W) replaces the shape of the net's single input — and gives one to
-    a data layer (ImageData, Data, ...), whose first top becomes the input and whose other tops
-    (labels) are dropped together with the evaluation layers that read them."""
+def _upgraded_param(net: caffe_pb2.NetParameter | str | Path) -> caffe_pb2.NetParameter:
+    """The net with its old-style input fields made an Input layer (V1 nets refused)."""
     param = load_net_param(net)
     if param.layers:
         raise CaffeNetError(f"net {param.name!r}: V1 'layers' definitions are not supported; "
                             f"upgrade with Caffe's upgrade_net_proto_text")
     try:
-        param = analysis.upgrade_net_input(param)  # input:/input_dim: become an Input layer
+        return analysis.upgrade_net_input(param)  # input:/input_dim: become an Input layer
     except analysis.AnalysisError as err:
         raise CaffeNetError(f"net {param.name!r}: {err}") from None
+
+
+def _declared_inputs(layer: caffe_pb2.LayerParameter) -> dict[str, Shape]:
+    """An Input layer's tops and their shapes (one shape may serve all tops)."""
+    declared = list(layer.input_param.shape)
+    inputs: dict[str, Shape] = {}
+    for i, top in enumerate(layer.top):
+        if not declared:
+            raise CaffeNetError(f"layer {layer.name!r}: Input layer without shape")
+        inputs[top] = tuple(int(d) for d in declared[min(i, len(declared) - 1)].dim)
+    return inputs
+
+
+def _deployed_layers(param: caffe_pb2.NetParameter, input_shape: Shape | None):
+    """(inputs, layers, dropped) of the TEST-phase net: Input and data layers become inputs
+    (a data layer's label tops are dropped), evaluation layers are dropped."""
     inputs: dict[str, Shape] = {}
     layers: list[caffe_pb2.LayerParameter] = []
     dropped: list[str] = []
@@ -266,11 +277,7 @@ def build_net(net: caffe_pb2.NetParameter | str | Path,
         if not layer_runs_in(layer):
             continue
         if layer.type == "Input":
-            declared = list(layer.input_param.shape)
-            for i, top in enumerate(layer.top):
-                if not declared:
-                    raise CaffeNetError(f"layer {layer.name!r}: Input layer without shape")
-                inputs[top] = tuple(int(d) for d in declared[min(i, len(declared) - 1)].dim)
+            inputs.update(_declared_inputs(layer))
             continue
         if is_data_layer(layer):
             if input_shape is None:
@@ -289,6 +296,12 @@ def build_net(net: caffe_pb2.NetParameter | str | Path,
             raise CaffeNetError(f"layer {layer.name!r} ({layer.type}) reads {missing}, which a "
                                 f"deployed net does not have")
         layers.append(layer)
+    return inputs, layers, dropped
+
+
+def _checked_inputs(param: caffe_pb2.NetParameter, inputs: dict[str, Shape],
+                    input_shape: Shape | None) -> dict[str, Shape]:
+    """The net's inputs, the single one reshaped to `input_shape` when given."""
     if not inputs:
         raise CaffeNetError(f"net {param.name!r}: no input (Input layer, input_dim or data layer)")
     if input_shape is not None:
@@ -300,10 +313,13 @@ def build_net(net: caffe_pb2.NetParameter | str | Path,
         if not shape or min(shape) < 1:
             raise CaffeNetError(f"net {param.name!r}: input {name!r} has shape {list(shape)}; "
                                 "every dimension must be at least 1")
+    return inputs
 
-    result = CaffeNet(param.name or "net", layers, inputs, dropped=dropped)
-    blob_shapes = dict(inputs)
-    for layer in layers:
+
+def _infer_shapes(result: CaffeNet) -> None:
+    """Every layer's bottom, top and parameter-blob shapes, in order from the inputs."""
+    blob_shapes = dict(result.inputs)
+    for layer in result.layers:
         for b in layer.bottom:
             if b not in blob_shapes:
                 raise CaffeNetError(f"layer {layer.name!r} reads blob {b!r}, which no earlier "
@@ -321,4 +337,18 @@ def build_net(net: caffe_pb2.NetParameter | str | Path,
             raise CaffeNetError(f"two layers are named {layer.name!r}")
         result.param_shapes[layer.name] = params
     result.blob_shapes = blob_shapes
+
+
+def build_net(net: caffe_pb2.NetParameter | str | Path,
+              input_shape: Shape | None = None) -> CaffeNet:
+    """Interpret a prototxt (path or message) in TEST phase.
+
+    `input_shape` (N, C, H, W) replaces the shape of the net's single input — and gives one to
+    a data layer (ImageData, Data, ...), whose first top becomes the input and whose other tops
+    (labels) are dropped together with the evaluation layers that read them."""
+    param = _upgraded_param(net)
+    inputs, layers, dropped = _deployed_layers(param, input_shape)
+    inputs = _checked_inputs(param, inputs, input_shape)
+    result = CaffeNet(param.name or "net", layers, inputs, dropped=dropped)
+    _infer_shapes(result)
     return result

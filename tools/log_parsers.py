@@ -103,6 +103,63 @@ def _benchmark_sections(text: str) -> list[str]:
     return sections
 
 
+def _last_complete_benchmark(text: str, source: str) -> str:
+    """The last benchmark section with an "Average Forward pass" figure (several runs may
+    have been appended to one log)."""
+    sections = _benchmark_sections(text)
+    complete = [s for s in sections if _TIME_AVERAGE["forward_ms"].search(s)]
+    if not complete:
+        seen = len(_TIME_ITERATION_LINE.findall(text))
+        hint = (f"benchmark started but stopped after {seen} iteration(s) (truncated log?)"
+                if _TIME_BEGIN.search(text) else "this does not look like `caffe time` output")
+        raise LogParseError(source, f"no 'Average Forward pass' figure: {hint}")
+    return complete[-1]
+
+
+def _time_averages(section: str, source: str) -> dict[str, float | None]:
+    """The section's "Average ..." figures (the last of each); forward must be a positive time."""
+    averages: dict[str, float | None] = {}
+    for key, pattern in _TIME_AVERAGE.items():
+        found = pattern.findall(section)
+        averages[key] = float(found[-1]) if found else None
+    forward_ms = averages["forward_ms"]
+    if forward_ms is None or not 0 < forward_ms < float("inf"):
+        raise LogParseError(source, f"'Average Forward pass' is {forward_ms!r} ms, not a positive time")
+    return averages
+
+
+def _time_iterations(section: str, averages: dict[str, float | None]) -> int | None:
+    m = _TIME_ITERATIONS.search(section)
+    if m:
+        return int(m.group(1))
+    if averages["total_ms"] and averages["forward_backward_ms"]:
+        return round(averages["total_ms"] / averages["forward_backward_ms"])
+    done = [int(n) for n, _ in _TIME_ITERATION_LINE.findall(section)]
+    return max(done) if done else None
+
+
+def _time_layers(section: str) -> list[dict]:
+    """Per-layer averages, which follow "Average time per layer:"; in the printed order."""
+    layers: dict[str, dict] = {}
+    table_start = section.find("Average time per layer")
+    for line in _lines(section[table_start:] if table_start >= 0 else section):
+        m = _TIME_LAYER.match(line)
+        if not m:
+            continue
+        entry = layers.setdefault(m["name"], {"name": m["name"], "forward_ms": None, "backward_ms": None})
+        entry[f"{m['pass']}_ms"] = float(m["ms"])
+    return list(layers.values())
+
+
+def _time_device(text: str) -> str | None:
+    device = None
+    for line in _lines(text):
+        d = _DEVICE.search(line)
+        if d:  # a device name, when printed, is more telling than the id printed before it
+            device = d["gpu"] or (f"GPU {d['gpu_id']}" if d["gpu_id"] else "CPU")
+    return device
+
+
 def parse_caffe_time(text: str, source: str = "<caffe time log>") -> dict:
     """Parse the output of ``caffe time``.
 
@@ -113,59 +170,19 @@ def parse_caffe_time(text: str, source: str = "<caffe time log>") -> dict:
     "Testing for N iterations", else Total Time / Forward-Backward, else the per-iteration
     lines, else None.  Raises LogParseError when no "Average Forward pass" figure exists.
     """
-    sections = _benchmark_sections(text)
-    complete = [s for s in sections if _TIME_AVERAGE["forward_ms"].search(s)]
-    if not complete:
-        seen = len(_TIME_ITERATION_LINE.findall(text))
-        hint = (f"benchmark started but stopped after {seen} iteration(s) (truncated log?)"
-                if _TIME_BEGIN.search(text) else "this does not look like `caffe time` output")
-        raise LogParseError(source, f"no 'Average Forward pass' figure: {hint}")
-    section = complete[-1]
-
-    averages: dict[str, float | None] = {}
-    for key, pattern in _TIME_AVERAGE.items():
-        found = pattern.findall(section)
-        averages[key] = float(found[-1]) if found else None
-    forward_ms = averages["forward_ms"]
-    if forward_ms is None or not 0 < forward_ms < float("inf"):
-        raise LogParseError(source, f"'Average Forward pass' is {forward_ms!r} ms, not a positive time")
-
-    iterations = None
-    m = _TIME_ITERATIONS.search(section)
-    if m:
-        iterations = int(m.group(1))
-    elif averages["total_ms"] and averages["forward_backward_ms"]:
-        iterations = round(averages["total_ms"] / averages["forward_backward_ms"])
-    else:
-        done = [int(n) for n, _ in _TIME_ITERATION_LINE.findall(section)]
-        iterations = max(done) if done else None
-
-    # Per-layer averages follow "Average time per layer:"; keep the printed order.
-    layers: dict[str, dict] = {}
-    table_start = section.find("Average time per layer")
-    for line in _lines(section[table_start:] if table_start >= 0 else section):
-        m = _TIME_LAYER.match(line)
-        if not m:
-            continue
-        entry = layers.setdefault(m["name"], {"name": m["name"], "forward_ms": None, "backward_ms": None})
-        entry[f"{m['pass']}_ms"] = float(m["ms"])
-
+    section = _last_complete_benchmark(text, source)
+    averages = _time_averages(section, source)
     shape = _TOP_SHAPE.search(text)
-    device = None
-    for line in _lines(text):
-        d = _DEVICE.search(line)
-        if d:  # a device name, when printed, is more telling than the id printed before it
-            device = d["gpu"] or (f"GPU {d['gpu_id']}" if d["gpu_id"] else "CPU")
     return {
-        "forward_ms": forward_ms,
+        "forward_ms": averages["forward_ms"],
         "backward_ms": averages["backward_ms"],
-        "fps": 1000.0 / forward_ms,
-        "iterations": iterations,
-        "layers": list(layers.values()),
+        "fps": 1000.0 / averages["forward_ms"],
+        "iterations": _time_iterations(section, averages),
+        "layers": _time_layers(section),
         "forward_backward_ms": averages["forward_backward_ms"],
         "total_ms": averages["total_ms"],
         "input_shape": [int(v) for v in shape.group(1).split()] if shape else None,
-        "device": device,
+        "device": _time_device(text),
     }
 
 

@@ -188,81 +188,115 @@ class EngineRun:
     samples_ms: list[float]
 
 
+class _Stream:
+    """A CUDA stream, the start/stop event pair that times work on it, and the execution
+    context enqueued on it."""
+
+    def __init__(self, cuda: Cuda, context):
+        self.cuda, self.context = cuda, context
+        self.stream = cuda.call(cuda.rt.cudaStreamCreate)
+        self.start, self.stop = cuda.call(cuda.rt.cudaEventCreate), cuda.call(cuda.rt.cudaEventCreate)
+
+    def enqueue(self) -> None:
+        if not self.context.execute_async_v3(int(self.stream)):
+            raise RuntimeError("execute_async_v3 failed")
+
+    def synchronize(self) -> None:
+        self.cuda.call(self.cuda.rt.cudaStreamSynchronize, self.stream)
+
+    def timed(self, work) -> float:
+        """ms between CUDA events recorded on the stream before and after `work()`."""
+        rt = self.cuda.rt
+        self.cuda.call(rt.cudaEventRecord, self.start, self.stream)
+        work()
+        self.cuda.call(rt.cudaEventRecord, self.stop, self.stream)
+        self.cuda.call(rt.cudaEventSynchronize, self.stop)
+        return float(self.cuda.call(rt.cudaEventElapsedTime, self.start, self.stop))
+
+    def destroy(self) -> None:
+        self.cuda.call(self.cuda.rt.cudaEventDestroy, self.start)
+        self.cuda.call(self.cuda.rt.cudaEventDestroy, self.stop)
+        self.cuda.call(self.cuda.rt.cudaStreamDestroy, self.stream)
+
+
+def _bind_buffers(trt, engine, context, cuda: Cuda, feeds: dict[str, np.ndarray],
+                  names: list[str], inputs: list[str], host: dict, device: dict) -> None:
+    """A host array and a device buffer per I/O tensor, bound to the context; fills `host`
+    and `device` as it goes, so the caller frees whatever was allocated when this fails."""
+    for name in names:
+        shape = tuple(engine.get_tensor_shape(name))
+        dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(name)))
+        if name in inputs:
+            array = np.ascontiguousarray(feeds[name], dtype=dtype)
+            if array.shape != shape:
+                raise ValueError(f"input {name!r}: engine wants {shape}, got {array.shape}")
+        else:
+            array = np.empty(shape, dtype=dtype)
+        host[name] = array
+        device[name] = cuda.malloc(max(array.nbytes, 1))
+        context.set_tensor_address(name, device[name])
+
+
+def _copies_around(s: _Stream, inputs: list[str], outputs: list[str], host: dict, device: dict):
+    """One pass with its host-to-device input and device-to-host output copies, on the stream."""
+    rt = s.cuda.rt
+
+    def work():
+        for name in inputs:
+            s.cuda.call(rt.cudaMemcpyAsync, device[name], host[name].ctypes.data,
+                        host[name].nbytes, rt.cudaMemcpyKind.cudaMemcpyHostToDevice, s.stream)
+        s.enqueue()
+        for name in outputs:
+            s.cuda.call(rt.cudaMemcpyAsync, host[name].ctypes.data, device[name],
+                        host[name].nbytes, rt.cudaMemcpyKind.cudaMemcpyDeviceToHost, s.stream)
+    return work
+
+
+def _profile_layers(trt, s: _Stream, passes: int):
+    """(per-layer times, the profiler) over `passes` synchronized passes.  The caller keeps
+    the profiler referenced while the context lives: the context does not own it."""
+    times = LayerTimes()
+
+    class Profiler(trt.IProfiler):
+        def __init__(self):
+            trt.IProfiler.__init__(self)
+
+        def report_layer_time(self, layer_name, ms):
+            times.add(layer_name, ms)
+
+    profiler = Profiler()
+    s.context.profiler = profiler
+    for _ in range(passes):
+        s.enqueue()
+        s.synchronize()
+    return times, profiler
+
+
 def run_engine(engine, feeds: dict[str, np.ndarray], warmup: int, iterations: int,
                profile_iterations: int | None = None, cuda: Cuda | None = None) -> EngineRun:
     """Time `engine` on `feeds` with CUDA events, then profile it layer by layer."""
     trt = _import_tensorrt()
     cuda = cuda or Cuda()
-    rt = cuda.rt
     context = engine.create_execution_context()
     names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
     inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
     outputs = [n for n in names if n not in inputs]
     host, device = {}, {}
     try:
-        for name in names:
-            shape = tuple(engine.get_tensor_shape(name))
-            dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(name)))
-            if name in inputs:
-                array = np.ascontiguousarray(feeds[name], dtype=dtype)
-                if array.shape != shape:
-                    raise ValueError(f"input {name!r}: engine wants {shape}, got {array.shape}")
-            else:
-                array = np.empty(shape, dtype=dtype)
-            host[name] = array
-            device[name] = cuda.malloc(max(array.nbytes, 1))
-            context.set_tensor_address(name, device[name])
+        _bind_buffers(trt, engine, context, cuda, feeds, names, inputs, host, device)
         for name in inputs:
             cuda.to_device(device[name], host[name])
-        stream = cuda.call(rt.cudaStreamCreate)
-        start, stop = cuda.call(rt.cudaEventCreate), cuda.call(rt.cudaEventCreate)
-
-        def enqueue():
-            if not context.execute_async_v3(int(stream)):
-                raise RuntimeError("execute_async_v3 failed")
-
+        s = _Stream(cuda, context)
         for _ in range(warmup):
-            enqueue()
-        cuda.call(rt.cudaStreamSynchronize, stream)
-        compute, with_copies = [], []
-        for _ in range(iterations):
-            cuda.call(rt.cudaEventRecord, start, stream)
-            enqueue()
-            cuda.call(rt.cudaEventRecord, stop, stream)
-            cuda.call(rt.cudaEventSynchronize, stop)
-            compute.append(float(cuda.call(rt.cudaEventElapsedTime, start, stop)))
-        for _ in range(iterations):
-            cuda.call(rt.cudaEventRecord, start, stream)
-            for name in inputs:
-                cuda.call(rt.cudaMemcpyAsync, device[name], host[name].ctypes.data,
-                          host[name].nbytes, rt.cudaMemcpyKind.cudaMemcpyHostToDevice, stream)
-            enqueue()
-            for name in outputs:
-                cuda.call(rt.cudaMemcpyAsync, host[name].ctypes.data, device[name],
-                          host[name].nbytes, rt.cudaMemcpyKind.cudaMemcpyDeviceToHost, stream)
-            cuda.call(rt.cudaEventRecord, stop, stream)
-            cuda.call(rt.cudaEventSynchronize, stop)
-            with_copies.append(float(cuda.call(rt.cudaEventElapsedTime, start, stop)))
-
-        times = LayerTimes()
-
-        class Profiler(trt.IProfiler):
-            def __init__(self):
-                trt.IProfiler.__init__(self)
-
-            def report_layer_time(self, layer_name, ms):
-                times.add(layer_name, ms)
-
-        profiler = Profiler()  # keep a Python reference: the context does not own it
-        context.profiler = profiler
-        for _ in range(profile_iterations or iterations):
-            enqueue()
-            cuda.call(rt.cudaStreamSynchronize, stream)
+            s.enqueue()
+        s.synchronize()
+        compute = [s.timed(s.enqueue) for _ in range(iterations)]
+        with_copies_pass = _copies_around(s, inputs, outputs, host, device)
+        with_copies = [s.timed(with_copies_pass) for _ in range(iterations)]
+        times, profiler = _profile_layers(trt, s, profile_iterations or iterations)  # noqa: F841 (kept alive)
         for name in outputs:
             cuda.to_host(host[name], device[name])
-        cuda.call(rt.cudaEventDestroy, start)
-        cuda.call(rt.cudaEventDestroy, stop)
-        cuda.call(rt.cudaStreamDestroy, stream)
+        s.destroy()
     finally:
         for ptr in device.values():
             cuda.free(ptr)
