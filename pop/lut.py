@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Iterable
 
 from prototxt_gen.encoding import Backbone, Block, BottleneckBlock
-from tools.platform_info import cpu_model
+from tools.engines.machine import cpu_model
 from tools.common.textfile import TextFileError, read_text
 
 from .space import STEM_OUT, SpaceConfig, conv_out, may_follow, stage_resolutions

@@ -11,7 +11,7 @@ import pytest
 
 from prototxt_gen import caffe_pb2
 from tools.caffe_time import busy_cpu_report, with_timed_input
-from tools.netparam import read_net, write_net
+from tools.export.netparam import read_net, write_net
 
 REPO = Path(__file__).resolve().parent.parent
 
