@@ -50,8 +50,9 @@ def _process_ticks() -> dict[int, tuple[str, int]]:
     return ticks
 
 
-def busy_cpu_report(sample_s: float = 0.5) -> str | None:
-    """A sentence describing CPU load from other processes, or None when the CPU is quiet."""
+def busy_cpu_report(sample_s: float = 0.5, top: int = 5) -> str | None:
+    """A sentence describing CPU load from other processes (the `top` busiest named), or None
+    when the CPU is quiet."""
     cores = os.cpu_count() or 1
     before = _process_ticks()
     time.sleep(sample_s)
@@ -70,6 +71,6 @@ def busy_cpu_report(sample_s: float = 0.5) -> str | None:
     load1 = os.getloadavg()[0]
     if busy < BUSY_CORE_FRACTION and load1 < 0.5 * cores:
         return None
-    top = ", ".join(f"{name} (pid {pid}, {share:.0%})" for share, name, pid in users[:5])
+    top = ", ".join(f"{name} (pid {pid}, {share:.0%})" for share, name, pid in users[:top])
     return (f"CPU busy: load average {load1:.2f} on {cores} cores; other processes use "
             f"{busy:.2f} cores" + (f": {top}" if top else "") + " — timings will be skewed")
