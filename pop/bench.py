@@ -144,7 +144,7 @@ def lut_validation(backends: list[str], lut: Path, n: int, iterations: int, out_
     {backend: {n, within_10pct, median_abs_error_pct, mean_error_pct, sd_error_pct,
     calibration_scale, plot}} (a backend that cannot run here: {"error": why})."""
     from .backends import BackendError, make_backend
-    from .validate import calibrate, validate
+    from .validate import validate
     cfg = SpaceConfig.from_dict(dict(BENCH_SPACE, latency_ms=[0, 1e9]))
     result = {}
     for name in backends:
@@ -152,11 +152,9 @@ def lut_validation(backends: list[str], lut: Path, n: int, iterations: int, out_
             path = lut.with_name(f"{lut.stem}_{name}{lut.suffix}")
             table = measure_lut(cfg, name, path, iterations)
             backend = make_backend(name, threads=1, iterations=iterations)
-            if calibration_nets:
-                calibrate(Space.enumerate(cfg, table), table, backend, n=calibration_nets)
-                table.save(path)
             v = validate(Space.enumerate(cfg, table), table, backend, n=n, seed=0,
-                         out_dir=out_dir / name)
+                         out_dir=out_dir / name, calibrate_on=calibration_nets)
+            table.save(path)
         except BackendError as err:
             result[name] = {"error": str(err)}
             continue

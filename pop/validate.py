@@ -49,39 +49,35 @@ def measure_whole(space, backend, rows: list[int], progress: bool = True, what: 
     return [times[str(i)] for i in rows]
 
 
-def calibrate(space, table, backend, n: int = 10, seed: int = 1, progress: bool = True) -> dict:
-    """The factor whole net / Σ parts, measured on n architectures with each whole net and its
-    parts (stem, blocks, head) timed TOGETHER in the same interleaved rounds, so that both see
-    the same machine state; its median is stored in the table:
-    ``meta["calibration"] = {"scale", "nets", "ratios", "rows", "encodings"}``."""
-    from tqdm import tqdm
-
-    from .backends import key_net
-    from .lut import LatencyTable, backbone_keys
-    from .space import estimate_backbone
-
-    cfg = space.config
-    rows = sample_rows(space, n, seed)
-    backbones = {i: space.backbone(i) for i in rows}
-    keys = sorted({k for bb in backbones.values() for k in backbone_keys(cfg, bb)})
-    nets = {str(k): key_net(k) for k in keys}
-    nets.update({f"whole {i}": whole_net(bb, cfg.input_size, cfg.num_classes) for i, bb in backbones.items()})
-    with tqdm(total=len(nets) * backend.protocol.rounds, desc="calibrating (whole nets and their parts)",
-              unit="net", disable=not progress) as bar:
-        times = backend.time_nets(nets, progress=lambda _: bar.update(1))
-    fresh = LatencyTable(table.platform, {k: times[str(k)] for k in keys},
-                         {"call_overhead_ms": table.call_overhead})
-    ratios = [times[f"whole {i}"] / estimate_backbone(cfg, fresh, bb) for i, bb in backbones.items()]
+def _store_calibration(space, table, rows: list[int], measured: list[float]) -> dict:
+    """scale = median(measured whole net / the table's raw estimate) over `rows`."""
+    ratios = [m / float(space.latency[i]) for i, m in zip(rows, measured)]
     table.meta["calibration"] = {"scale": float(np.median(ratios)), "nets": len(rows),
                                  "ratios": [round(r, 4) for r in ratios], "rows": rows,
                                  "encodings": [space.encoding(i) for i in rows]}
     return table.meta["calibration"]
 
 
+def calibrate(space, table, backend, n: int = 10, seed: int = 1, progress: bool = True) -> dict:
+    """Time n whole nets and store the median of measured / estimated (Σ parts) as the table's
+    ``meta["calibration"] = {"scale", "nets", "ratios", "rows", "encodings"}``: whole nets run
+    slower or faster than the sum of their parts timed alone by a factor that depends on the
+    machine's state (docs/measurement.md), so calibrate right after a build, on the same
+    machine state.  `space` must be enumerated from the uncalibrated table."""
+    if table.scale != 1.0:
+        raise ValueError("calibrate needs the raw estimates: the table is calibrated already")
+    rows = sample_rows(space, n, seed)
+    measured = measure_whole(space, backend, rows, progress, what="calibration networks")
+    return _store_calibration(space, table, rows, measured)
+
+
 def validate(space, table, backend, n: int = 20, seed: int = 0, out_dir: Path = Path("pop_lut_validate"),
-             progress: bool = True) -> dict:
+             progress: bool = True, calibrate_on: int = 0) -> dict:
     """Time n whole nets (not those the table was calibrated on) and compare with the table's
-    estimates; writes lut_validation.json and .png in `out_dir`."""
+    estimates; writes lut_validation.json and .png in `out_dir`.  With `calibrate_on` = c > 0
+    (an uncalibrated table), c other nets are timed in the same interleaved rounds as the n,
+    the table is calibrated on those c alone, and the n are compared with the calibrated
+    estimates: calibration and check then see the same machine state."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -89,18 +85,24 @@ def validate(space, table, backend, n: int = 20, seed: int = 0, out_dir: Path = 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     cfg = space.config
+    cal_rows = sample_rows(space, calibrate_on, seed + 1) if calibrate_on else []
+    if cal_rows and table.scale != 1.0:
+        raise ValueError("validate(calibrate_on=...) needs an uncalibrated table")
     calibration = table.meta.get("calibration", {})
-    rows = sample_rows(space, n, seed, exclude=calibration.get("rows", ()))
-    measured = measure_whole(space, backend, rows, progress)
-    records = [{"encoding": space.encoding(i), "estimated_ms": float(space.latency[i]), "measured_ms": m}
-               for i, m in zip(rows, measured)]
+    rows = sample_rows(space, n, seed, exclude=set(calibration.get("rows", ())) | set(cal_rows))
+    measured = measure_whole(space, backend, cal_rows + rows, progress)
+    scale = _store_calibration(space, table, cal_rows, measured[:len(cal_rows)])["scale"] if cal_rows else 1.0
+    measured = measured[len(cal_rows):]
+    records = [{"encoding": space.encoding(i), "estimated_ms": float(space.latency[i]) * scale,
+                "measured_ms": m} for i, m in zip(rows, measured)]
     est = np.array([r["estimated_ms"] for r in records])
     meas = np.array([r["measured_ms"] for r in records])
     rel = (est - meas) / meas
     summary = {"n": len(records), "median_abs_error_pct": float(np.median(np.abs(rel)) * 100),
                "within_10pct": float(np.mean(np.abs(rel) <= 0.10)),
                "mean_error_pct": float(np.mean(rel) * 100), "sd_error_pct": float(np.std(rel) * 100),
-               "calibration_scale": table.scale, "calibration_nets": calibration.get("nets", 0),
+               "calibration_scale": table.scale,
+               "calibration_nets": table.meta.get("calibration", {}).get("nets", 0),
                "backend": backend.name, "platform": table.platform,
                "protocol": {"warmup": backend.protocol.warmup, "rounds": backend.protocol.rounds,
                             "repeats": backend.protocol.repeats, "clock": backend.protocol.clock,

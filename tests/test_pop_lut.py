@@ -180,3 +180,19 @@ def test_calibration_is_measured_stored_applied_and_dropped_on_rebuild(tmp_path,
     table.entries.pop(keys[0])
     build(table, keys, opencv, progress=False)
     assert table.scale == 1.0 and "calibration" not in table.meta
+
+
+def test_validation_calibrates_on_other_nets_in_the_same_rounds(tmp_path, opencv):
+    from pop.validate import validate
+    cfg = SpaceConfig.from_dict(TINY)
+    table = LatencyTable(opencv.platform())
+    build(table, required_keys(cfg), opencv, progress=False)
+    raw = Space.enumerate(cfg, table)
+    v = validate(raw, table, opencv, n=3, calibrate_on=2, out_dir=tmp_path, progress=False)
+    cal = table.meta["calibration"]
+    assert v["calibration_nets"] == 2 and v["calibration_scale"] == cal["scale"] > 0
+    checked = {r["encoding"] for r in v["records"]}
+    assert len(checked) == 3 and not checked & set(cal["encodings"])
+    by_encoding = {raw.encoding(i): float(raw.latency[i]) for i in range(raw.size)}
+    for r in v["records"]:
+        assert r["estimated_ms"] == pytest.approx(by_encoding[r["encoding"]] * cal["scale"])
