@@ -10,17 +10,21 @@ import json
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from prototxt_gen import caffe_pb2
+from prototxt_gen import layers as L
+from prototxt_gen.backbone import OUTPUT_STRIDE, backbone as build_backbone, feature_size
+from prototxt_gen.netbuilder import NetBuilder
 from tools.common.atomic import atomic_save_figure, atomic_write_text
+
+from .backends import key_net
+from .estimate import estimate_backbone
+from .lut import LatencyTable, backbone_keys
 
 
 def whole_net(backbone, input_size: tuple[int, int], num_classes: int) -> caffe_pb2.NetParameter:
     """Input -> stem -> stages -> global average pool -> fc: exactly the sum of the LUT's nets."""
-    from prototxt_gen import layers as L
-    from prototxt_gen.backbone import OUTPUT_STRIDE, backbone as build_backbone, feature_size
-    from prototxt_gen.netbuilder import NetBuilder
-
     nb = NetBuilder(merge_bn=True)
     nb.add(L.input_layer((1, 3, *input_size)))
     x = build_backbone(nb, backbone)[-1]
@@ -39,8 +43,6 @@ def sample_rows(space, n: int, seed: int, exclude=()) -> list[int]:
 
 def measure_whole(space, backend, rows: list[int], progress: bool = True, what: str = "whole networks") -> list[float]:
     """ms of the architectures `rows`, timed together in interleaved rounds."""
-    from tqdm import tqdm
-
     cfg = space.config
     nets = {str(i): whole_net(space.backbone(i), cfg.input_size, cfg.num_classes) for i in rows}
     with tqdm(total=len(nets) * backend.protocol.rounds, desc=f"profiling {what}", unit="net",
@@ -54,12 +56,6 @@ def calibrate(space, table, backend, n: int = 10, seed: int = 1, progress: bool 
     parts (stem, blocks, head) timed TOGETHER in the same interleaved rounds, so that both see
     the same machine state; its median is stored in the table:
     ``meta["calibration"] = {"scale", "nets", "ratios", "rows", "encodings"}``."""
-    from tqdm import tqdm
-
-    from .backends import key_net
-    from .lut import LatencyTable, backbone_keys
-    from .space import estimate_backbone
-
     cfg = space.config
     rows = sample_rows(space, n, seed)
     backbones = {i: space.backbone(i) for i in rows}
@@ -82,6 +78,7 @@ def validate(space, table, backend, n: int = 20, seed: int = 0, out_dir: Path = 
              progress: bool = True) -> dict:
     """Time n whole nets (not those the table was calibrated on) and compare with the table's
     estimates; writes lut_validation.json and .png in `out_dir`."""
+    # matplotlib (~1 s with pyplot) only for the plot, not for every import of this module
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
