@@ -28,7 +28,7 @@ from typing import Iterable
 from tqdm import tqdm
 
 from prototxt_gen.encoding import Backbone, BasicBlock, Block, BottleneckBlock
-from tools.platform_info import cpu_model
+from tools.engines.machine import cpu_model
 from tools.common.textfile import TextFileError, read_text
 
 from .estimate import STEM_OUT, block_placements, conv_out, head_channels, stage_resolutions

@@ -15,7 +15,7 @@ from .encoding import EncodingError
 from .generate import FORMS, _default_data, available_forms, default_forms, form_filename, net_for, to_text
 from .models import UnknownModelError, load_model, model_names, resolve, zoo_names
 from tools.common.atomic import atomic_write_text
-from tools.common.cli import one_line
+from tools.common.cli import one_line, run_cli
 
 
 def _hw(text: str) -> tuple[int, int]:
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="write every released file (df1.prototxt, df1seg_mergebn.prototxt, ...) into --out")
     parser.add_argument("--list", action="store_true", help="list the named models")
     args = parser.parse_args(argv)
-    try:
+    def run() -> int:
         if args.list:
             for name in model_names() + zoo_names():
                 print(f"{name:16s} {load_model(name).net}")
@@ -89,15 +89,9 @@ def main(argv: list[str] | None = None) -> int:
             path = args.out / form_filename(model.name, form)
             atomic_write_text(path, to_text(net_for(model, form, input_size=args.input, data=data)))
             print(path)
-    except (EncodingError, UnknownModelError) as e:
-        print(f"prototxt_gen: error: {one_line(e)}", file=sys.stderr)
-        return 2
-    except BrokenPipeError:  # output piped into e.g. head
         return 0
-    except OSError as e:
-        print(f"prototxt_gen: error: {e.filename or ''}: {e.strerror}", file=sys.stderr)
-        return 2
-    return 0
+
+    return run_cli(run, "prototxt_gen", expected=(EncodingError, UnknownModelError,))
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from typing import Callable
 from google.protobuf.message import DecodeError
 
 from prototxt_gen import caffe_pb2
-from tools.caffemodel import CaffemodelError, read_caffemodel
+from tools.export.caffemodel import CaffemodelError, read_caffemodel
 
 _SNAPSHOT_RE = re.compile(r"^snap_iter_(\d+)\.done$")
 

@@ -27,6 +27,7 @@ from pathlib import Path
 import yaml
 from google.protobuf import text_format
 
+from tools.common.cli import run_cli
 from prototxt_gen import caffe_pb2
 from tools.common.atomic import atomic_write_text
 
@@ -266,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     cs.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     cs.add_argument("--out", required=True, help="solver prototxt to write")
     args = ap.parse_args(argv)
-    try:
+    def run() -> int:
         recipe = apply_overrides(load_recipe(args.recipe), args.set)
         if args.cmd == "imagenet":
             plan = imagenet_solvers(args.train_net, dataset_size=args.dataset_size, batch_size=args.batch_size,
@@ -280,10 +281,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             sp = cityscapes_solver(args.train_net, recipe=recipe, snapshot_prefix=args.snapshot_prefix)
             print(write_solver(sp, args.out))
-    except RecipeError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+        return 0
+
+    return run_cli(run, "solver_gen", expected=(RecipeError,))
 
 
 if __name__ == "__main__":

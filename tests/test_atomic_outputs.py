@@ -11,7 +11,7 @@ from google.protobuf import text_format
 
 from prototxt_gen import caffe_pb2
 from tools import merge_bn
-from tools.caffemodel import write_caffemodel
+from tools.export.caffemodel import write_caffemodel
 from tools.common import atomic
 
 TINY_BN_NET = """

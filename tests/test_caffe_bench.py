@@ -13,7 +13,7 @@ from prototxt_gen import caffe_pb2
 from prototxt_gen.analysis import phase_view as inference_view
 from tools.bench import ICNET_HW, padded, paper_figures
 from tools.engines.nets import explicit_interp_sizes, prepare_net
-from tools.netparam import legacy_inputs_to_layer, load_net, read_net
+from tools.export.netparam import legacy_inputs_to_layer, load_net, read_net
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -14,7 +14,7 @@ from prototxt_gen import caffe_pb2
 from prototxt_gen.generate import net_for
 from prototxt_gen.models import model_names
 from tools.merge_bn import MergeError, merge_files, merge_net, read_caffemodel
-from tools.netparam import load_net, read_net, with_input_layer, write_net
+from tools.export.netparam import load_net, read_net, with_input_layer, write_net
 
 REPO = Path(__file__).resolve().parent.parent
 RELEASE_SEG_INPUT = {"data": (1, 3, 1024, 2048), "label": (1, 1, 1024, 2048)}

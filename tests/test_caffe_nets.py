@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tools.netparam import legacy_inputs_to_layer, load_net, read_net, with_input_layer
+from tools.export.netparam import legacy_inputs_to_layer, load_net, read_net, with_input_layer
 
 
 def assert_shapes_as_analysed(net, param, phase="TEST"):

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from prototxt_gen import caffe_pb2
-from tools.netparam import load_net
+from tools.export.netparam import load_net
 
 MAX = caffe_pb2.PoolingParameter.MAX
 REPO = Path(__file__).resolve().parent.parent

@@ -1,4 +1,4 @@
-"""prototxt_gen.shapes' pooling geometry, now shared with tools.caffe_net: floor rounding
+"""prototxt_gen.shapes' pooling geometry, now shared with tools.export.caffe_net: floor rounding
 (PoolingParameter.round_mode), which the analysis did not read before, against real Caffe."""
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 
 from prototxt_gen import caffe_pb2, shapes
 from tests.test_analysis_vs_caffe import assert_same_as_caffe
-from tools.caffe_net import CaffeNetError, build_net, pool_geometry
+from tools.export.caffe_net import CaffeNetError, build_net, pool_geometry
 
 
 def pooling_net(hw, kernel, stride, pad, round_mode) -> caffe_pb2.NetParameter:
@@ -55,7 +55,7 @@ def concat_net(**concat_fields) -> caffe_pb2.NetParameter:
                                     {"axis": 1, "concat_dim": 1}],
                          ids=["concat_dim", "axis", "negative-axis", "both"])
 def test_concat_axis_matches_caffe(caffe_bin, tmp_path, fields):
-    """The legacy concat_dim field, shared by prototxt_gen.shapes and tools.caffe_net; both
+    """The legacy concat_dim field, shared by prototxt_gen.shapes and tools.export.caffe_net; both
     fields at once is refused, as Caffe refuses it."""
     net = concat_net(**fields)
     assert_same_as_caffe(caffe_bin, net, tmp_path)

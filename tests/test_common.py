@@ -47,7 +47,7 @@ def test_run_cli_one_line(capsys):
     def bad():
         raise CliError("net.prototxt: no layers")
     assert run_cli(bad, prog="tool") == 2
-    assert capsys.readouterr().err == "tool: net.prototxt: no layers\n"
+    assert capsys.readouterr().err == "tool: error: net.prototxt: no layers\n"
 
     def bug():
         raise KeyError("x")

@@ -71,3 +71,13 @@ def test_a_net_that_cannot_fit_is_refused_in_one_line(df1_small, monkeypatch):
     monkeypatch.setattr(nets, "_available_bytes", lambda: need // 2)
     with pytest.raises(EngineError, match=r"needs about .* GiB .* available"):
         make_engine("caffe-time").prepare(df1_small)
+
+
+def test_opencv_runs_df1seg_at_table4_size_as_caffe_does(caffe):
+    """At 384x640 DF-Seg's pyramid pooling windows (sized for 1024x2048) exceed the 12x20
+    feature map: Caffe clips them, OpenCV refuses them unless opencv_view rewrites them."""
+    net = prepare_net(net_for("df1seg", "caffetime_mergebn", input_size=(384, 640)))
+    with make_engine("pycaffe").prepare(net) as ref, make_engine("opencv").prepare(net) as cv:
+        (want,), (got,) = ref.outputs().values(), cv.outputs().values()
+    assert got.shape == want.shape
+    assert np.abs(got - want).max() <= 1e-3 * np.abs(want).max()

@@ -38,7 +38,7 @@ from prototxt_gen.generate import net_for, to_text
 from prototxt_gen.netio import GLOG_MAX_MESSAGE_BYTES
 from tools.analyze import main as analyze_main
 from tools.caffe_time import main as caffe_time_main
-from tools.caffemodel import caffemodel_bytes
+from tools.export.caffemodel import caffemodel_bytes
 from tools.merge_bn import main as merge_bn_main
 from tools.to_onnx import main as to_onnx_main
 

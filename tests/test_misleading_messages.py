@@ -12,7 +12,7 @@ from prototxt_gen.netio import GLOG_MAX_MESSAGE_BYTES, parse_net_text, warn_drop
 from prototxt_gen.unknown_fields import dropped_fields
 from tools.analyze import main as analyze_main
 from tools.caffe_time import main as caffe_time_main
-from tools.log_parsers import caffe_failure_reason
+from tools.report.log_parsers import caffe_failure_reason
 
 # Deep enough that its printed net passes glog's 30000-byte message limit.
 BIG = "[(" + ",".join(["64"] * 16) + "),(" + ",".join(["128"] * 16) + "),(" + ",".join(["256"] * 16) + ")]"

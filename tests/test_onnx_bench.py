@@ -96,7 +96,7 @@ def test_profile_format_reproduces_the_release_log(reference_dir):
 
 
 def test_profile_parses_with_the_log_parser():
-    from tools.log_parsers import parse_tensorrt_profile
+    from tools.report.log_parsers import parse_tensorrt_profile
     times = LayerTimes()
     for _ in range(3):  # three profiled iterations, averaged per layer
         for name, ms in [("conv1 + conv1/relu", 0.3), ("res2.1.skipConv + res2.1.sum + "

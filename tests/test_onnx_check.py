@@ -15,8 +15,8 @@ from google.protobuf import text_format
 
 from prototxt_gen import caffe_pb2
 from tests.zoo_fixtures import FIXTURES
-from tools.caffe_net import build_net
-from tools.caffemodel import random_weights, write_caffemodel
+from tools.export.caffe_net import build_net
+from tools.export.caffemodel import random_weights, write_caffemodel
 from tools.export import onnx_convert
 from tools.to_onnx import check, main
 

@@ -12,8 +12,8 @@ from google.protobuf import text_format
 
 from prototxt_gen import caffe_pb2
 from prototxt_gen.generate import net_for
-from tools.caffe_net import CaffeNetError, build_net
-from tools.caffemodel import (CaffemodelError, fit_weights, random_weights, read_caffemodel,
+from tools.export.caffe_net import CaffeNetError, build_net
+from tools.export.caffemodel import (CaffemodelError, fit_weights, random_weights, read_caffemodel,
                               write_caffemodel)
 from tools.to_onnx import UnsupportedLayerError, convert
 

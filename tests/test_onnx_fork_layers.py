@@ -9,8 +9,8 @@ import pytest
 from google.protobuf import text_format
 
 from prototxt_gen import caffe_pb2
-from tools.caffe_net import build_net
-from tools.caffemodel import caffemodel_bytes, random_weights, read_caffemodel
+from tools.export.caffe_net import build_net
+from tools.export.caffemodel import caffemodel_bytes, random_weights, read_caffemodel
 from tools.to_onnx import UnsupportedLayerError, convert
 
 RNG = np.random.default_rng(7)

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from prototxt_gen import caffe_pb2
-from tools.caffe_net import build_net, interp_geometry, pool_geometry
+from tools.export.caffe_net import build_net, interp_geometry, pool_geometry
 from tools.to_onnx import convert
 
 RNG = np.random.default_rng(1234)
@@ -103,7 +103,7 @@ def test_pooling_matches_caffe_loops(method, size, kernel, stride, pad):
        kh=st.integers(1, 5), kw=st.integers(1, 5), sh=st.integers(1, 4), sw=st.integers(1, 4),
        ph=st.integers(0, 2), pw=st.integers(0, 2), floor=st.booleans())
 def test_pooling_property(method, h, w, kh, kw, sh, sw, ph, pw, floor):
-    from tools.caffe_net import CaffeNetError
+    from tools.export.caffe_net import CaffeNetError
     layer = pooling_layer(method, (kh, kw), (sh, sw), (ph, pw), round_floor=floor)
     x = RNG.normal(size=(1, 2, h, w)).astype(np.float32)
     try:
@@ -186,7 +186,7 @@ def test_interp_matches_caffe_loops(size, params, expected):
 
 
 def test_interp_rejects_positive_padding():
-    from tools.caffe_net import CaffeNetError
+    from tools.export.caffe_net import CaffeNetError
     with pytest.raises(CaffeNetError, match="'interp'.*pad_beg"):
         build_net(one_layer_net((1, 1, 4, 4), interp_layer(zoom_factor=2, pad_beg=1)))
 
@@ -277,7 +277,7 @@ def test_deconvolution(c, cout, kernel, stride, pad, group):
 
 
 def test_bilinear_deconvolution_upsamples_constant_exactly():
-    from tools.caffemodel import bilinear_kernel
+    from tools.export.caffemodel import bilinear_kernel
     layer = conv_layer("Deconvolution", 3, (4, 4), (2, 2), (1, 1), group=3, bias=False)
     x = np.full((1, 3, 6, 6), 2.5, dtype=np.float32)
     got = run_onnx(one_layer_net(x.shape, layer), {"data": x},

@@ -2,11 +2,11 @@
 every blob of the net (not only the outputs) within 1e-4 relative of Caffe's.
 
 Weights are random, with statistics calibrated in Caffe (`tools.export.onnx_check.calibrate`),
-written by tools.caffemodel and read by Caffe; the exporter takes them from Caffe.
+written by tools.export.caffemodel and read by Caffe; the exporter takes them from Caffe.
 
 Nets: every named model in `deploy` and `deploy_mergebn` form at 1x3x128x256, the four
 released prototxts (df1/df2a at 1x3x224x224, df1seg/df1seg_mergebn at 1x3x256x512 with their
-pyramid re-sized by tools.reference_nets) and ICNet at 1x3x257x513 (its pyramid pooling and
+pyramid re-sized by tools.export.reference_nets) and ICNet at 1x3x257x513 (its pyramid pooling and
 fixed 33x65 Interp sizes re-sized the same way; its evaluation size 1025x2049 is too heavy for
 a 2-core test run).
 
@@ -21,8 +21,8 @@ from google.protobuf import text_format
 
 from prototxt_gen import caffe_pb2
 from prototxt_gen.models import model_names
-from tools.caffemodel import write_caffemodel
-from tools.reference_nets import RELEASE_SEG_SIZE, deploy_param, fit_fixed_sizes, icnet_deploy
+from tools.export.caffemodel import write_caffemodel
+from tools.export.reference_nets import RELEASE_SEG_SIZE, deploy_param, fit_fixed_sizes, icnet_deploy
 from tools.to_onnx import check, convert
 
 

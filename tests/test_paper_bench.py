@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tools.comparison_tables import comparison_tables, plot_fig5
+from tools.report.comparison import comparison_tables, plot_fig5
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -18,7 +18,7 @@ from PIL import Image
 from tools.cityscapes_eval import (CATEGORIES, LABELS, TRAIN_CLASSES, CityscapesEvaluator, EvalResult,
                                    format_confusion, format_confusion_row, format_report,
                                    labelid_to_trainid_lut, parse_cityscapes_eval, trainid_to_labelid_lut)
-from tools.log_parsers import LogParseError
+from tools.report.log_parsers import LogParseError
 
 REPO = Path(__file__).resolve().parent.parent
 RELEASE_PRED = "pred_df1seg_mergebn_val.txt"

@@ -6,7 +6,7 @@ import re
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from tools.log_parsers import (LogParseError, parse_caffe_test, parse_caffe_time,
+from tools.report.log_parsers import (LogParseError, parse_caffe_test, parse_caffe_time,
                                parse_tensorrt_profile, read_log)
 
 CAFFE_TIME = "log_df1seg_mergebn_caffetime_titanx.txt"
@@ -172,12 +172,12 @@ def test_cli(reference_dir):
     import subprocess
     import sys
     log = reference_dir / "release" / "log" / CAFFE_TIME
-    p = subprocess.run([sys.executable, "-m", "tools.log_parsers", "caffe-time", str(log)],
+    p = subprocess.run([sys.executable, "-m", "tools.report.log_parsers", "caffe-time", str(log)],
                        capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
     out = json.loads(p.stdout)
     assert out["forward_ms"] == 32.5541 and "layers" not in out
-    p = subprocess.run([sys.executable, "-m", "tools.log_parsers", "tensorrt-profile", str(log)],
+    p = subprocess.run([sys.executable, "-m", "tools.report.log_parsers", "tensorrt-profile", str(log)],
                        capture_output=True, text=True)
     assert p.returncode == 2 and CAFFE_TIME in p.stderr and "Traceback" not in p.stderr
 

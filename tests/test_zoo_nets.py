@@ -28,7 +28,7 @@ from prototxt_gen.zoo import ZooSpecError, build_net, zoo_net
 from tests.test_caffe_merge_bn import assert_same_outputs, randomize
 from tests.test_caffe_nets import assert_shapes_as_analysed, run_random
 from tools.merge_bn import merge_files, merge_net
-from tools.netparam import load_net, write_net
+from tools.export.netparam import load_net, write_net
 
 REPO = Path(__file__).resolve().parent.parent
 NINE = ["resnet18", "resnet50", "googlenet", "mobilenet_v1", "mobilenet_v2", "shufflenet_v1",

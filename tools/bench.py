@@ -38,7 +38,7 @@ from tools.common.cli import CliError, run_cli
 from tools.common.sizes import format_hxw
 from tools.engines import (EngineError, Protocol, busy_cpu_report, compare, describe_machine,
                            make_engine, prepare_net, ratio_interval)
-from tools.netparam import NetDefinitionError, write_net
+from tools.export.netparam import NetDefinitionError, write_net
 from tools.registry import ICNET, RegistryError, display_name, reference_root, run_size, timing_net
 
 REPO = Path(__file__).resolve().parent.parent

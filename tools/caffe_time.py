@@ -24,9 +24,9 @@ from prototxt_gen import caffe_pb2
 from tools.caffe_locate import CaffeNotFound
 from tools.engines.caffe import CaffeTimeError, run_caffe_time
 from tools.engines.machine import busy_cpu_report
-from tools.log_parsers import LogParseError, parse_caffe_time
+from tools.report.log_parsers import LogParseError, parse_caffe_time
 from tools.common.cli import one_line
-from tools.netparam import DATA_LAYER_TYPES, NetDefinitionError, check_prototxt, read_net, write_net
+from tools.export.netparam import DATA_LAYER_TYPES, NetDefinitionError, check_prototxt, read_net, write_net
 
 DEFAULT_ITERATIONS = 100   # the paper's and the release log's setting
 

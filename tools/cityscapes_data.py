@@ -30,6 +30,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from tools.common.cli import run_cli
 from tools.lmdb_tools import DataError, datum_key, encode_datum, parse_size, read_image, write_lmdb_group
 
 IGNORE = 255
@@ -254,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     sy.add_argument("--per-city", type=int, default=4)
     sy.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
-    try:
+    def run() -> int:
         if args.cmd == "list":
             print(write_lists(args.root, args.split, args.out))
         elif args.cmd == "lmdb":
@@ -264,10 +265,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             counts = make_synthetic(args.root, size=parse_size(args.size), per_city=args.per_city, seed=args.seed)
             print(f"{args.root}: " + ", ".join(f"{k} {v} images" for k, v in counts.items()))
-    except DataError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+        return 0
+
+    return run_cli(run, "cityscapes_data", expected=(DataError,))
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ from tools.data.cityscapes_report import (format_confusion, format_confusion_row
                                           parse_cityscapes_eval)
 from tools.data.cityscapes_scores import (CityscapesEvaluator, EvalInputError, EvalResult,
                                           scores_from_confusion)
-from tools.log_parsers import LogParseError, read_log
+from tools.report.log_parsers import LogParseError, read_log
 
 # The evaluation lives in tools.data; this module is its command line and keeps the names
 # callers import from here.

@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from prototxt_gen import caffe_pb2
 from tools.common.atomic import atomic_write_text
-from tools.common.cli import one_line
+from tools.common.cli import one_line, run_cli
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp"}
 _INITIAL_MAP_SIZE = 1 << 30
@@ -315,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     v.add_argument("--num-classes", type=int, help="labels must lie in [0, N)")
     v.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
-    try:
+    def run() -> int:
         if args.cmd == "build":
             src = Path(args.src)
             if src.is_dir():
@@ -335,13 +335,9 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 print(f"{report['path']}: {report['count']} records, all decodable; "
                       f"shapes {report['shapes']}; labels {report['labels']}")
-    except DataError as e:
-        print(f"error: {one_line(e)}", file=sys.stderr)
-        return 2
-    except lmdb.Error as e:  # e.g. MDB_CORRUPTED: a damaged page inside the database
-        print(f"error: {args.db if args.cmd == 'verify' else args.out}: LMDB error: {e}", file=sys.stderr)
-        return 2
-    return 0
+        return 0
+
+    return run_cli(run, "lmdb_tools", expected=(DataError,))
 
 
 if __name__ == "__main__":

@@ -31,9 +31,9 @@ import numpy as np
 from google.protobuf import text_format
 
 from prototxt_gen import caffe_pb2
-from tools import caffemodel
+from tools.export import caffemodel
 from tools.common.atomic import atomic_write_bytes, atomic_write_group
-from tools.netparam import NetDefinitionError, read_net
+from tools.export.netparam import NetDefinitionError, read_net
 
 FOLDABLE_TYPES = ("Convolution", "InnerProduct", "Deconvolution")
 # Layers whose top has as many channels as their first bottom.
@@ -62,7 +62,7 @@ class Fold:
 def read_caffemodel(path: str | Path) -> Weights:
     """{layer name: [float64 arrays]} of a binary caffemodel (new-style `layer` or V1 `layers`).
 
-    The reading is tools.caffemodel's; float64 keeps the folding arithmetic exact enough to
+    The reading is tools.export.caffemodel's; float64 keeps the folding arithmetic exact enough to
     match Caffe's own merged outputs."""
     try:
         weights = caffemodel.read_caffemodel(path, dtype=np.float64)

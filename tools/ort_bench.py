@@ -47,7 +47,7 @@ DEFAULT_OUT = Path("bench/onnxruntime.json")
 #: Table 4's sizes as HxW, with the paper's WxH names
 TABLE4_SIZES = {(360, 640): "640x360", (720, 1280): "1280x720", (1080, 1920): "1920x1080"}
 DEFAULT_SIZES = [*TABLE4_SIZES, (1024, 2048)]
-RANDOM_WEIGHTS_NOTE = "random (seeded, tools.caffemodel.random_weights); latency does not depend on weight values"
+RANDOM_WEIGHTS_NOTE = "random (seeded, tools.export.caffemodel.random_weights); latency does not depend on weight values"
 
 
 class BenchError(CliError):

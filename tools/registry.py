@@ -16,8 +16,8 @@ from pathlib import Path
 from prototxt_gen import caffe_pb2
 from prototxt_gen.generate import default_forms, net_for
 from prototxt_gen.models import UnknownModelError, load_model, model_names as yaml_model_names, zoo_names
-from tools.caffe_net import CaffeNetError
-from tools.reference_nets import icnet_deploy, icnet_input_size
+from tools.export.caffe_net import CaffeNetError
+from tools.export.reference_nets import icnet_deploy, icnet_input_size
 
 __all__ = ["ICNET", "RegistryError", "model_names", "display_name", "run_size", "timing_net",
            "reference_root", "segmentation_models", "comparison_models"]

@@ -28,7 +28,7 @@ import yaml
 from prototxt_gen.models import load_model, model_names
 from tools.common.atomic import atomic_write_group
 from tools.common.cli import CliError
-from tools.comparison_tables import ComparisonFormatError, comparison_tables, load_paper_bench, plot_fig5
+from tools.report.comparison import ComparisonFormatError, comparison_tables, load_paper_bench, plot_fig5
 from tools.report.build import (DASH, Table, build_tables, fps, measured_comparison_tables,
                                 release_tables)
 from tools.report.log_figures import LOG_NAMING, Figure, LogFigures, model_key, read_logs

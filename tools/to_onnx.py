@@ -37,8 +37,8 @@ import numpy as np
 import onnx
 
 from tools.caffe_locate import CaffeNotFound
-from tools.caffe_net import CaffeNetError
-from tools.caffemodel import CaffemodelError
+from tools.export.caffe_net import CaffeNetError
+from tools.export.caffemodel import CaffemodelError
 from tools.common.atomic import atomic_write_bytes
 from tools.common.cli import one_line
 from tools.export.onnx_check import REL_TOL, CheckError, check

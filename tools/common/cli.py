@@ -26,8 +26,10 @@ def run_cli(main: Callable[[], int | None], prog: str | None = None,
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:   # output piped into e.g. `head`, which stopped reading
+        return 0
     except (CliError, OSError, *expected) as exc:
-        print(f"{prog}: {one_line(exc)}", file=sys.stderr)
+        print(f"{prog}: error: {one_line(exc)}", file=sys.stderr)
         return 2
     except Exception as exc:  # a bug, but the user still gets one line, not a traceback
         if os.environ.get("DFSEG_TRACEBACK"):

@@ -6,7 +6,7 @@ import re
 
 import numpy as np
 
-from tools.log_parsers import LogParseError
+from tools.report.log_parsers import LogParseError
 
 from .cityscapes_labels import CATEGORIES, LABELS, NUM_LABEL_IDS, TRAIN_CLASSES
 from .cityscapes_scores import EvalResult

@@ -14,8 +14,8 @@ from tqdm import tqdm
 
 from tools.caffe_locate import CaffeNotFound, caffe_binary, import_caffe
 from tools.common.atomic import atomic_write_text
-from tools.log_parsers import LogParseError, caffe_failure_reason, parse_caffe_time
-from tools.netparam import load_net
+from tools.report.log_parsers import LogParseError, caffe_failure_reason, parse_caffe_time
+from tools.export.netparam import load_net
 
 from .base import Engine, EngineError, PreparedRun
 from .machine import thread_env
@@ -30,7 +30,7 @@ class CaffeTimeError(EngineError):
 
 def run_caffe_time(model: Path, iterations: int, phase: str = "TRAIN", threads: int | None = None,
                    log_path: Path | None = None, progress: bool = True, label: str | None = None) -> dict:
-    """Run ``caffe time`` on the prototxt `model`; the parsed log (tools.log_parsers) plus
+    """Run ``caffe time`` on the prototxt `model`; the parsed log (tools.report.log_parsers) plus
     "net" and "phase".  `threads` pins OpenBLAS (None: whatever the environment says)."""
     try:
         binary = caffe_binary()

@@ -7,9 +7,7 @@ import platform
 import time
 from pathlib import Path
 
-from tools.platform_info import cpu_model
-
-__all__ = ["busy_cpu_report", "describe_machine", "thread_env", "BUSY_CORE_FRACTION"]
+__all__ = ["busy_cpu_report", "cpu_model", "describe_machine", "thread_env", "BUSY_CORE_FRACTION"]
 
 BUSY_CORE_FRACTION = 0.2   # warn when other processes use more than this share of one core
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -18,6 +16,18 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"
 def thread_env(threads: int) -> dict[str, str]:
     """Environment that pins BLAS/OpenMP libraries to `threads` (read when they load)."""
     return {var: str(threads) for var in THREAD_VARIABLES}
+
+
+def cpu_model() -> str:
+    """The CPU's marketing name from /proc/cpuinfo (e.g. "Intel(R) Xeon(R) ..."), falling back
+    to what `platform` knows (processor, then machine architecture) where that file is absent."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
 
 
 def describe_machine() -> dict:
@@ -40,8 +50,9 @@ def _process_ticks() -> dict[int, tuple[str, int]]:
     return ticks
 
 
-def busy_cpu_report(sample_s: float = 0.5) -> str | None:
-    """A sentence describing CPU load from other processes, or None when the CPU is quiet."""
+def busy_cpu_report(sample_s: float = 0.5, top: int = 5) -> str | None:
+    """A sentence describing CPU load from other processes (the `top` busiest named), or None
+    when the CPU is quiet."""
     cores = os.cpu_count() or 1
     before = _process_ticks()
     time.sleep(sample_s)
@@ -60,6 +71,6 @@ def busy_cpu_report(sample_s: float = 0.5) -> str | None:
     load1 = os.getloadavg()[0]
     if busy < BUSY_CORE_FRACTION and load1 < 0.5 * cores:
         return None
-    top = ", ".join(f"{name} (pid {pid}, {share:.0%})" for share, name, pid in users[:5])
+    top = ", ".join(f"{name} (pid {pid}, {share:.0%})" for share, name, pid in users[:top])
     return (f"CPU busy: load average {load1:.2f} on {cores} cores; other processes use "
             f"{busy:.2f} cores" + (f": {top}" if top else "") + " — timings will be skewed")

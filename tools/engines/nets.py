@@ -2,8 +2,8 @@
 filter), its single input, the one set of random weights, a random input, and the Interp
 sizes made explicit for engines that mis-size Caffe's factor form.
 
-Shapes come only from prototxt_gen.shapes (through tools.caffe_net.build_net) and weights only
-from tools.caffemodel.random_weights, so every engine runs the same net on the same numbers.
+Shapes come only from prototxt_gen.shapes (through tools.export.caffe_net.build_net) and weights only
+from tools.export.caffemodel.random_weights, so every engine runs the same net on the same numbers.
 """
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import numpy as np
 
 from prototxt_gen import caffe_pb2
 from prototxt_gen.analysis import AnalysisError, phase_view, upgrade_net_input
-from tools.caffe_net import CaffeNet, CaffeNetError, build_net
-from tools.caffemodel import Weights, caffemodel_bytes, random_weights
+from tools.export.caffe_net import CaffeNet, CaffeNetError, build_net
+from tools.export.caffemodel import Weights, caffemodel_bytes, random_weights
 
 from .base import EngineError
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tools.caffe_net import CaffeNetError
+from tools.export.caffe_net import CaffeNetError
 from tools.to_onnx import convert
 
 from .base import Engine, EngineError, PreparedRun

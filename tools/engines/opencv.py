@@ -1,7 +1,11 @@
 """OpenCV's DNN module reading the same prototxt and weights Caffe runs.
 
-OpenCV's Caffe importer mis-sizes Interp given by shrink_factor (4.x), so every Interp given
-by factors is rewritten to the explicit height/width Caffe computes before OpenCV reads it."""
+Two rewrites make OpenCV compute what Caffe computes (`opencv_view`): OpenCV's Caffe importer
+mis-sizes Interp given by shrink_factor (4.x), so every Interp given by factors gets the
+explicit height/width Caffe computes; and OpenCV refuses a pooling window larger than its
+input, which Caffe clips to the input (DF-Seg's pyramid pooling keeps the 1024x2048 windows at
+every size), so such a window becomes the input's extent -- the same single output.
+"""
 from __future__ import annotations
 
 import tempfile
@@ -10,10 +14,30 @@ from pathlib import Path
 import numpy as np
 from google.protobuf import text_format
 
+from prototxt_gen import caffe_pb2
+
 from .base import Engine, EngineError, PreparedRun
 from .nets import explicit_interp_sizes, prepare_net
 
-__all__ = ["OpenCVEngine"]
+__all__ = ["OpenCVEngine", "opencv_view"]
+
+
+
+def opencv_view(net) -> caffe_pb2.NetParameter:
+    """The net as OpenCV should read it (see the module docstring)."""
+    out = explicit_interp_sizes(net)
+    shapes = net.caffe_net.bottom_shapes
+    for layer in out.layer:
+        p = layer.pooling_param
+        if layer.type != "Pooling" or p.global_pooling or layer.name not in shapes:
+            continue
+        h, w = shapes[layer.name][0][2:]
+        kh, kw = (p.kernel_h, p.kernel_w) if p.kernel_h else (p.kernel_size, p.kernel_size)
+        ph, pw = (p.pad_h, p.pad_w) if p.pad_h or p.pad_w else (p.pad, p.pad)
+        if (kh > h and ph == 0) or (kw > w and pw == 0):
+            p.ClearField("kernel_size")
+            p.kernel_h, p.kernel_w = (min(kh, h) if ph == 0 else kh), (min(kw, w) if pw == 0 else kw)
+    return out
 
 
 def _cv2():
@@ -37,7 +61,7 @@ class _OpenCVRun(PreparedRun):
         cv2.setNumThreads(threads)
         with tempfile.TemporaryDirectory(prefix="dfseg_opencv_") as tmp:
             proto, model = Path(tmp) / "net.prototxt", Path(tmp) / "net.caffemodel"
-            proto.write_text(text_format.MessageToString(explicit_interp_sizes(net)))
+            proto.write_text(text_format.MessageToString(opencv_view(net)))
             model.write_bytes(net.caffemodel())
             try:
                 self.dnn = cv2.dnn.readNetFromCaffe(str(proto), str(model))

@@ -18,11 +18,11 @@ import onnx
 from google.protobuf import text_format
 
 from tools.caffe_locate import import_caffe
-from tools.caffe_net import CaffeNet, CaffeNetError, build_net, load_net_param
-from tools.caffemodel import (Weights, fit_weights, random_weights, read_caffemodel,
+from tools.export.caffe_net import CaffeNet, CaffeNetError, build_net, load_net_param
+from tools.export.caffemodel import (Weights, fit_weights, random_weights, read_caffemodel,
                               write_caffemodel)
 from tools.export.onnx_convert import build_graph, check_supported, make_model
-from tools.reference_nets import deploy_param
+from tools.export.reference_nets import deploy_param
 
 REL_TOL = 1e-4
 #: Arg-max labels and pooling masks are indices: near-ties may flip under 1e-7 differences.

@@ -7,9 +7,9 @@ import onnx
 from onnx import TensorProto, helper
 
 from prototxt_gen import caffe_pb2
-from tools.caffe_net import (EVALUATION_LAYER_TYPES, CaffeNet, CaffeNetError, build_net,
+from tools.export.caffe_net import (EVALUATION_LAYER_TYPES, CaffeNet, CaffeNetError, build_net,
                              is_data_layer, layer_runs_in, load_net_param)
-from tools.caffemodel import Weights, fit_weights, random_weights, read_caffemodel
+from tools.export.caffemodel import Weights, fit_weights, random_weights, read_caffemodel
 from tools.export import onnx_ops, onnx_ops_pointwise
 from tools.export.onnx_graph import IR_VERSION, OPSET, Graph, UnsupportedLayerError
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from onnx import helper, numpy_helper
 
-from tools.caffe_net import CaffeNet, CaffeNetError
+from tools.export.caffe_net import CaffeNet, CaffeNetError
 
 OPSET = 17
 IR_VERSION = 8  # the IR of opset 17; runtimes reject models stamped with a newer IR

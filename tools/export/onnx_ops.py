@@ -9,7 +9,7 @@ import numpy as np
 from onnx import TensorProto
 
 from prototxt_gen import caffe_pb2
-from tools.caffe_net import conv_geometry, interp_geometry, pool_geometry
+from tools.export.caffe_net import conv_geometry, interp_geometry, pool_geometry
 from tools.export.onnx_graph import Graph, PoolIndices, UnsupportedLayerError, slice_hw
 
 

@@ -7,7 +7,7 @@ import numpy as np
 from onnx import TensorProto
 
 from prototxt_gen import caffe_pb2, shapes
-from tools.caffe_net import argmax_axis, concat_axis, scale_span
+from tools.export.caffe_net import argmax_axis, concat_axis, scale_span
 from tools.export.onnx_graph import Graph, UnsupportedLayerError, broadcast, per_channel
 
 

@@ -6,6 +6,6 @@
 - :mod:`tools.report.build`: the tables as rows of cells, paper | logs | measured here;
 - :mod:`tools.report.render`: the Fig. 1-style plot, Markdown and HTML.
 
-The command line is ``python -m tools.tables``; the log parsers are :mod:`tools.log_parsers`.
+The command line is ``python -m tools.tables``; the log parsers are :mod:`tools.report.log_parsers`.
 """
 __all__ = ["build", "log_figures", "measured", "render"]

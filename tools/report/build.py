@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from tools.comparison_tables import ENGINES as COMPARISON_ENGINES
+from tools.report.comparison import ENGINES as COMPARISON_ENGINES
 
 from .log_figures import LogFigures, model_key
 from .measured import MEASURED_ENGINES

@@ -11,7 +11,7 @@ from copy import deepcopy
 from pathlib import Path
 
 from prototxt_gen import caffe_pb2
-from tools.caffe_net import (EVALUATION_LAYER_TYPES, CaffeNetError, build_net, is_data_layer,
+from tools.export.caffe_net import (EVALUATION_LAYER_TYPES, CaffeNetError, build_net, is_data_layer,
                              layer_runs_in, layer_shapes, load_net_param, pool_geometry)
 
 #: Layers that keep a pyramid branch's spatial size (between its pooling and its Interp).

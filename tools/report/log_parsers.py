@@ -304,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     import json
     import sys
 
-    ap = argparse.ArgumentParser(prog="python -m tools.log_parsers",
+    ap = argparse.ArgumentParser(prog="python -m tools.report.log_parsers",
                                  description="Read the figures of a caffe time / TensorRT profile / caffe test log.")
     ap.add_argument("kind", choices=sorted(_PARSERS))
     ap.add_argument("log", type=Path)

@@ -4,7 +4,7 @@ own size rules (ceil-mode pooling with its last-window clip, PSPNet's Interp, de
 the forks' BN and Upsample),
 which prototxt_gen.shapes implements.
 
-Exporters (`tools.to_onnx`) and weight files (`tools.caffemodel`) build on this; it needs no
+Exporters (`tools.to_onnx`) and weight files (`tools.export.caffemodel`) build on this; it needs no
 Caffe build.  Shapes are tuples (N, C, H, W) for images.
 """
 from __future__ import annotations

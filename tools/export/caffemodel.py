@@ -13,7 +13,7 @@ import numpy as np
 from google.protobuf.message import DecodeError
 
 from prototxt_gen import caffe_pb2
-from tools.caffe_net import CaffeNet, CaffeNetError
+from tools.export.caffe_net import CaffeNet, CaffeNetError
 from tools.common.atomic import atomic_write_bytes
 
 Weights = dict[str, list[np.ndarray]]
