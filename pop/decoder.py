@@ -20,14 +20,19 @@ with the platform recorded (``platform``, ``input_size``, ``d8`` are kept in the
 """
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from pathlib import Path
 
 import numpy as np
+import yaml
+from tqdm import tqdm
 
 from prototxt_gen.encoding import SegmentationNet, parse_backbone, EncodingError
+from prototxt_gen.generate import CITYSCAPES, net_for
 
-from .space import SpaceError
+from .lut import LutError, same_platform
+from .space_config import SpaceError
 
 
 def is_decoder_space(data: dict) -> bool:
@@ -114,14 +119,6 @@ def measure(backbone: str, num_classes: int, choices: list, input_size: tuple[in
             out: Path, d8: bool = False, progress: bool = True) -> dict:
     """Profile every [C3,C4,C5] setting's whole DF-Seg net; keeps what `out` already has
     (same platform, backbone, size) and saves after each setting."""
-    import dataclasses
-
-    import yaml
-    from tqdm import tqdm
-
-    from prototxt_gen.generate import CITYSCAPES, net_for
-    from .lut import LutError, same_platform
-
     here = backend.platform()
     # pooling windows follow the training crop in the generator: use the profiled size
     data_cfg = dataclasses.replace(CITYSCAPES, crop=tuple(input_size), test_size=tuple(input_size))

@@ -25,11 +25,14 @@ import re
 from pathlib import Path
 from typing import Iterable
 
-from prototxt_gen.encoding import Backbone, Block, BottleneckBlock
+from tqdm import tqdm
+
+from prototxt_gen.encoding import Backbone, BasicBlock, Block, BottleneckBlock
 from tools.engines.machine import cpu_model
 from tools.common.textfile import TextFileError, read_text
 
-from .space import STEM_OUT, SpaceConfig, conv_out, may_follow, stage_resolutions
+from .estimate import STEM_OUT, block_placements, conv_out, head_channels, stage_resolutions
+from .space_config import SpaceConfig, may_follow
 
 FORMAT = "dfseg-pop-lut"
 VERSION = 1
@@ -79,7 +82,6 @@ class LutKey:
 
     @property
     def block(self) -> Block:
-        from prototxt_gen.encoding import BasicBlock
         return BottleneckBlock(self.mid, self.c_out) if self.kind == "bottleneck" else BasicBlock(self.c_out)
 
 
@@ -121,17 +123,9 @@ def required_keys(config: SpaceConfig) -> list[LutKey]:
 
 
 def backbone_keys(config: SpaceConfig, backbone: Backbone) -> list[LutKey]:
-    sizes = stage_resolutions(config.input_size)
     keys = [stem_key(config.input_size)]
-    channels = STEM_OUT
-    for s, stage in enumerate(backbone.stages):
-        previous = None
-        for i, blk in enumerate(stage):
-            first = i == 0
-            keys.append(block_key(blk, channels, sizes[s] if first else sizes[s + 1], 2 if first else 1,
-                                  first or blk != previous))
-            channels, previous = blk.out, blk
-    keys.append(head_key(channels, sizes[-1], config.num_classes))
+    keys.extend(block_key(*placement) for placement in block_placements(config, backbone))
+    keys.append(head_key(head_channels(backbone), stage_resolutions(config.input_size)[-1], config.num_classes))
     return keys
 
 
@@ -153,7 +147,7 @@ class LatencyTable:
         self.entries: dict[LutKey, float] = dict(entries or {})
         self.meta = dict(meta or {})
 
-    # LatencyModel protocol (pop.space)
+    # LatencyModel protocol (pop.estimate)
     def _get(self, key: LutKey) -> float:
         try:
             return self.entries[key]
@@ -241,8 +235,6 @@ def build(table: LatencyTable, keys: list[LutKey], backend, save_to: Path | None
     rounds (``backend.profile_keys``); saves after each chunk, so an interrupted build keeps
     what it measured.  A build that adds entries drops an earlier calibration (it was measured
     against other entries).  Returns the number of new entries."""
-    from tqdm import tqdm
-
     todo = table.missing(keys)
     if todo or "call_overhead_ms" not in table.meta:
         table.meta["call_overhead_ms"] = float(backend.call_overhead())

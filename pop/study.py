@@ -30,7 +30,6 @@ import json
 import os
 import pathlib
 import socket
-import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -38,8 +37,10 @@ from dataclasses import dataclass
 import optuna
 import sqlalchemy as sa
 from optuna.trial import TrialState
+from tqdm import tqdm
 
 from .algorithm import PartialOrderPruning
+from .decoder import DecoderSpace, is_decoder_space
 from .evaluators import Evaluator, make_evaluator
 from .leases import Leases, _Heartbeat
 from .storage import StudyError, open_storage
@@ -70,7 +71,6 @@ class SearchSpec:
         return SearchSpec(**data)
 
     def build_space(self):
-        from .decoder import DecoderSpace, is_decoder_space
         table = LatencyTable.from_json(self.lut, "study LUT")
         if is_decoder_space(self.space):
             return DecoderSpace.from_dict(self.space, table)
@@ -207,8 +207,6 @@ def _run_worker(storage_url: str, study_name: str, evaluator: Evaluator | None =
                workdir: pathlib.Path = pathlib.Path("pop_runs"), poll: float = 1.0,
                heartbeat: float | None = None, trace: pathlib.Path | None = None,
                max_failures: int = 3, progress: bool = True, log=print) -> Replay:
-    from tqdm import tqdm
-
     study, spec = load_study(storage_url, study_name)
     evaluator = evaluator or make_evaluator(spec.evaluator)
     space = spec.build_space()

@@ -10,17 +10,18 @@ import json
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from prototxt_gen import caffe_pb2
+from prototxt_gen import layers as L
+from prototxt_gen.backbone import OUTPUT_STRIDE, backbone as build_backbone, feature_size
+from prototxt_gen.netbuilder import NetBuilder
 from tools.common.atomic import atomic_save_figure, atomic_write_text
+
 
 
 def whole_net(backbone, input_size: tuple[int, int], num_classes: int) -> caffe_pb2.NetParameter:
     """Input -> stem -> stages -> global average pool -> fc: exactly the sum of the LUT's nets."""
-    from prototxt_gen import layers as L
-    from prototxt_gen.backbone import OUTPUT_STRIDE, backbone as build_backbone, feature_size
-    from prototxt_gen.netbuilder import NetBuilder
-
     nb = NetBuilder(merge_bn=True)
     nb.add(L.input_layer((1, 3, *input_size)))
     x = build_backbone(nb, backbone)[-1]
@@ -39,8 +40,6 @@ def sample_rows(space, n: int, seed: int, exclude=()) -> list[int]:
 
 def measure_whole(space, backend, rows: list[int], progress: bool = True, what: str = "whole networks") -> list[float]:
     """ms of the architectures `rows`, timed together in interleaved rounds."""
-    from tqdm import tqdm
-
     cfg = space.config
     nets = {str(i): whole_net(space.backbone(i), cfg.input_size, cfg.num_classes) for i in rows}
     with tqdm(total=len(nets) * backend.protocol.rounds, desc=f"profiling {what}", unit="net",
@@ -78,6 +77,7 @@ def validate(space, table, backend, n: int = 20, seed: int = 0, out_dir: Path = 
     (an uncalibrated table), c other nets are timed in the same interleaved rounds as the n,
     the table is calibrated on those c alone, and the n are compared with the calibrated
     estimates: calibration and check then see the same machine state."""
+    # matplotlib (~1 s with pyplot) only for the plot, not for every import of this module
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

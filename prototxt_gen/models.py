@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from .encoding import Backbone, EncodingError, SegmentationNet, parse_backbone
+from .encoding import Backbone, EncodingError, SegmentationNet, parse_backbone, parse_encoding
 from .zoo import ZooNet, zoo_net
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / "caffe_models"
@@ -86,7 +86,6 @@ def load_model(name: str) -> NamedModel:
 
 def resolve(name_or_encoding: str, num_classes: int = 19) -> NamedModel:
     """A model name from caffe_models/, or an encoding in the text form."""
-    from .encoding import parse_encoding
     if name_or_encoding.lstrip().startswith("["):
         net = parse_encoding(name_or_encoding, num_classes)
         return NamedModel(name="custom", display_name=str(net), net=net)

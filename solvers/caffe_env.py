@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 
+from tools.caffe_locate import import_caffe
+
 
 class CaffeUnavailable(RuntimeError):
     """pycaffe cannot be imported; the message says why and how to get it."""
@@ -25,16 +27,10 @@ def load_caffe(quiet: bool = True):
         return _caffe
     if quiet:
         os.environ.setdefault("GLOG_minloglevel", "2")
+    # pycaffe itself is imported here, on first use, never at import time: Caffe is optional
+    # for everything that does not train or run a net
     try:
-        from tools.caffe_locate import import_caffe
-    except ImportError:
-        import_caffe = None
-    try:
-        if import_caffe is not None:
-            _caffe = import_caffe()
-        else:
-            import caffe as _imported  # a pycaffe already on sys.path
-            _caffe = _imported
+        _caffe = import_caffe()
     except Exception as e:  # the locator's own errors, ImportError, a broken build
         raise CaffeUnavailable(f"pycaffe is not available ({e}); run `make caffe`") from None
     if not hasattr(_caffe, "Net"):  # e.g. the repository's caffe/ build folder, not pycaffe

@@ -25,7 +25,12 @@ import sys
 from pathlib import Path
 
 import yaml
+
+from pop.order import precedes
+from prototxt_gen.encoding import parse_backbone
 from tools.common.atomic import atomic_save_figure, atomic_write_text
+
+from .digits import prepare as prepare_digits
 
 SPACE = {
     "stages": [
@@ -57,7 +62,6 @@ TASK = {
 
 
 def prepare(out: str | Path) -> dict:
-    from .digits import prepare as prepare_digits
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     d = prepare_digits(out / "digits", size=32, val=497)
@@ -82,9 +86,6 @@ def trained_results(runs: str | Path) -> dict[str, float]:
 def order_check(results: dict[str, float]) -> dict:
     """For every comparable trained pair x ≺ y: ΔAcc = Acc(y) - Acc(x); the assumption
     holds when ΔAcc >= 0."""
-    from pop.order import precedes
-    from prototxt_gen.encoding import parse_backbone
-
     nets = {e: parse_backbone(e) for e in results}
     pairs = []
     for a, b in itertools.permutations(results, 2):
@@ -100,6 +101,7 @@ def order_check(results: dict[str, float]) -> dict:
 
 
 def plot_order_check(report: dict, out: Path) -> Path:
+    # matplotlib (~1 s with pyplot) only for the plot, not for `prepare`
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -32,17 +32,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, fields
 
 import yaml
+
+from pop.evaluators import EvaluationError, Evaluator
+from prototxt_gen.generate import to_text
 from tools.common.atomic import atomic_write_text
 
-try:  # the engine's interface; the same signature is honoured without it
-    from pop.evaluators import EvaluationError, Evaluator
-except ImportError:  # pragma: no cover - only before the POP engine is installed
-    class Evaluator:  # type: ignore[no-redef]
-        def evaluate(self, encoding: str, workdir: pathlib.Path) -> float:
-            raise NotImplementedError
-
-    class EvaluationError(RuntimeError):  # type: ignore[no-redef]
-        pass
+from .net_data import classification_train_net
+from .runner import train
+from .solver_gen import sgd_solver, write_solver
 
 TASK_ENV = "DFSEG_POP_TASK"
 
@@ -106,12 +103,6 @@ class ClassificationTask:
 # --------------------------------------------------------------------------- in-process training
 def train_candidate(encoding: str, task: ClassificationTask, workdir: pathlib.Path, progress: bool = False) -> dict:
     """Train ``encoding`` on ``task`` in this process; returns the result record."""
-    from prototxt_gen.generate import to_text
-
-    from .net_data import classification_train_net
-    from .runner import train
-    from .solver_gen import sgd_solver, write_solver
-
     workdir = pathlib.Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     net = classification_train_net(

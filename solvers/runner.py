@@ -28,7 +28,6 @@ CLI::
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import math
 import os
@@ -47,7 +46,9 @@ from .caffe_env import CaffeUnavailable, load_caffe
 from .snapshots import (complete_snapshots, learnable_shapes, newest_sound_snapshot, param_shapes,
                         take_snapshot, weights_problem)
 from .solver_gen import RecipeError, learning_rate, read_solver
+from .train_logs import CsvLog, plot_curves
 from tools.common.atomic import atomic_write_text
+from tools.lmdb_tools import DataError
 
 _NEVER = 2**31 - 1
 
@@ -100,95 +101,6 @@ def effective_solver(sp: caffe_pb2.SolverParameter, workdir: Path, base: Path) -
     return out
 
 
-def _train_batch_size(sp: caffe_pb2.SolverParameter) -> int:
-    net = sp.train_net_param if sp.HasField("train_net_param") else sp.net_param
-    for layer in net.layer:
-        if layer.type == "Python" and "data" in layer.top:
-            phases = [r.phase for r in layer.include if r.HasField("phase")]
-            if not phases or phases[0] == caffe_pb2.TRAIN:
-                return int(json.loads(layer.python_param.param_str)["batch_size"])
-    return 0
-
-
-# --------------------------------------------------------------------------- logs
-class CsvLog:
-    """Append-only CSV whose rows are keyed by iteration; reopening drops rows past a resume."""
-
-    def __init__(self, path: Path, keep_until: int | None):
-        self.path = path
-        self.fields: list[str] | None = None
-        self.rows: list[dict] = []
-        if path.is_file() and keep_until is not None:
-            with path.open() as f:
-                reader = csv.DictReader(f)
-                self.fields = reader.fieldnames
-                self.rows = [r for r in reader if int(float(r["iteration"])) <= keep_until]
-        self._rewrite()
-
-    def _rewrite(self) -> None:
-        tmp = self.path.with_suffix(".csv.tmp")
-        with tmp.open("w", newline="") as f:
-            if self.fields:
-                w = csv.DictWriter(f, self.fields)
-                w.writeheader()
-                w.writerows(self.rows)
-        os.replace(tmp, self.path)
-
-    def append(self, row: dict) -> None:
-        if self.fields is None or set(row) - set(self.fields):
-            self.fields = list(dict.fromkeys((self.fields or []) + list(row)))
-            self.rows.append(row)
-            self._rewrite()
-            return
-        self.rows.append(row)
-        with self.path.open("a", newline="") as f:
-            csv.DictWriter(f, self.fields).writerow(row)
-
-
-def plot_curves(workdir: Path) -> Path | None:
-    """``curves.png``: training outputs (loss) and validation metrics against iterations."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    def read(name):
-        p = workdir / name
-        if not p.is_file():
-            return []
-        with p.open() as f:
-            return list(csv.DictReader(f))
-
-    train_rows, val_rows = read("train_log.csv"), read("val_log.csv")
-    if not train_rows:
-        return None
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    skip = {"iteration", "elapsed_s", "lr"}
-    its = [int(r["iteration"]) for r in train_rows]
-    for key in [k for k in train_rows[0] if k not in skip]:
-        values = [float(r[key]) if r.get(key) not in (None, "") else math.nan for r in train_rows]
-        axes[0].plot(its, values, lw=0.6, alpha=0.5, label=key)
-        window = max(1, len(values) // 50)
-        if window > 1:
-            smooth = [sum(values[max(0, i - window + 1):i + 1]) / len(values[max(0, i - window + 1):i + 1])
-                      for i in range(len(values))]
-            axes[0].plot(its, smooth, lw=1.5, label=f"{key} (mean of {window})")
-    axes[0].set_xlabel("iteration")
-    axes[0].set_title("training")
-    axes[0].legend(fontsize=7)
-    if val_rows:
-        vits = [int(r["iteration"]) for r in val_rows]
-        for key in [k for k in val_rows[0] if k != "iteration"]:
-            axes[1].plot(vits, [float(r[key]) for r in val_rows], marker="o", label=key)
-        axes[1].legend(fontsize=7)
-    axes[1].set_xlabel("iteration")
-    axes[1].set_title("validation")
-    fig.tight_layout()
-    out = workdir / "curves.png"
-    fig.savefig(out, dpi=90)
-    plt.close(fig)
-    return out
-
-
 # --------------------------------------------------------------------------- validation
 def validate(solver, test_iter: int) -> dict:
     """Mean of every test-net output over ``test_iter`` batches (weights shared first)."""
@@ -206,13 +118,53 @@ def validate(solver, test_iter: int) -> dict:
 
 
 # --------------------------------------------------------------------------- training
+@dataclass
+class _Plan:
+    """When the loop validates and snapshots: the caller's overrides, else the solver's."""
+
+    max_iter: int
+    snapshot_every: int
+    test_iter: int
+    test_every: int
+
+    @staticmethod
+    def of(sp: caffe_pb2.SolverParameter, eff: caffe_pb2.SolverParameter, snapshot_every: int | None,
+           test_every: int | None) -> "_Plan":
+        max_iter = eff.max_iter
+        return _Plan(max_iter, snapshot_every or sp.snapshot or max_iter, eff.test_iter[0] if eff.test_iter else 0,
+                     test_every or (sp.test_interval if sp.test_iter and sp.test_interval else max_iter))
+
+
+class _DivergenceWatch:
+    """Stops a run whose loss is NaN/inf or whose running mean (EMA 0.9) grew
+    ``factor`` times above its level at iteration 20."""
+
+    def __init__(self, workdir: Path, factor: float, max_iter: int):
+        self.workdir, self.factor, self.max_iter = workdir, factor, max_iter
+        self.early_level: float | None = None
+        self.ema: float | None = None
+
+    def check(self, it: int, outputs: dict[str, float]) -> float:
+        """The iteration's total loss; raises TrainingDiverged."""
+        for k, v in outputs.items():
+            if not math.isfinite(v):
+                raise TrainingDiverged(_diverged_message(self.workdir, it, f"{k} is {v}"))
+        loss = sum(v for k, v in outputs.items() if "loss" in k)
+        self.ema = loss if self.ema is None else 0.9 * self.ema + 0.1 * loss
+        if it == 20 or (self.early_level is None and it >= self.max_iter):
+            self.early_level = self.ema
+        if self.early_level and self.ema > self.factor * max(self.early_level, 1e-3) and it > 20:
+            raise TrainingDiverged(_diverged_message(
+                self.workdir, it,
+                f"running loss {self.ema:.4g} > {self.factor:g} x early level {self.early_level:.4g}"))
+        return loss
+
+
 def train(solver: str | Path | caffe_pb2.SolverParameter, workdir: str | Path, *,
           weights: list[str | Path] = (), snapshot_every: int | None = None, test_every: int | None = None,
           keep_snapshots: int = 2, divergence_factor: float = 10.0, progress: bool = True,
           plot: bool = True) -> TrainResult:
     caffe = load_caffe()
-    from . import data_layers  # noqa: F401  (registers the Python layers' module)
-
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "snapshots").mkdir(exist_ok=True)
@@ -223,18 +175,38 @@ def train(solver: str | Path | caffe_pb2.SolverParameter, workdir: str | Path, *
     eff = effective_solver(sp, workdir, base)
     solver_path = workdir / "solver.prototxt"
     solver_path.write_text(text_format.MessageToString(eff))
-    max_iter = eff.max_iter
-    snapshot_every = snapshot_every or sp.snapshot or max_iter
-    test_iter = eff.test_iter[0] if eff.test_iter else 0
-    test_every = test_every or (sp.test_interval if sp.test_iter and sp.test_interval else max_iter)
-    samples_per_iter = _train_batch_size(eff) * eff.iter_size
+    plan = _Plan.of(sp, eff, snapshot_every, test_every)
+    s, train_layers, test_layers = _open_solver(caffe, solver_path)
+    resumed_from = _resume_or_start(s, eff, workdir, weights, train_layers)
+    last_val, best_val = _run_iterations(s, eff, plan, workdir, resumed_from, test_layers,
+                                         _DivergenceWatch(workdir, divergence_factor, plan.max_iter),
+                                         keep_snapshots, progress, plot)
+    final = workdir / "final.caffemodel"
+    tmp = workdir / "final.caffemodel.tmp"
+    s.net.save(str(tmp))
+    os.replace(tmp, final)
+    atomic_write_text(workdir / "result.json", json.dumps(
+        {"iterations": s.iter, "final_weights": str(final), "resumed_from": resumed_from,
+         "last_val": last_val, "best_val": best_val}, indent=1))
+    return TrainResult(workdir, s.iter, final, resumed_from, last_val, best_val)
+
+
+def _open_solver(caffe, solver_path: Path):
+    """Caffe's solver for ``solver_path`` and the Python data layers its nets created
+    (training layers, test layers)."""
+    # Imported here, not at the top: solvers.data_layers subclasses caffe.Layer, so importing
+    # it imports pycaffe, which stays optional until something trains.
+    from . import data_layers
 
     first_layer = len(data_layers.live_layers())
     s = caffe.get_solver(str(solver_path))
     new_layers = data_layers.live_layers()[first_layer:]
-    train_layers = [l for l in new_layers if l.train]
-    test_layers = [l for l in new_layers if not l.train]
+    return s, [l for l in new_layers if l.train], [l for l in new_layers if not l.train]
 
+
+def _resume_or_start(s, eff: caffe_pb2.SolverParameter, workdir: Path, weights, train_layers) -> int | None:
+    """Restore the newest sound snapshot (and move the data layers to its position), else load
+    the initial weights; returns the iteration resumed from, or None."""
     # Caffe aborts (SIGABRT) on a truncated snapshot or weights file: check them here first.
     shapes = param_shapes(s.net)
     train_net = eff.train_net_param if eff.HasField("train_net_param") else eff.net_param
@@ -245,52 +217,47 @@ def train(solver: str | Path | caffe_pb2.SolverParameter, workdir: str | Path, *
         for layer in train_layers:
             layer.seek(resumed_from * layer.params.batch_size * eff.iter_size)
         print(f"resumed from iteration {resumed_from} ({workdir / 'snapshots'})", file=sys.stderr)
-    else:
-        for w in weights:
-            if not Path(w).is_file():
-                raise RecipeError(f"{w}: no such weights file")
-            problem = weights_problem(Path(w), shapes, every_layer=False)   # e.g. a backbone's
-            if problem:
-                raise RecipeError(problem)
-            s.net.copy_from(str(w))
+        return resumed_from
+    for w in weights:
+        if not Path(w).is_file():
+            raise RecipeError(f"{w}: no such weights file")
+        problem = weights_problem(Path(w), shapes, every_layer=False)   # e.g. a backbone's
+        if problem:
+            raise RecipeError(problem)
+        s.net.copy_from(str(w))
+    return None
+
+
+def _run_iterations(s, eff: caffe_pb2.SolverParameter, plan: _Plan, workdir: Path, resumed_from: int | None,
+                    test_layers: list, watch: _DivergenceWatch, keep_snapshots: int, progress: bool,
+                    plot: bool) -> tuple[dict, dict]:
+    """Step to max_iter: log, validate, snapshot; returns (last validation, best validation)."""
     train_log = CsvLog(workdir / "train_log.csv", resumed_from)
     val_log = CsvLog(workdir / "val_log.csv", resumed_from)
-
     start = time.time()
-    early_level = None
-    ema = None
     last_val: dict = {}
     best_val: dict = {}
-    bar = tqdm(total=max_iter, initial=s.iter, desc=f"training {workdir.name}", unit="it",
+    bar = tqdm(total=plan.max_iter, initial=s.iter, desc=f"training {workdir.name}", unit="it",
                disable=None if progress else True)
     try:
-        while s.iter < max_iter:
+        while s.iter < plan.max_iter:
             lr = learning_rate(eff, s.iter)
             s.step(1)
             it = s.iter
             outputs = {k: float(s.net.blobs[k].data.flat[0]) for k in s.net.outputs if s.net.blobs[k].data.size == 1}
-            for k, v in outputs.items():
-                if not math.isfinite(v):
-                    raise TrainingDiverged(_diverged_message(workdir, it, f"{k} is {v}"))
-            loss = sum(v for k, v in outputs.items() if "loss" in k)
-            ema = loss if ema is None else 0.9 * ema + 0.1 * loss
-            if it == 20 or (early_level is None and it >= max_iter):
-                early_level = ema
-            if early_level and ema > divergence_factor * max(early_level, 1e-3) and it > 20:
-                raise TrainingDiverged(_diverged_message(
-                    workdir, it, f"running loss {ema:.4g} > {divergence_factor:g} x early level {early_level:.4g}"))
+            loss = watch.check(it, outputs)
             train_log.append({"iteration": it, "elapsed_s": round(time.time() - start, 3), "lr": lr, **outputs})
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.3f}")
-            if test_iter and (it % test_every == 0 or it == max_iter):
+            if plan.test_iter and (it % plan.test_every == 0 or it == plan.max_iter):
                 for layer in test_layers:  # every validation sees the same images
                     layer.seek(0)
-                last_val = validate(s, test_iter)
+                last_val = validate(s, plan.test_iter)
                 val_log.append({"iteration": it, **last_val})
                 key = next((k for k in last_val if "accuracy" in k), None)
                 if key and (not best_val or last_val[key] > best_val[key]):
                     best_val = {"iteration": it, **last_val}
-            if it % snapshot_every == 0 or it == max_iter:
+            if it % plan.snapshot_every == 0 or it == plan.max_iter:
                 take_snapshot(s, workdir, keep_snapshots)
                 if plot:
                     plot_curves(workdir)
@@ -298,14 +265,7 @@ def train(solver: str | Path | caffe_pb2.SolverParameter, workdir: str | Path, *
         bar.close()
         if plot:
             plot_curves(workdir)
-    final = workdir / "final.caffemodel"
-    tmp = workdir / "final.caffemodel.tmp"
-    s.net.save(str(tmp))
-    os.replace(tmp, final)
-    atomic_write_text(workdir / "result.json", json.dumps(
-        {"iterations": s.iter, "final_weights": str(final), "resumed_from": resumed_from,
-         "last_val": last_val, "best_val": best_val}, indent=1))
-    return TrainResult(workdir, s.iter, final, resumed_from, last_val, best_val)
+    return last_val, best_val
 
 
 def _diverged_message(workdir: Path, it: int, what: str) -> str:
@@ -369,7 +329,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 3
     except Exception as e:  # data errors raised inside Caffe's Python layers arrive here
-        from tools.lmdb_tools import DataError
         if isinstance(e, DataError):
             print(f"error: {e}", file=sys.stderr)
             return 2

@@ -24,7 +24,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from prototxt_gen.generate import net_for, to_text
+from prototxt_gen.models import resolve
 from tools import cityscapes_data as cs
+from tools.cityscapes_eval import evaluate_dirs, format_report
+
+from .caffe_env import load_caffe
+from .net_data import segmentation_train_net
+from .runner import TrainResult, train
+from .solver_gen import apply_overrides, cityscapes_solver, load_recipe, write_solver
 
 DEFAULT_ENCODING = "[(64),(128),(256)]:[K,32,64]"
 FRAME = (256, 512)            # H x W of the generated frames (Cityscapes' 1:2)
@@ -37,19 +45,6 @@ SCALE = 0.008
 
 def run(out: str | Path, iterations: int = 150, encoding: str = DEFAULT_ENCODING, batch_size: int = 2,
         base_lr: float = 0.01, per_city: int = 6, progress: bool = True) -> dict:
-    from prototxt_gen.generate import net_for, to_text
-    from prototxt_gen.models import resolve
-
-    from .caffe_env import load_caffe
-    from .net_data import segmentation_train_net
-    from .runner import train
-    from .solver_gen import apply_overrides, cityscapes_solver, load_recipe, write_solver
-
-    try:
-        from tools.cityscapes_eval import evaluate_dirs, format_report
-    except ImportError as e:
-        raise RuntimeError(f"the Cityscapes evaluator tools.cityscapes_eval is not available ({e})") from None
-
     caffe = load_caffe()
     out = Path(out)
     data_root = out / "cityscapes"
@@ -57,8 +52,18 @@ def run(out: str | Path, iterations: int = 150, encoding: str = DEFAULT_ENCODING
         cs.make_synthetic(data_root, size=FRAME, per_city=per_city,
                           cities={"train": ("aachen", "bochum"), "val": ("frankfurt",)})
     lists = {split: cs.write_lists(data_root, split, out / "lists") for split in ("train", "val")}
-    val_count = len(cs.scan(data_root, "val"))
+    result = _train(out, encoding, lists, len(cs.scan(data_root, "val")), iterations, batch_size, base_lr, progress)
+    pred_dir = _predict_val(caffe, out, encoding, data_root, result.final_weights)
+    scores, search = evaluate_dirs(pred_dir, data_root / "gtFine" / "val", progress=False)
+    (out / "pred_val.txt").write_text(format_report(scores, search))
+    summary = _summary(out, encoding, result, scores)
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    return summary
 
+
+def _train(out: Path, encoding: str, lists: dict, val_count: int, iterations: int, batch_size: int,
+           base_lr: float, progress: bool) -> TrainResult:
+    """The generator's ``train`` form with our data layer, a poly solver, one validation at the end."""
     net = segmentation_train_net(encoding, train_list=str(lists["train"]), val_list=str(lists["val"]),
                                  num_classes=cs.NUM_CLASSES, crop=CROP, test_size=FRAME, batch_size=batch_size,
                                  mean=MEAN, scale=SCALE, rand_h=RAND_H, rand_w=RAND_W)
@@ -70,12 +75,14 @@ def run(out: str | Path, iterations: int = 150, encoding: str = DEFAULT_ENCODING
     sp.test_interval = iterations
     sp.test_initialization = False
     write_solver(sp, out / "solver.prototxt")
-    result = train(out / "solver.prototxt", out / "run", snapshot_every=max(1, iterations // 3), progress=progress)
+    return train(out / "solver.prototxt", out / "run", snapshot_every=max(1, iterations // 3), progress=progress)
 
-    # predict the validation frames with the deploy form and the trained weights
+
+def _predict_val(caffe, out: Path, encoding: str, data_root: Path, weights: Path) -> Path:
+    """Label-id PNGs of every validation frame, predicted with the deploy form and `weights`."""
     deploy = net_for(resolve(encoding, cs.NUM_CLASSES), "deploy", input_size=FRAME)
     (out / "deploy.prototxt").write_text(to_text(deploy))
-    dnet = caffe.Net(str(out / "deploy.prototxt"), caffe.TEST, weights=str(result.final_weights))
+    dnet = caffe.Net(str(out / "deploy.prototxt"), caffe.TEST, weights=str(weights))
     pred_dir = out / "pred_val"
     pred_dir.mkdir(exist_ok=True)
     for pair in cs.scan(data_root, "val"):
@@ -87,18 +94,18 @@ def run(out: str | Path, iterations: int = 150, encoding: str = DEFAULT_ENCODING
         pred = dnet.blobs["prob"].data[0].argmax(axis=0).astype(np.uint8)
         stem = pair.image.name[: -len(cs.IMAGE_SUFFIX)]
         cv2.imwrite(str(pred_dir / f"{stem}.png"), pred)
-    scores, search = evaluate_dirs(pred_dir, data_root / "gtFine" / "val", progress=False)
-    (out / "pred_val.txt").write_text(format_report(scores, search))
+    return pred_dir
+
+
+def _summary(out: Path, encoding: str, result: TrainResult, scores) -> dict:
     with (out / "run" / "train_log.csv").open() as f:
         losses = [float(line.split(",")[3]) for line in f.read().splitlines()[1:]]
     window = max(1, min(20, len(losses) // 4))
-    summary = {"encoding": encoding, "iterations": result.iterations,
-               "loss_first": float(np.mean(losses[:window])), "loss_last": float(np.mean(losses[-window:])),
-               "miou": scores.miou, "miou_category": scores.miou_category,
-               "classes": {k: (None if v != v else v) for k, v in scores.class_iou.items()},
-               "pixel_accuracy_val": result.last_val.get("accuracy"), "report": str(out / "pred_val.txt")}
-    (out / "summary.json").write_text(json.dumps(summary, indent=1))
-    return summary
+    return {"encoding": encoding, "iterations": result.iterations,
+            "loss_first": float(np.mean(losses[:window])), "loss_last": float(np.mean(losses[-window:])),
+            "miou": scores.miou, "miou_category": scores.miou_category,
+            "classes": {k: (None if v != v else v) for k, v in scores.class_iou.items()},
+            "pixel_accuracy_val": result.last_val.get("accuracy"), "report": str(out / "pred_val.txt")}
 
 
 def main(argv: list[str] | None = None) -> int:
