@@ -32,7 +32,6 @@ import numpy as np
 import yaml
 from tqdm import tqdm
 
-from prototxt_gen.analysis import phase_view as inference_view  # noqa: F401 - the one phase filter
 from tools.common.atomic import atomic_save_figure, atomic_write_group
 from tools.common.cli import CliError, run_cli
 from tools.common.sizes import format_hxw
