@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .algorithm import PartialOrderPruning, hypervolume, pareto_front
+from .algorithm import HypervolumeTracker as _HVTracker, PartialOrderPruning, hypervolume
 from .evaluators import Surrogate
 from .lut import FlopsProxy, LatencyTable, build, required_keys
 from .order import predecessors_mask, suffix_counts
@@ -36,23 +36,6 @@ BENCH_SPACE = {"stages": [{"widths": [64, 128, 256, 512], "max_depth": 4},
                           {"widths": [64, 128, 256, 512], "max_depth": 4}],
                "input_size": [128, 128], "num_classes": 1000}
 WINDOW_QUANTILES = (0.15, 0.70)
-
-
-class _HVTracker:
-    """Hypervolume of a growing set of points, recomputed from its Pareto front."""
-
-    def __init__(self, ref_lat, ref_acc):
-        self.ref = (ref_lat, ref_acc)
-        self.lat: list[float] = []
-        self.acc: list[float] = []
-
-    def add(self, lat, acc) -> float:
-        self.lat.append(lat)
-        self.acc.append(acc)
-        front = pareto_front(np.array(self.lat), np.array(self.acc))
-        self.lat = [self.lat[i] for i in front]
-        self.acc = [self.acc[i] for i in front]
-        return hypervolume(np.array(self.lat), np.array(self.acc), *self.ref)
 
 
 def _first_reaching(values, target):

@@ -39,7 +39,7 @@ import optuna
 import sqlalchemy as sa
 from optuna.trial import TrialState
 
-from .algorithm import PartialOrderPruning
+from .noise_aware import pruning_state
 from .evaluators import Evaluator
 from .lut import LatencyTable
 from .space import Space, SpaceConfig
@@ -116,6 +116,8 @@ class SearchSpec:
     budget: int | None = None   # optional cap on |D|
     evaluator: str = "surrogate"
     lease_timeout: float = 60.0
+    rule: str = "pop"               # pruning rule: "pop" (Algorithm 1) or "noise-aware"
+    margin_quantile: float = 0.9    # noise-aware rule: quantile of trained-pair violations
 
     def to_json(self) -> dict:
         return dict(self.__dict__)
@@ -139,7 +141,8 @@ def create_study(storage_url: str, name: str, spec: SearchSpec) -> optuna.Study:
     existing = study.user_attrs.get(ATTR)
     if existing is None:
         study.set_user_attr(ATTR, spec.to_json())
-    elif existing != spec.to_json():
+    elif SearchSpec.from_json(existing).to_json() != spec.to_json():  # (older studies lack newer fields)
+        existing = SearchSpec.from_json(existing).to_json()
         changed = sorted(k for k in spec.to_json() if existing.get(k) != spec.to_json()[k])
         raise StudyError(f"study {name!r} exists with different settings ({', '.join(changed)}); "
                          "use another --study name or `pop worker` to continue it")
@@ -272,7 +275,8 @@ class Replay:
 
     def __init__(self, space, spec: SearchSpec):
         self.space = space
-        self.state = PartialOrderPruning(space.order_keys(), space.latency, spec.seed, spec.patience)
+        self.state = pruning_state(spec.rule, space.order_keys(), space.latency, spec.seed, spec.patience,
+                                   spec.margin_quantile)
         self.budget = spec.budget
 
     def advance(self, results: dict[int, float]) -> None:
