@@ -250,8 +250,6 @@ def _print_summary(replay) -> None:
 def cmd_optuna(args) -> int:
     from .evaluators import make_evaluator
     from .sampler import optuna_study, run_optuna
-    if args.lut is None:
-        raise UsageError("pop optuna needs --lut")
     cfg, table, space = _enumerate(args)
     spec = {"space": cfg.to_dict(), "lut": table.to_json(), "seed": args.seed, "sampler": args.sampler,
             "population": args.population, "rule": args.order, "margin_quantile": args.margin_quantile,
@@ -349,9 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     o = sub.add_parser("optuna", help="Optuna's NSGA-II (or TPE, random) on S^; the partial order skips "
                        "the models it settles (trained, pruned, or being trained)")
-    _space_args(o, lut_required=False)
-    o.add_argument("--lut", type=pathlib.Path, help="latency look-up table (JSON)")
-    o.add_argument("--allow-foreign-lut", action="store_true", help="use a LUT measured on another platform")
+    _space_args(o)
     o.add_argument("--sampler", choices=["nsga2", "tpe", "random"], default="nsga2")
     o.add_argument("--population", type=int, default=50, help="NSGA-II population size")
     o.add_argument("--order", choices=["noise-aware", "pop", "none"], default="noise-aware",
@@ -359,8 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--margin-quantile", type=float, default=0.9)
     o.add_argument("--seed", type=int, default=0)
     o.add_argument("--budget", type=int, required=True, help="stop when the study holds this many trained models")
-    o.add_argument("--evaluator", default="surrogate",
-                   help="surrogate[:seed=N,noise=F,max_violation=F] | csv:FILE | module:Class")
+    o.add_argument("--evaluator", default="surrogate", help="as for pop search")
     common_search(o)
     o.set_defaults(func=cmd_optuna)
 

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import robustness
 from .algorithm import HypervolumeTracker as _HVTracker, PartialOrderPruning, hypervolume
 from .evaluators import Surrogate
 from .lut import FlopsProxy, LatencyTable, build, required_keys
@@ -143,6 +144,8 @@ def main(argv=None) -> int:
     p.add_argument("--iterations", type=int, default=10)
     p.add_argument("--out", type=Path, default=Path("bench/pop.json"))
     p.add_argument("--validate", type=int, default=30, help="architectures profiled whole for the LUT check (0: skip)")
+    p.add_argument("--measured", type=Path, default=robustness.MEASURED_FILE,
+                   help="measured share of inverted trained pairs for the robustness levels (see pop.robustness)")
     args = p.parse_args(argv)
 
     from .backends import BackendError, make_backend
@@ -211,6 +214,8 @@ def main(argv=None) -> int:
                "lut_backend": backend, "lut_platform": table.platform, "patience": args.patience,
                "per_seed": per_seed, "lut_validation": validation, "p_update_1e6": p_update_seconds()}
     atomic_write_text(args.out.parent / "pop_details.json", json.dumps(details, indent=1) + "\n")
+    print("robustness: the same space, seeds and budget at growing order-violation levels")
+    robustness.run(space, encodings, seeds, hi, args.out.parent / "pop_details.json", measured=args.measured)
     print(json.dumps(result, indent=1))
     print(f"one P-update over |Ŝ| = {details['p_update_1e6']['space_size']}: "
           f"{details['p_update_1e6']['p_update_s_median'] * 1e3:.1f} ms (median of 20; target <= 2 s)")

@@ -17,9 +17,10 @@ among the trained pairs δ = 0 and the run is exactly Algorithm 1 (same D, P, bo
 
 δ is re-estimated whenever |D| has grown by a quarter since the last estimate (from 16
 trained models on), and P is then rebuilt from D: a larger δ *re-admits* pruned models.  When
-Ŝ \\ (P ∪ D) runs out while pruned models remain, δ is doubled (at least to ``floor``) and P
-rebuilt again, so the search can go on to the models the order wrongly excluded instead of
-stopping; each such escalation doubles δ for the rest of the run.
+Ŝ \\ (P ∪ D) runs out while pruned models remain and some trained pair violates the order,
+δ is doubled (at least to ``floor``) and P rebuilt again, so the search goes on to the models
+the order may have excluded wrongly instead of stopping; each such escalation doubles δ for
+the rest of the run.
 
 Everything is a function of (seed, results in order), like Algorithm 1: a study replays it.
 """
@@ -82,23 +83,27 @@ class NoiseAwarePruning(PartialOrderPruning):
         n = len(self.D)
         if n >= FIRST_ESTIMATE and n >= REESTIMATE_GROWTH * self._estimated_at:
             self._estimated_at = n
-            rows = np.asarray(self.D)
-            if n > MAX_ESTIMATE_ROWS:  # pairs grow as |D|^2: a seeded subset estimates δ as well
-                rows = np.random.default_rng(n).choice(rows, MAX_ESTIMATE_ROWS, replace=False)
-            diffs = trained_pair_diffs(self.keys, rows, np.asarray([self.acc[int(i)] for i in rows]))
-            self.estimate = estimate_margin(diffs, self.quantile)
+            self.estimate = estimate_margin(self._diffs(), self.quantile)
             if self._set_margin(self._wanted_margin()):
                 step.pruned_untrained = self.pruned_not_trained
                 step.covered = int((self.pruned | self.trained).sum())
         return step
+
+    def _diffs(self) -> np.ndarray:
+        rows = np.asarray(self.D)
+        if len(rows) > MAX_ESTIMATE_ROWS:  # pairs grow as |D|^2: a seeded subset estimates δ as well
+            rows = np.random.default_rng(len(rows)).choice(rows, MAX_ESTIMATE_ROWS, replace=False)
+        return trained_pair_diffs(self.keys, rows, np.asarray([self.acc[int(i)] for i in rows]))
 
     def next_candidate(self) -> int | None:
         while True:
             x = super().next_candidate()
             if x is not None or not (self.pruned & ~self.trained).any():
                 return x
-            # everything left was pruned: the order may have excluded models wrongly, so
-            # widen the margin and re-admit what no longer qualifies
+            if self.escalations == 0 and not np.any(self._diffs() > 0):
+                return None  # no trained pair violates the order: P is right, stop as Algorithm 1
+            # everything left was pruned although the order is violated: it may have excluded
+            # models wrongly, so widen the margin and re-admit what no longer qualifies
             self.escalations += 1
             self._set_margin(self._wanted_margin())
 

@@ -155,7 +155,7 @@ def run_nsga2(space, acc, truth, seed, budget, curve: _Curve, order: bool, max_a
     return curve.result()
 
 
-def run_method(method, space, keys, acc, truth, seed, budget, ref, exhaustive) -> dict:
+def run_method(method, space, keys, acc, truth, seed, budget, ref, exhaustive, max_asks: int = MAX_ASKS) -> dict:
     """One search; decisions on `acc` (what training returned), hypervolume on `truth`."""
     lat = space.latency
     curve = _Curve(ref, exhaustive)
@@ -166,7 +166,7 @@ def run_method(method, space, keys, acc, truth, seed, budget, ref, exhaustive) -
     if method == "random":
         return run_random(lat, truth, seed, budget, curve)
     if method in ("nsga2", "nsga2_order"):
-        return run_nsga2(space, acc, truth, seed, budget, curve, order=method == "nsga2_order")
+        return run_nsga2(space, acc, truth, seed, budget, curve, order=method == "nsga2_order", max_asks=max_asks)
     raise ValueError(f"unknown method {method!r}")
 
 
@@ -179,7 +179,8 @@ def _curve_grid(budget: int, points: int = 48) -> np.ndarray:
     return np.unique(np.geomspace(1, budget, points).astype(int))
 
 
-def run_level(level: dict, space, keys, encodings, seeds, window_hi, methods=METHODS, log=print) -> tuple[dict, dict]:
+def run_level(level: dict, space, keys, encodings, seeds, window_hi, methods=METHODS, max_asks: int = MAX_ASKS,
+              log=print) -> tuple[dict, dict]:
     """(the level's JSON entry, mean HV curve per method for the plot)."""
     budget = space.size
     per_seed = {m: [] for m in methods}
@@ -195,7 +196,7 @@ def run_level(level: dict, space, keys, encodings, seeds, window_hi, methods=MET
         row = []
         for m in methods:
             t = time.perf_counter()
-            r = run_method(m, space, keys, acc, truth, seed, budget, ref, exhaustive)
+            r = run_method(m, space, keys, acc, truth, seed, budget, ref, exhaustive, max_asks)
             per_seed[m].append(r["trainings"])
             final[m].append(r["final_hv"])
             curves[m].append(r["curve"])
@@ -218,6 +219,7 @@ def run_level(level: dict, space, keys, encodings, seeds, window_hi, methods=MET
         "final_hv_regret_pct": {m: (None if all(v is not None for v in per_seed[m]) else
                                     float(np.mean([100.0 * (1.0 - f) for f, v in zip(final[m], per_seed[m]) if v is None])))
                                 for m in methods},
+        "nsga2_max_asks": max_asks,
         "hv_curve_pct": {m: [[int(n), round(float(h), 3)] for n, h in zip(*mean_curves[m])] for m in methods},
     })
     entry.update(verdict(per_seed))
@@ -288,12 +290,12 @@ def merge_into_details(details_path: Path, entries: list[dict]) -> None:
 
 
 def run(space, encodings, seeds, window_hi, details_path: Path, measured: Path = MEASURED_FILE,
-        methods=METHODS, log=print) -> list[dict]:
+        methods=METHODS, max_asks: int = MAX_ASKS, log=print) -> list[dict]:
     """All levels; writes ``robustness`` into `details_path` and the plot beside it."""
     keys = space.order_keys()
     entries, curves = [], {}
     for level in levels(load_measured(measured)):
-        entry, mean_curves = run_level(level, space, keys, encodings, seeds, window_hi, methods, log)
+        entry, mean_curves = run_level(level, space, keys, encodings, seeds, window_hi, methods, max_asks, log)
         entries.append(entry)
         curves[level["level"]] = (f"{level['level']}: {entry['inverted_pairs_pct']:.2f} % of comparable pairs inverted",
                                   mean_curves)

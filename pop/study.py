@@ -39,9 +39,9 @@ import optuna
 import sqlalchemy as sa
 from optuna.trial import TrialState
 
-from .noise_aware import pruning_state
 from .evaluators import Evaluator
 from .lut import LatencyTable
+from .noise_aware import pruning_state
 from .space import Space, SpaceConfig
 
 ATTR = "pop"
@@ -141,8 +141,7 @@ def create_study(storage_url: str, name: str, spec: SearchSpec) -> optuna.Study:
     existing = study.user_attrs.get(ATTR)
     if existing is None:
         study.set_user_attr(ATTR, spec.to_json())
-    elif SearchSpec.from_json(existing).to_json() != spec.to_json():  # (older studies lack newer fields)
-        existing = SearchSpec.from_json(existing).to_json()
+    elif (existing := SearchSpec.from_json(existing).to_json()) != spec.to_json():  # (fills newer fields)
         changed = sorted(k for k in spec.to_json() if existing.get(k) != spec.to_json()[k])
         raise StudyError(f"study {name!r} exists with different settings ({', '.join(changed)}); "
                          "use another --study name or `pop worker` to continue it")
