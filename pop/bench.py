@@ -14,6 +14,8 @@ Writes ``bench/pop.json`` with exactly {"pruned_per_trained", "trainings_to_99pc
 "random", "nsga2"}, "space_size", "seeds"} and ``bench/pop_details.json`` with everything else
 (per-seed numbers, the window, the LUT platform, the LUT's check against whole networks —
 median |error| and share within ±10 %, target >= 95 % — and one P-update over 10^6 rows).
+Then ``pop.robustness`` adds ``robustness`` to the details: the same comparison at growing
+order-violation levels.
 """
 from __future__ import annotations
 
