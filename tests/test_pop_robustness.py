@@ -143,6 +143,8 @@ def test_robustness_json_has_every_level_and_keeps_other_keys(space, tmp_path):
         assert all(v is None or v >= 1 for v in e["trainings_to_99pct"].values())
         assert all((r is None) == (v is not None) for r, v in
                    zip(e["final_hv_regret_pct"].values(), e["trainings_to_99pct"].values()))
+        for m, runs in e["trainings_run_per_seed"].items():
+            assert all(v is None or v == n for v, n in zip(e["trainings_to_99pct_per_seed"][m], runs))
     pct = [e["inverted_pairs_pct"] for e in levels]
     assert pct[0] == 0.0 and pct[1] < 0.5
     assert abs(pct[2] - 10.0) < 1.5 and abs(pct[3] - 20.0) < 1.5
@@ -199,3 +201,11 @@ def test_noise_aware_search_and_order_sampler_share_one_storage(files, space):
     assert again.returncode == 2 and "different settings (rule)" in again.stderr
     worker = pop("worker", "--storage", url, "--study", "nsga", "--quiet", check=False)
     assert worker.returncode == 2 and "not a POP study" in worker.stderr
+
+
+def test_verdict_compares_the_best_pop_variant_with_nsga2():
+    v = robustness.verdict({"pop": [None, 5], "pop_noise_aware": [10, 12], "nsga2": [11, 11]})
+    assert v["best_pop_variant"] == "pop_noise_aware" and v["best_pop_vs_nsga2"] == pytest.approx(1.0)
+    assert v["seeds_best_pop_fewer"] == 1 and not v["pruning_pays"]
+    v = robustness.verdict({"pop": [8, 9], "pop_noise_aware": [10, 12], "nsga2": [9, None]})
+    assert v["best_pop_variant"] == "pop" and v["best_pop_vs_nsga2"] is None and v["seeds_best_pop_fewer"] == 2
