@@ -4,7 +4,7 @@
 .PHONY: pop-demo seg-smoke train-test
 
 POP_DEMO ?= build/pop-demo
-POP_DEMO_BUDGET ?= 40
+POP_DEMO_BUDGET ?= 32
 POP_DEMO_PATIENCE ?= 10
 POP_DEMO_ENV = DFSEG_POP_TASK=$(POP_DEMO)/task.yaml OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
 
@@ -22,6 +22,8 @@ pop-demo: setup caffe
 	  --workdir $(POP_DEMO)/runs --patience $(POP_DEMO_PATIENCE) --budget $(POP_DEMO_BUDGET); \
 	status=$$?; wait; exit $$status
 	$(PY) -m pop report --storage sqlite:///$(POP_DEMO)/pop.db --study digits --out $(POP_DEMO)/report
+	$(POP_DEMO_ENV) $(PY) -m solvers.pop_demo seed-noise $(POP_DEMO)/runs --task $(POP_DEMO)/task.yaml \
+	  --out $(POP_DEMO)/report --models 4
 	$(PY) -m solvers.pop_demo order-check $(POP_DEMO)/runs --out $(POP_DEMO)/report
 
 # DF-Seg on a generated data set in the Cityscapes layout: loss falls, mIoU by the evaluator.

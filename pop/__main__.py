@@ -23,6 +23,8 @@ model at least as accurate, so far fewer models need training.
   pop lut decoder    profile the decoder settings [C3,C4,C5] of a fixed backbone
   pop search         run Algorithm 1 (creates the study, trains with one worker)
   pop worker         join a study as one more worker (e.g. on PostgreSQL)
+  pop optuna         Optuna's NSGA-II (or TPE, random) on S^, skipping the models the partial
+                     order settles; same space, storage and evaluators as pop search
   pop report         boundary table and Fig. 5, 7, 8a, 8b plots, one HTML page
 """
 
@@ -200,7 +202,8 @@ def cmd_lut_decoder(args) -> int:
 def _spec_from_args(args, space_dict, table):
     from .study import SearchSpec
     return SearchSpec(space=space_dict, lut=table.to_json(), seed=args.seed, patience=args.patience,
-                      budget=args.budget, evaluator=args.evaluator, lease_timeout=args.lease_timeout)
+                      budget=args.budget, evaluator=args.evaluator, lease_timeout=args.lease_timeout,
+                      rule=args.rule, margin_quantile=args.margin_quantile)
 
 
 def cmd_search(args) -> int:
@@ -254,6 +257,22 @@ def _print_summary(replay) -> None:
           f"unchanged for {st.unchanged} iterations")
     for i in sorted(st.boundary, key=lambda i: replay.space.latency[i]):
         print(f"  {replay.space.latency[i]:8.3f} ms  {st.acc[i] * 100:6.2f} %  {replay.space.encoding(i)}")
+
+
+def cmd_optuna(args) -> int:
+    from .evaluators import make_evaluator
+    from .sampler import optuna_study, run_optuna
+    cfg, table, space = _enumerate(args)
+    spec = {"space": cfg.to_dict(), "lut": table.to_json(), "seed": args.seed, "sampler": args.sampler,
+            "population": args.population, "rule": args.order, "margin_quantile": args.margin_quantile,
+            "evaluator": args.evaluator}
+    study, order = optuna_study(args.storage, args.study, spec, space)
+    print(f"study {args.study!r} on {args.storage}: |S^| = {space.size}, {args.sampler}, order: {args.order}")
+    n = run_optuna(study, order, space, make_evaluator(args.evaluator), args.budget, args.workdir)
+    print(f"trained {n}" + (f", {order.skipped} settled proposals skipped" if order else "") + "; boundary:")
+    for t in sorted((t for t in study.best_trials if t.user_attrs.get("trained")), key=lambda t: t.values[0]):
+        print(f"  {t.values[0]:8.3f} ms  {t.values[1] * 100:6.2f} %  {t.user_attrs['encoding']}")
+    return 0
 
 
 def cmd_report(args) -> int:
@@ -324,6 +343,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--budget", type=int, help="stop after this many trained models")
     s.add_argument("--evaluator", default="surrogate",
                    help="surrogate[:seed=N,noise=F,max_violation=F] | csv:FILE | module:Class (e.g. solvers.pop_evaluator:CaffeEvaluator)")
+    s.add_argument("--rule", choices=["pop", "noise-aware"], default="pop", help="pruning rule: the paper's, "
+                   "or noise-aware (prune only past a margin estimated from trained pairs that violate the order)")
+    s.add_argument("--margin-quantile", type=float, default=0.9, help="noise-aware rule: quantile of "
+                   "Acc(m) - Acc(w) over trained pairs m < w used as the margin")
     s.add_argument("--create-only", action="store_true", help="create the study and exit (then start `pop worker`s)")
     s.add_argument("--lease-timeout", type=float, default=600.0, help="seconds without heartbeat before a "
                    "worker's candidate is offered again")
@@ -336,6 +359,20 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--trace", type=pathlib.Path, help="append start/done events as JSON lines")
     common_search(w)
     w.set_defaults(func=cmd_worker)
+
+    o = sub.add_parser("optuna", help="Optuna's NSGA-II (or TPE, random) on S^; the partial order skips "
+                       "the models it settles (trained, pruned, or being trained)")
+    _space_args(o)
+    o.add_argument("--sampler", choices=["nsga2", "tpe", "random"], default="nsga2")
+    o.add_argument("--population", type=int, default=50, help="NSGA-II population size")
+    o.add_argument("--order", choices=["noise-aware", "pop", "none"], default="noise-aware",
+                   help="which pruning rule settles models (none: the plain sampler)")
+    o.add_argument("--margin-quantile", type=float, default=0.9)
+    o.add_argument("--seed", type=int, default=0)
+    o.add_argument("--budget", type=int, required=True, help="stop when the study holds this many trained models")
+    o.add_argument("--evaluator", default="surrogate", help="as for pop search")
+    common_search(o)
+    o.set_defaults(func=cmd_optuna)
 
     r = sub.add_parser("report", help="boundary table and plots (Fig. 5, 7, 8a, 8b) as PNG and one HTML page")
     r.add_argument("--storage", default="sqlite:///pop.db")

@@ -69,6 +69,24 @@ def hypervolume(latency: np.ndarray, accuracy: np.ndarray, ref_latency: float, r
     return area
 
 
+class HypervolumeTracker:
+    """Hypervolume of a growing set of points, recomputed from its Pareto front after each add
+    (benchmarks: hypervolume against the number of trainings)."""
+
+    def __init__(self, ref_latency: float, ref_accuracy: float):
+        self.ref = (ref_latency, ref_accuracy)
+        self.lat: list[float] = []
+        self.acc: list[float] = []
+
+    def add(self, latency: float, accuracy: float) -> float:
+        self.lat.append(latency)
+        self.acc.append(accuracy)
+        front = pareto_front(np.array(self.lat), np.array(self.acc))
+        self.lat = [self.lat[i] for i in front]
+        self.acc = [self.acc[i] for i in front]
+        return hypervolume(np.array(self.lat), np.array(self.acc), *self.ref)
+
+
 @dataclasses.dataclass
 class Step:
     """What one iteration did (for reports: Fig. 8a/8b)."""
@@ -101,6 +119,9 @@ class PartialOrderPruning:
         self.unchanged = 0
         self.boundary: tuple[int, ...] = ()
         self.steps: list[Step] = []
+        # y_w must beat w by this much before w's precedents are pruned (0 = the paper's rule;
+        # pop.noise_aware raises it when trained pairs violate the order)
+        self.margin = 0.0
 
     # -- sampling ---------------------------------------------------------------------
     def candidates(self, exclude: set[int] = frozenset()):
@@ -131,14 +152,17 @@ class PartialOrderPruning:
         self.D.append(x)
         self.acc[x] = float(accuracy)
         lat_x = self.latency[x]
-        # y_x = fastest trained model at least as accurate as x (x itself qualifies)
-        self.threshold[x] = min([self.latency[y] for y in self.D if self.acc[y] >= accuracy])
+        # y_x = fastest trained model at least as accurate as x (x itself qualifies when the
+        # margin is 0; with a margin there may be none yet: no threshold, nothing pruned)
+        self.threshold[x] = min([self.latency[y] for y in self.D if self.acc[y] >= accuracy + self.margin],
+                                default=np.inf)
         affected = [x] + [w for w in self.D[:-1]
-                          if accuracy >= self.acc[w] and lat_x < self.threshold[w]]
+                          if accuracy >= self.acc[w] + self.margin and lat_x < self.threshold[w]]
         for w in affected:
             if w != x:
                 self.threshold[w] = lat_x
-            self._prune_below(w, self.threshold[w])
+            if np.isfinite(self.threshold[w]):
+                self._prune_below(w, self.threshold[w])
         boundary = self._boundary()
         changed = boundary != self.boundary
         self.boundary = boundary

@@ -14,6 +14,8 @@ Writes ``bench/pop.json`` with exactly {"pruned_per_trained", "trainings_to_99pc
 "random", "nsga2"}, "space_size", "seeds"} and ``bench/pop_details.json`` with everything else
 (per-seed numbers, the window, the LUT platform, the LUT's check against whole networks —
 median |error| and share within ±10 %, target >= 95 % — and one P-update over 10^6 rows).
+Then ``pop.robustness`` adds ``robustness`` to the details: the same comparison at growing
+order-violation levels.
 """
 from __future__ import annotations
 
@@ -24,7 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .algorithm import PartialOrderPruning, hypervolume, pareto_front
+from . import robustness
+from .algorithm import HypervolumeTracker as _HVTracker, PartialOrderPruning, hypervolume
 from .evaluators import Surrogate
 from .lut import FlopsProxy, LatencyTable, build, required_keys
 from .order import predecessors_mask, suffix_counts
@@ -36,23 +39,6 @@ BENCH_SPACE = {"stages": [{"widths": [64, 128, 256, 512], "max_depth": 4},
                           {"widths": [64, 128, 256, 512], "max_depth": 4}],
                "input_size": [128, 128], "num_classes": 1000}
 WINDOW_QUANTILES = (0.15, 0.70)
-
-
-class _HVTracker:
-    """Hypervolume of a growing set of points, recomputed from its Pareto front."""
-
-    def __init__(self, ref_lat, ref_acc):
-        self.ref = (ref_lat, ref_acc)
-        self.lat: list[float] = []
-        self.acc: list[float] = []
-
-    def add(self, lat, acc) -> float:
-        self.lat.append(lat)
-        self.acc.append(acc)
-        front = pareto_front(np.array(self.lat), np.array(self.acc))
-        self.lat = [self.lat[i] for i in front]
-        self.acc = [self.acc[i] for i in front]
-        return hypervolume(np.array(self.lat), np.array(self.acc), *self.ref)
 
 
 def _first_reaching(values, target):
@@ -196,6 +182,8 @@ def main(argv=None) -> int:
                    help="engines whose LUT is checked against whole nets")
     p.add_argument("--reuse-lut", action="store_true",
                    help="reuse the search's LUT file instead of measuring it anew")
+    p.add_argument("--measured", type=Path, default=robustness.MEASURED_FILE,
+                   help="measured share of inverted trained pairs for the robustness levels (see pop.robustness)")
     args = p.parse_args(argv)
 
     from .backends import BackendError, make_backend
@@ -260,6 +248,8 @@ def main(argv=None) -> int:
                "lut_backend": backend, "lut_platform": table.platform, "patience": args.patience,
                "per_seed": per_seed, "lut_validation": validation, "p_update_1e6": p_update_seconds()}
     atomic_write_text(args.out.parent / "pop_details.json", json.dumps(details, indent=1) + "\n")
+    print("robustness: the same space, seeds and budget at growing order-violation levels")
+    robustness.run(space, encodings, seeds, hi, args.out.parent / "pop_details.json", measured=args.measured)
     print(json.dumps(result, indent=1))
     print(f"one P-update over |Ŝ| = {details['p_update_1e6']['space_size']}: "
           f"{details['p_update_1e6']['p_update_s_median'] * 1e3:.1f} ms (median of 20; target <= 2 s)")

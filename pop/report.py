@@ -143,9 +143,10 @@ def _fig5_pruned_regions(plt, f: _Findings):
     ax.plot(lat[pruned], np.full(pruned.size, lo + 0.15), "|", color="0.5", ms=8, alpha=0.4,
             label=f"latencies of all pruned models ({pruned.size})")
     by_count = sorted(D, key=lambda w_: -int(np.sum(st.pruned_by == w_)))[:3]
+    by_count = [w_ for w_ in by_count if np.isfinite(st.threshold[w_])]  # (noise-aware rule: y_w may not exist)
     for w_, colour in zip(by_count, ("tab:orange", "tab:purple", "tab:green")):
         thr = st.threshold[w_]
-        y_w = min((y for y in D if st.acc[y] >= st.acc[w_]), key=lambda y: lat[y])
+        y_w = min((y for y in D if st.acc[y] >= st.acc[w_] + st.margin), key=lambda y: lat[y])
         mine = np.nonzero(st.pruned_by == w_)[0]
         ax.add_patch(plt.Rectangle((thr, lo), tmax - thr, st.acc[w_] * 100 - lo, color=colour, alpha=0.15, lw=0))
         ax.plot(lat[mine], np.full(mine.size, lo + 0.45), "|", color=colour, ms=8, alpha=0.7)

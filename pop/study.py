@@ -45,6 +45,7 @@ from .evaluators import Evaluator, make_evaluator
 from .leases import Leases, _Heartbeat
 from .storage import StudyError, open_storage
 from .lut import LatencyTable
+from .noise_aware import pruning_state
 from .space import Space, SpaceConfig
 
 ATTR = "pop"
@@ -62,6 +63,8 @@ class SearchSpec:
     budget: int | None = None   # optional cap on |D|
     evaluator: str = "surrogate"
     lease_timeout: float = 60.0
+    rule: str = "pop"               # pruning rule: "pop" (Algorithm 1) or "noise-aware"
+    margin_quantile: float = 0.9    # noise-aware rule: quantile of trained-pair violations
 
     def to_json(self) -> dict:
         return dict(self.__dict__)
@@ -84,7 +87,7 @@ def create_study(storage_url: str, name: str, spec: SearchSpec) -> optuna.Study:
     existing = study.user_attrs.get(ATTR)
     if existing is None:
         study.set_user_attr(ATTR, spec.to_json())
-    elif existing != spec.to_json():
+    elif (existing := SearchSpec.from_json(existing).to_json()) != spec.to_json():  # (fills newer fields)
         changed = sorted(k for k in spec.to_json() if existing.get(k) != spec.to_json()[k])
         raise StudyError(f"study {name!r} exists with different settings ({', '.join(changed)}); "
                          "use another --study name or `pop worker` to continue it")
@@ -118,7 +121,8 @@ class Replay:
 
     def __init__(self, space, spec: SearchSpec):
         self.space = space
-        self.state = PartialOrderPruning(space.order_keys(), space.latency, spec.seed, spec.patience)
+        self.state = pruning_state(spec.rule, space.order_keys(), space.latency, spec.seed, spec.patience,
+                                   spec.margin_quantile)
         self.budget = spec.budget
 
     def advance(self, results: dict[int, float]) -> None:

@@ -34,23 +34,48 @@ def load_digits_images(size: int) -> tuple[np.ndarray, np.ndarray]:
     return np.repeat(up[..., None], 3, axis=3), digits.target.astype(np.int64)
 
 
-def prepare(out_dir: str | Path, size: int = 32, val: int = 497, seed: int = 0) -> dict:
-    """Write ``train_lmdb`` / ``val_lmdb`` under ``out_dir`` (kept if already complete)."""
+def warped(images: np.ndarray, labels: np.ndarray, copies: int, warp: dict, rng: np.random.Generator):
+    """`copies` random affine copies of every image: rotation up to ±warp["rotation"] degrees,
+    scale drawn from warp["scale"] [lo, hi], shift up to ±warp["shift"] pixels (black border)."""
+    size = images.shape[1]
+    out = []
+    for _ in range(copies):
+        for im in images:
+            m = cv2.getRotationMatrix2D((size / 2, size / 2), rng.uniform(-warp["rotation"], warp["rotation"]),
+                                        rng.uniform(*warp["scale"]))
+            m[:, 2] += rng.uniform(-warp["shift"], warp["shift"], 2)
+            out.append(cv2.warpAffine(im, m, (size, size), flags=cv2.INTER_LINEAR, borderValue=(0, 0, 0)))
+    return np.stack(out), np.tile(labels, copies)
+
+
+def prepare(out_dir: str | Path, size: int = 32, val: int = 497, seed: int = 0, warp: dict | None = None,
+            train_copies: int = 1, val_copies: int = 1) -> dict:
+    """Write ``train_lmdb`` / ``val_lmdb`` under ``out_dir`` (kept if already complete).
+    With `warp`, each split holds `*_copies` random affine copies of its scans (a harder task:
+    the split is by scan, so no validation digit is seen in training in any pose)."""
     out = Path(out_dir)
     meta_file = out / "digits.json"
     meta = {"size": size, "val": val, "seed": seed}
+    if warp:
+        meta.update(warp=warp, train_copies=train_copies, val_copies=val_copies)
     if meta_file.is_file() and json.loads(meta_file.read_text()).get("params") == meta:
         return json.loads(meta_file.read_text())
     images, labels = load_digits_images(size)
     order = np.random.default_rng(seed).permutation(len(images))
     val_idx, train_idx = order[:val], order[val:]
+    splits = {"train": (images[train_idx], labels[train_idx]), "val": (images[val_idx], labels[val_idx])}
+    if warp:
+        rng = np.random.default_rng(seed + 1)
+        splits = {"train": warped(*splits["train"], train_copies, warp, rng),
+                  "val": warped(*splits["val"], val_copies, warp, rng)}
     out.mkdir(parents=True, exist_ok=True)
     for name in ("train_lmdb", "val_lmdb"):
         shutil.rmtree(out / name, ignore_errors=True)
-    write_arrays_lmdb(images[train_idx], labels[train_idx], out / "train_lmdb")
-    write_arrays_lmdb(images[val_idx], labels[val_idx], out / "val_lmdb")
+    write_arrays_lmdb(*splits["train"], out / "train_lmdb")
+    write_arrays_lmdb(*splits["val"], out / "val_lmdb")
     info = {"params": meta, "train_db": str((out / "train_lmdb").resolve()),
-            "val_db": str((out / "val_lmdb").resolve()), "train_size": len(train_idx), "val_size": len(val_idx),
+            "val_db": str((out / "val_lmdb").resolve()), "train_size": len(splits["train"][1]),
+            "val_size": len(splits["val"][1]),
             "num_classes": 10, "input_size": [size, size]}
     meta_file.write_text(json.dumps(info, indent=1))
     return info

@@ -58,3 +58,38 @@ def test_the_engine_builds_our_evaluator_from_its_cli_spec(tmp_path, monkeypatch
     assert ev.task.train_db == info["train_db"] and ev.task.input_size == (32, 32)
     space = yaml.safe_load((tmp_path / "space.yaml").read_text())
     assert space["input_size"] == [32, 32] and space["num_classes"] == 10
+
+
+def test_warped_digits_are_a_harder_split_of_the_same_scans(tmp_path):
+    from solvers.digits import load_digits_images, prepare
+    warp = {"rotation": 45.0, "scale": [0.6, 1.0], "shift": 5.0}
+    info = prepare(tmp_path, size=32, val=100, warp=warp, train_copies=3, val_copies=2)
+    assert (info["train_size"], info["val_size"]) == (3 * 1697, 200)
+    val = verify_lmdb(info["val_db"], num_classes=10)
+    assert val["count"] == 200 and val["shapes"] == {"32x32x3": 200}
+    plain = prepare(tmp_path / "plain", size=32, val=100)
+    assert verify_lmdb(plain["val_db"], num_classes=10)["count"] == 100
+    images, _ = load_digits_images(32)
+    from solvers.digits import warped
+    a, _ = warped(images[:5], np.arange(5), 2, warp, np.random.default_rng(0))
+    assert a.shape == (10, 32, 32, 3) and not np.array_equal(a[:5], a[5:])   # every copy a new pose
+
+
+@pytest.mark.skipif(importlib.util.find_spec("pop.order") is None, reason="needs the POP engine (pop.order)")
+def test_demo_summary_weighs_the_order_check_against_seed_noise():
+    from solvers.pop_demo import order_check, pick_for_noise, summary
+    results = {"[(64),(128),(256)]": 0.60, "[(64,64),(128),(256)]": 0.58, "[(128),(128),(256)]": 0.70,
+               "[(64,64),(128),(256,256)]": 0.75}
+    assert pick_for_noise(results, 2) == ["[(64,64),(128),(256)]", "[(64,64),(128),(256,256)]"]
+    assert len(pick_for_noise(results, 9)) == 4
+    report = order_check(results)
+    noise = {"seed": 1, "first_seed": 0, "mean_abs_difference": 0.01, "max_abs_difference": 0.015,
+             "models": [{}, {}]}
+    s = summary(results, report, noise)
+    assert s["accuracy_spread"]["range"] == pytest.approx(0.17)
+    assert s["spread_over_noise"] == pytest.approx(17.0)
+    oc = s["order_check"]
+    assert oc["comparable_pairs"] == 4 and oc["inverted"] == 1 and oc["inverted_pairs_pct"] == pytest.approx(25.0)
+    assert oc["inverted_beyond_noise"] == 1        # 0.60 -> 0.58: by 2 %, more than the 1.5 % seed noise
+    assert oc["held_beyond_noise"] == 3
+    assert "seed_noise" not in summary(results, report, None)

@@ -1,0 +1,316 @@
+"""Does pruning still pay when the partial order is noisy?  (``make bench-pop``, issue 15)
+
+The bench's space, seeds and budget (|Ŝ| trainings), at several order-violation levels:
+
+* ``none``      — the surrogate's noiseless accuracy: the order holds exactly;
+* ``paper``     — the surrogate as in the main table: noise clipped so that a comparable pair
+                  is inverted by at most 0.1 % (the paper's ΔAcc >= −0.1 %);
+* ``1pct``, ``3pct``, ``10pct`` — noiseless accuracy + Gaussian noise scaled
+                  (``pop.noise.sigma_for_share``) so that 1, 3, 10 % of the comparable pairs
+                  of Ŝ are inverted;
+* ``measured``  — the same, at the share of inverted trained pairs measured by a real
+                  search on this machine (``make pop-demo``; the figure and its source are in
+                  ``pop/measured_order.json``, or ``--measured FILE``).
+
+The noisy accuracy is what "training" returns: every method decides on it (what to train,
+what to prune, which parents to breed).  A search is *scored* on the models it trained at
+their noiseless accuracy — the model's worth, which a second training would scatter around
+— so the exhaustive boundary, the 99 % target and each method's hypervolume use the
+noiseless values (scoring on the noisy ones instead makes the target the luckiest draws of
+the noise: at 10 % inverted pairs even random search then needs 96 % of Ŝ).
+Methods, each with the same budget: ``pop`` (Algorithm 1, run on until Ŝ \\ P is empty),
+``pop_noise_aware`` (``pop.noise_aware``), ``random``, ``nsga2`` (Optuna's NSGA-II,
+population 50, the encoding of ``pop.sampler.SpaceParams``) and ``nsga2_order`` (the same
+NSGA-II wrapped in ``pop.sampler.PartialOrderSampler`` with the noise-aware rule).
+
+Per level: ``inverted_pairs_pct`` (share of 20,000 sampled comparable pairs of Ŝ inverted,
+mean over seeds), ``trainings_to_99pct`` {method: mean over seeds, or null when a seed never
+got there}, per-seed counts, ``final_hv_regret_pct`` (1 − HV/HV_exhaustive at the end of the
+budget, mean over the seeds that never got there), the trainings each search ran (a search
+stops at the target, at the budget, when Ŝ \\ P is empty — plain POP — or after NSGA-II's
+10,000 asks), HV curves; plus ``pop_robustness.png``.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import optuna
+
+from .algorithm import HypervolumeTracker, PartialOrderPruning, hypervolume
+from .evaluators import Surrogate
+from .noise import comparable_pairs, inverted_share, noisy, sigma_for_share
+from .noise_aware import NoiseAwarePruning
+from .sampler import PartialOrderSampler, SpaceParams
+from prototxt_gen.encoding import parse_encoding
+from tools.common.atomic import atomic_save_figure, atomic_write_text
+
+MEASURED_FILE = Path(__file__).with_name("measured_order.json")
+METHODS = ("pop", "pop_noise_aware", "random", "nsga2", "nsga2_order")
+POP_VARIANTS = ("pop", "pop_noise_aware")
+PAIRS = 20_000
+TARGET = 0.99
+MAX_ASKS = 10_000   # NSGA-II draws (repeats and draws outside Ŝ are asks, not trainings)
+
+
+def load_measured(path: Path = MEASURED_FILE) -> dict:
+    """The measured share of inverted trained pairs: ``pop/measured_order.json`` or a demo's
+    ``partial_order.json`` (``solvers.pop_demo order-check``)."""
+    data = json.loads(Path(path).read_text())
+    if "inverted_pairs_pct" not in data:   # a demo's order check
+        n, held = data["comparable_pairs"], data["held"]
+        data = {"inverted_pairs_pct": 100.0 * (n - held) / n, "comparable_pairs": n, "source": str(path)}
+    pct = float(data["inverted_pairs_pct"])
+    if not 0.0 < pct < 50.0:
+        raise ValueError(f"{path}: inverted_pairs_pct {pct} must lie in (0, 50) to be modelled as noise "
+                         "(50 % is no order at all)")
+    return data
+
+
+def levels(measured: dict) -> list[dict]:
+    return [{"level": "none", "kind": "clean", "description": "noiseless surrogate: the order holds exactly"},
+            {"level": "paper", "kind": "paper", "description": "surrogate noise clipped to ±0.05 %: "
+             "no comparable pair inverted by more than 0.1 % (the paper's tolerance)"},
+            *({"level": f"{pct:g}pct", "kind": "share", "target_inverted_pct": float(pct),
+               "description": f"Gaussian noise inverting {pct:g} % of the comparable pairs"} for pct in (1, 3, 10)),
+            {"level": "measured", "kind": "share", "target_inverted_pct": float(measured["inverted_pairs_pct"]),
+             "description": "Gaussian noise inverting the share of trained pairs measured on real training",
+             "source": measured.get("source", "")}]
+
+
+def level_accuracies(level: dict, encodings: list[str], keys: np.ndarray, seed: int):
+    """(what training returns for every row of Ŝ at this level and seed, the noiseless
+    accuracy, the noise sigma)."""
+    sur = Surrogate(seed=seed)
+    clean = np.array([sur.clean_accuracy(parse_encoding(e)) for e in encodings])
+    if level["kind"] == "paper":
+        return np.array([sur.evaluate(e) for e in encodings]), clean, 0.0
+    if level["kind"] == "clean":
+        return clean, clean, 0.0
+    pairs = comparable_pairs(keys, PAIRS, seed)
+    sigma = sigma_for_share(clean, pairs, level["target_inverted_pct"] / 100.0, seed)
+    return noisy(clean, sigma, seed), clean, sigma
+
+
+# ----------------------------------------------------------------------------- methods
+class _Curve:
+    """HV fraction after each training, until the target or the budget."""
+
+    def __init__(self, ref, exhaustive):
+        self.hv = HypervolumeTracker(*ref)
+        self.exhaustive = exhaustive
+        self.values: list[float] = []
+
+    def add(self, lat, acc) -> bool:
+        self.values.append(self.hv.add(float(lat), float(acc)) / self.exhaustive)
+        return self.values[-1] >= TARGET
+
+    def result(self) -> dict:
+        reached = bool(self.values) and self.values[-1] >= TARGET
+        return {"trainings": len(self.values) if reached else None, "curve": np.asarray(self.values),
+                "final_hv": self.values[-1] if self.values else 0.0}
+
+
+def run_algorithm1(state: PartialOrderPruning, lat, acc, truth, budget, curve: _Curve) -> dict:
+    for _ in range(budget):
+        x = state.next_candidate()
+        if x is None:
+            break
+        state.add(x, acc[x])
+        if curve.add(lat[x], truth[x]):
+            break
+    return curve.result()
+
+
+def run_random(lat, truth, seed, budget, curve: _Curve) -> dict:
+    for x in np.random.default_rng(seed).permutation(lat.size)[:budget]:
+        if curve.add(lat[x], truth[x]):
+            break
+    return curve.result()
+
+
+def run_nsga2(space, acc, truth, seed, budget, curve: _Curve, order: bool, max_asks: int = MAX_ASKS) -> dict:
+    """NSGA-II; a draw outside Ŝ is a failed trial, a repeated one is told its known result —
+    neither is a training.  With ``order`` the sampler never proposes a settled model."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    base = optuna.samplers.NSGAIISampler(seed=seed, population_size=50)
+    sampler = PartialOrderSampler(space, base=base, seed=seed, noise_aware=True) if order else base
+    params = sampler.params if order else SpaceParams(space)
+    study = optuna.create_study(directions=["minimize", "maximize"], sampler=sampler)
+    seen: set[int] = set()
+    for _ in range(max_asks):
+        if len(seen) >= budget or (order and sampler.exhausted):
+            break
+        t = study.ask()
+        i = params.suggest(t)
+        if i is None:
+            study.tell(t, state=optuna.trial.TrialState.FAIL)
+            continue
+        values = (float(space.latency[i]), float(acc[i]))
+        if i not in seen:
+            seen.add(i)
+            if curve.add(values[0], truth[i]):
+                study.tell(t, values)
+                break
+        study.tell(t, values)
+    return curve.result()
+
+
+def run_method(method, space, keys, acc, truth, seed, budget, ref, exhaustive, max_asks: int = MAX_ASKS) -> dict:
+    """One search; decisions on `acc` (what training returned), hypervolume on `truth`."""
+    lat = space.latency
+    curve = _Curve(ref, exhaustive)
+    if method == "pop":
+        return run_algorithm1(PartialOrderPruning(keys, lat, seed, 10 ** 9), lat, acc, truth, budget, curve)
+    if method == "pop_noise_aware":
+        return run_algorithm1(NoiseAwarePruning(keys, lat, seed, 10 ** 9), lat, acc, truth, budget, curve)
+    if method == "random":
+        return run_random(lat, truth, seed, budget, curve)
+    if method in ("nsga2", "nsga2_order"):
+        return run_nsga2(space, acc, truth, seed, budget, curve, order=method == "nsga2_order", max_asks=max_asks)
+    raise ValueError(f"unknown method {method!r}")
+
+
+# ----------------------------------------------------------------------------- one level
+def _mean_or_none(values):
+    return None if any(v is None for v in values) else float(np.mean(values))
+
+
+def _curve_grid(budget: int, points: int = 48) -> np.ndarray:
+    return np.unique(np.geomspace(1, budget, points).astype(int))
+
+
+def run_level(level: dict, space, keys, encodings, seeds, window_hi, methods=METHODS, max_asks: int = MAX_ASKS,
+              log=print) -> tuple[dict, dict]:
+    """(the level's JSON entry, mean HV curve per method for the plot)."""
+    budget = space.size
+    per_seed = {m: [] for m in methods}
+    final = {m: [] for m in methods}
+    curves = {m: [] for m in methods}
+    ran = {m: [] for m in methods}
+    inverted, sigmas = [], []
+    for seed in seeds:
+        acc, truth, sigma = level_accuracies(level, encodings, keys, seed)
+        inverted.append(100.0 * inverted_share(acc, comparable_pairs(keys, PAIRS, seed)))
+        sigmas.append(sigma)
+        ref = (window_hi, float(truth.min()))
+        exhaustive = hypervolume(space.latency, truth, *ref)
+        row = []
+        for m in methods:
+            t = time.perf_counter()
+            r = run_method(m, space, keys, acc, truth, seed, budget, ref, exhaustive, max_asks)
+            per_seed[m].append(r["trainings"])
+            final[m].append(r["final_hv"])
+            curves[m].append(r["curve"])
+            ran[m].append(len(r["curve"]))
+            row.append(f"{m} {r['trainings']} ({time.perf_counter() - t:.0f} s)")
+        log(f"  {level['level']} seed {seed}: {inverted[-1]:.3f} % of comparable pairs inverted; "
+            f"trainings to 99 % HV: " + ", ".join(row))
+    grid = _curve_grid(budget)
+    mean_curves = {}
+    for m in methods:
+        # a curve ends at the target (or the budget): hold its last value beyond that
+        padded = np.array([np.concatenate([c, np.full(budget - len(c), c[-1] if len(c) else 0.0)]) for c in curves[m]])
+        mean_curves[m] = (grid, 100.0 * padded.mean(axis=0)[grid - 1])
+    entry = {k: v for k, v in level.items() if k != "kind"}
+    entry.update({
+        "inverted_pairs_pct": float(np.mean(inverted)),
+        "inverted_pairs_pct_per_seed": inverted,
+        "noise_sigma": float(np.mean(sigmas)),
+        "trainings_to_99pct": {m: _mean_or_none(per_seed[m]) for m in methods},
+        "trainings_to_99pct_per_seed": per_seed,
+        "trainings_run_per_seed": ran,   # where a search stopped: target, budget, Ŝ \ P empty or NSGA-II's asks
+        "final_hv_regret_pct": {m: (None if all(v is not None for v in per_seed[m]) else
+                                    float(np.mean([100.0 * (1.0 - f) for f, v in zip(final[m], per_seed[m]) if v is None])))
+                                for m in methods},
+        "nsga2_max_asks": max_asks,
+        "hv_curve_pct": {m: [[int(n), round(float(h), 3)] for n, h in zip(*mean_curves[m])] for m in methods},
+    })
+    entry.update(verdict(per_seed))
+    return entry, mean_curves
+
+
+def verdict(per_seed: dict) -> dict:
+    """Best POP variant (fewest mean trainings among those that always reached the target)
+    against NSGA-II: ratio of the means (None when NSGA-II missed the target on some seed)
+    and the seeds where it needed fewer (a seed where NSGA-II missed counts as fewer)."""
+    reached = {m: _mean_or_none(per_seed[m]) for m in POP_VARIANTS if m in per_seed}
+    reached = {m: v for m, v in reached.items() if v is not None}
+    if not reached:
+        return {"best_pop_variant": None, "best_pop_vs_nsga2": None, "seeds_best_pop_fewer": None,
+                "pruning_pays": False}
+    best = min(reached, key=reached.get)
+    nsga2 = _mean_or_none(per_seed.get("nsga2", [None]))
+    fewer = sum(b is None or a < b for a, b in zip(per_seed[best], per_seed.get("nsga2", [])))
+    ratio = None if nsga2 is None else reached[best] / nsga2
+    return {"best_pop_variant": best, "best_pop_vs_nsga2": ratio, "seeds_best_pop_fewer": int(fewer),
+            "pruning_pays": bool(ratio is None or ratio < 1.0)}
+
+
+# ----------------------------------------------------------------------------- outputs
+def plot(curves_by_level: dict, path: Path) -> Path:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    names = list(curves_by_level)
+    cols = min(len(names), 3)
+    rows = -(-len(names) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.8 * rows), squeeze=False)
+    for ax, name in zip(axes.flat, names):
+        title, curves = curves_by_level[name]
+        for m, (grid, hv) in curves.items():
+            ax.plot(grid, hv, label=m, lw=1.5)
+        ax.axhline(100 * TARGET, color="k", lw=0.8, ls="--")
+        ax.set_xscale("log")
+        ax.set_ylim(80, 100.5)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("trainings")
+        ax.set_ylabel("HV, % of exhaustive (mean of seeds)")
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(names):]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    atomic_save_figure(fig, path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def merge_into_details(details_path: Path, entries: list[dict]) -> None:
+    """Set ``robustness`` in the details JSON, keeping every other key as it is on disk."""
+    data = {}
+    if details_path.exists():
+        data = json.loads(details_path.read_text())
+        if not isinstance(data, dict):
+            raise ValueError(f"{details_path}: expected a JSON object")
+    data["robustness"] = entries
+    details_path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(details_path, json.dumps(data, indent=1) + "\n")
+
+
+def run(space, encodings, seeds, window_hi, details_path: Path, measured: Path = MEASURED_FILE,
+        methods=METHODS, max_asks: int = MAX_ASKS, log=print) -> list[dict]:
+    """All levels; writes ``robustness`` into `details_path` and the plot beside it."""
+    keys = space.order_keys()
+    entries, curves = [], {}
+    for level in levels(load_measured(measured)):
+        entry, mean_curves = run_level(level, space, keys, encodings, seeds, window_hi, methods, max_asks, log)
+        entries.append(entry)
+        curves[level["level"]] = (f"{level['level']}: {entry['inverted_pairs_pct']:.3f} % of comparable pairs inverted",
+                                  mean_curves)
+        log(table_row(entry))
+    png = plot(curves, details_path.with_name("pop_robustness.png"))
+    for e in entries:
+        e["plot"] = str(png)
+    merge_into_details(details_path, entries)
+    return entries
+
+
+def table_row(entry: dict) -> str:
+    t = entry["trainings_to_99pct"]
+    cells = ", ".join(f"{m} {'—' if v is None else f'{v:.0f}'}" for m, v in t.items())
+    regret = {m: r for m, r in entry["final_hv_regret_pct"].items() if r is not None}
+    extra = f"; never reached, HV regret: " + ", ".join(f"{m} {r:.2f} %" for m, r in regret.items()) if regret else ""
+    return f"{entry['level']}: {entry['inverted_pairs_pct']:.3f} % inverted; trainings to 99 % HV: {cells}{extra}"
