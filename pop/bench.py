@@ -27,6 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from . import robustness
+from .backends import BackendError, make_backend
+from .validate import validate
 from .algorithm import HypervolumeTracker as _HVTracker, PartialOrderPruning, hypervolume
 from .evaluators import Surrogate
 from .lut import FlopsProxy, LatencyTable, build, required_keys
@@ -114,7 +116,6 @@ def measure_lut(cfg: SpaceConfig, backend_name: str, path: Path, iterations: int
                 fresh: bool = True) -> LatencyTable:
     """The bench's LUT on `backend_name`: measured anew (default; a table measured in another
     session saw another machine state), or reused from `path` when `fresh` is False."""
-    from .backends import make_backend
     backend = make_backend(backend_name, threads=1, iterations=iterations)
     reuse = path.exists() and not fresh
     table = LatencyTable.load(path) if reuse else LatencyTable(backend.platform())
@@ -129,8 +130,6 @@ def lut_validation(backends: list[str], lut: Path, n: int, iterations: int, out_
     space, calibrated on `calibration_nets` whole nets, then checked on n other whole nets:
     {backend: {n, within_10pct, median_abs_error_pct, mean_error_pct, sd_error_pct,
     calibration_scale, plot}} (a backend that cannot run here: {"error": why})."""
-    from .backends import BackendError, make_backend
-    from .validate import validate
     cfg = SpaceConfig.from_dict(dict(BENCH_SPACE, latency_ms=[0, 1e9]))
     result = {}
     for name in backends:
@@ -168,7 +167,7 @@ def p_update_seconds() -> dict:
             "p_update_s_max": float(np.max(times))}
 
 
-def main(argv=None) -> int:
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m pop.bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--backend", default="auto", help="LUT backend: caffe, opencv, ... (auto: caffe if built, else opencv)")
@@ -184,9 +183,11 @@ def main(argv=None) -> int:
                    help="reuse the search's LUT file instead of measuring it anew")
     p.add_argument("--measured", type=Path, default=robustness.MEASURED_FILE,
                    help="measured share of inverted trained pairs for the robustness levels (see pop.robustness)")
-    args = p.parse_args(argv)
+    return p
 
-    from .backends import BackendError, make_backend
+
+def _search_space(args):
+    """(backend, table, Ŝ, its window) of the search comparison."""
     backend = args.backend
     if backend == "auto":
         try:
@@ -199,41 +200,45 @@ def main(argv=None) -> int:
     table = measure_lut(cfg_all, backend, lut_path, args.iterations, fresh=not args.reuse_lut)
     everything = Space.enumerate(cfg_all, table)
     lo, hi = (float(np.quantile(everything.latency, q)) for q in WINDOW_QUANTILES)
-    cfg = cfg_all.with_window(lo, hi)
-    space = Space.enumerate(cfg, table)
-    keys = suffix_counts(space.counts, cfg.offsets)
-    encodings = space.encodings()
+    space = Space.enumerate(cfg_all.with_window(lo, hi), table)
     print(f"Ŝ: {space.size} architectures in [{lo:.3f}, {hi:.3f}] ms (LUT: {backend}, {table.platform.get('cpu')})")
+    return backend, table, space, (lo, hi)
 
+
+def _one_seed(space, encodings, keys, seed: int, patience: int, hi: float) -> dict:
+    """POP (to its stopping rule, then on), random search and NSGA-II on one surrogate seed."""
+    acc = np.array([Surrogate(seed=seed).evaluate(e) for e in encodings])
+    ref = (hi, float(acc.min()))
+    exhaustive = hypervolume(space.latency, acc, *ref)
+    target = 0.99 * exhaustive
+    state = PartialOrderPruning(keys, space.latency, seed, patience)
+    while not state.finished:
+        x = state.next_candidate()
+        state.add(x, acc[x])
+    budget = space.size
+    row = {"seed": seed, "trained": len(state.D), "pruned": state.pruned_not_trained,
+           "pruned_per_trained": state.pruned_not_trained / len(state.D),
+           "pop": pop_curve(keys, space.latency, acc, seed, budget, ref, target),
+           "random": random_curve(space.latency, acc, seed, budget, ref, target),
+           "nsga2": nsga2_curve(space, acc, seed, budget, ref, target),
+           "hv_at_stop": hypervolume(space.latency[state.D], acc[state.D], *ref) / exhaustive}
+    print(f"seed {seed}: POP stopped after {row['trained']} trainings, pruned {row['pruned']} "
+          f"({row['pruned_per_trained']:.2f}/trained, {row['hv_at_stop'] * 100:.2f} % of exhaustive HV); "
+          f"trainings to 99 % HV: POP {row['pop']}, random {row['random']}, NSGA-II {row['nsga2']}")
+    return row
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    backend, table, space, (lo, hi) = _search_space(args)
+    keys = suffix_counts(space.counts, space.config.offsets)
+    encodings = space.encodings()
     validation = None
     if args.validate:
         validation = lut_validation([b for b in args.validate_backends.split(",") if b], args.lut,
                                     args.validate, args.iterations, args.out.parent / "pop_lut_validation")
-
     seeds = list(range(args.seeds))
-    per_seed = []
-    for seed in seeds:
-        sur = Surrogate(seed=seed)
-        acc = np.array([sur.evaluate(e) for e in encodings])
-        ref = (hi, float(acc.min()))
-        exhaustive = hypervolume(space.latency, acc, *ref)
-        target = 0.99 * exhaustive
-        state = PartialOrderPruning(keys, space.latency, seed, args.patience)
-        while not state.finished:
-            x = state.next_candidate()
-            state.add(x, acc[x])
-        budget = space.size
-        row = {"seed": seed, "trained": len(state.D), "pruned": state.pruned_not_trained,
-               "pruned_per_trained": state.pruned_not_trained / len(state.D),
-               "pop": pop_curve(keys, space.latency, acc, seed, budget, ref, target),
-               "random": random_curve(space.latency, acc, seed, budget, ref, target)}
-        row["nsga2"] = nsga2_curve(space, acc, seed, budget, ref, target)
-        hv_at_stop = hypervolume(space.latency[state.D], acc[state.D], *ref) / exhaustive
-        row["hv_at_stop"] = hv_at_stop
-        per_seed.append(row)
-        print(f"seed {seed}: POP stopped after {row['trained']} trainings, pruned {row['pruned']} "
-              f"({row['pruned_per_trained']:.2f}/trained, {hv_at_stop * 100:.2f} % of exhaustive HV); "
-              f"trainings to 99 % HV: POP {row['pop']}, random {row['random']}, NSGA-II {row['nsga2']}")
+    per_seed = [_one_seed(space, encodings, keys, seed, args.patience, hi) for seed in seeds]
 
     def mean(key):
         vals = [r[key] for r in per_seed]
@@ -244,7 +249,7 @@ def main(argv=None) -> int:
               "space_size": space.size, "seeds": seeds}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.out, json.dumps(result, indent=1) + "\n")
-    details = {"window_ms": [lo, hi], "window_quantiles": WINDOW_QUANTILES, "space": cfg.to_dict(),
+    details = {"window_ms": [lo, hi], "window_quantiles": WINDOW_QUANTILES, "space": space.config.to_dict(),
                "lut_backend": backend, "lut_platform": table.platform, "patience": args.patience,
                "per_seed": per_seed, "lut_validation": validation, "p_update_1e6": p_update_seconds()}
     atomic_write_text(args.out.parent / "pop_details.json", json.dumps(details, indent=1) + "\n")

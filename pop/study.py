@@ -39,7 +39,6 @@ import sqlalchemy as sa
 from optuna.trial import TrialState
 from tqdm import tqdm
 
-from .algorithm import PartialOrderPruning
 from .decoder import DecoderSpace, is_decoder_space
 from .evaluators import Evaluator, make_evaluator
 from .leases import Leases, _Heartbeat
