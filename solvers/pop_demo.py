@@ -33,6 +33,7 @@ from pop.order import precedes
 from prototxt_gen.encoding import parse_backbone
 from tools.common.atomic import atomic_save_figure, atomic_write_text
 
+from .pop_evaluator import CaffeEvaluator, ClassificationTask
 from .digits import prepare as prepare_digits
 
 SPACE = {
@@ -93,7 +94,6 @@ def pick_for_noise(results: dict[str, float], n: int) -> list[str]:
 def seed_noise(results: dict[str, float], task_file: str | Path, out: Path, n: int, seed: int,
                workers: int = 2) -> dict:
     """Train n of the trained models again with another seed (weights and data order)."""
-    from .pop_evaluator import CaffeEvaluator, ClassificationTask
     task = ClassificationTask.load(task_file).to_dict()
     chosen = pick_for_noise(results, n)
     again = CaffeEvaluator(dict(task, seed=seed)).evaluate_many(chosen, out / f"seed{seed}", workers=workers)

@@ -59,3 +59,40 @@ def test_floor_zero_imports_nothing_of_dfseg():
     for path in sorted((REPO / "tools" / "common").glob("*.py")):
         outside = [n for _, n in _dfseg_imports(path) if not n.startswith("tools.common")]
         assert not outside, f"{path.name} imports {outside}"
+
+
+# dfseg imports that must stay inside a function, with the reason
+LAZY_ON_PURPOSE = {
+    ("solvers/runner.py", "data_layers"): "subclasses caffe.Layer: importing it imports pycaffe",
+}
+
+
+def test_dfseg_imports_sit_at_module_top():
+    inner = []
+    for _, path in _package_files():
+        rel = str(path.relative_to(REPO))
+        for fn in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for node in ast.walk(fn):
+                if isinstance(node, ast.ImportFrom) and (
+                        node.level > 0 or (node.module or "").split(".")[0] in PACKAGES):
+                    names = {node.module} | {a.name for a in node.names}
+                    if not any((rel, n) in LAZY_ON_PURPOSE for n in names):
+                        inner.append(f"{rel}:{node.lineno} imports {node.module or names} inside {fn.name}")
+    assert not inner, "imports inside functions (docs/architecture.md, Imports):\n" + "\n".join(inner)
+
+
+def test_modules_and_functions_stay_small():
+    """issue 13's rule: no module over 400 lines, no function over 60 (the generated schema aside)."""
+    big = []
+    for _, path in _package_files():
+        if path.name == "caffe_pb2.py":
+            continue
+        text = path.read_text()
+        if len(text.splitlines()) > 400:
+            big.append(f"{path.relative_to(REPO)}: {len(text.splitlines())} lines")
+        for fn in ast.walk(ast.parse(text)):
+            if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)) and fn.end_lineno - fn.lineno >= 60:
+                big.append(f"{path.relative_to(REPO)}:{fn.lineno} {fn.name}: {fn.end_lineno - fn.lineno + 1} lines")
+    assert not big, "\n".join(big)

@@ -14,6 +14,7 @@ import os
 import sys
 from pathlib import Path
 
+from prototxt_gen.analysis_plot import plot_analysis
 from prototxt_gen import caffe_pb2
 from prototxt_gen.analysis import AnalysisError, analyze, parse_input_shape
 from prototxt_gen.encoding import EncodingError
@@ -77,7 +78,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {args.net}: {one_line(exc)}", file=sys.stderr)
         return 2
     if args.plot:
-        from prototxt_gen.analysis_plot import plot_analysis
         try:
             plot_analysis(result, args.plot, label=net.name or Path(args.net).name)
         except OSError as exc:  # --plot names a folder, a missing folder, or the disk is full
