@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from prototxt_gen import caffe_pb2
+from tools.engines.caffe import set_caffe_mode
 from tools.netparam import load_net
 
 __all__ = ["LayerCase", "LAYER_CASES", "GRADIENT_CASES", "cpu_vs_gpu", "gradient_check"]
@@ -104,17 +105,9 @@ GRADIENT_CASES = [
 ]
 
 
-def _set_mode(caffe, gpu: int | None) -> None:
-    if gpu is None:
-        caffe.set_mode_cpu()
-    else:
-        caffe.set_device(gpu)
-        caffe.set_mode_gpu()
-
-
 def _forward_backward(caffe, case: LayerCase, gpu: int | None) -> dict[str, np.ndarray]:
     """The output and the gradient of every input after one forward and one backward."""
-    _set_mode(caffe, gpu)
+    set_caffe_mode(caffe, gpu)
     net = load_net(caffe, _net(case))
     for name, value in _feeds(case).items():
         net.blobs[name].data[...] = value
@@ -159,7 +152,7 @@ def _numeric_gradient(net, feeds: dict, g: np.ndarray) -> np.ndarray:
 
 def gradient_check(caffe, gpu: int, cases=GRADIENT_CASES) -> list[dict]:
     """The CUDA backward of each case against central differences of the CUDA forward."""
-    _set_mode(caffe, gpu)
+    set_caffe_mode(caffe, gpu)
     rows = []
     for case in cases:
         net, feeds = load_net(caffe, _net(case)), _feeds(case, seed=2)

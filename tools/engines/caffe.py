@@ -24,7 +24,7 @@ from .base import Engine, EngineError, PreparedRun
 from .machine import thread_env
 from .nets import prepare_net
 
-__all__ = ["CaffeTimeEngine", "PycaffeEngine", "run_caffe_time", "CaffeTimeError"]
+__all__ = ["CaffeTimeEngine", "PycaffeEngine", "run_caffe_time", "CaffeTimeError", "set_caffe_mode"]
 
 
 class CaffeTimeError(EngineError):
@@ -138,7 +138,7 @@ def _device_name(gpu: int | None) -> str:
     return "cpu" if gpu is None else f"gpu:{gpu}"
 
 
-def _set_mode(caffe, gpu: int | None) -> None:
+def set_caffe_mode(caffe, gpu: int | None) -> None:
     """Caffe's mode is one per thread, read at each forward: set it before every pass, so a
     CPU run and a GPU run can live side by side."""
     if gpu is None:
@@ -151,7 +151,7 @@ def _set_mode(caffe, gpu: int | None) -> None:
 class _PycaffeRun(PreparedRun):
     def __init__(self, caffe, net, gpu: int | None = None):
         self.caffe, self.gpu = caffe, gpu
-        _set_mode(caffe, gpu)
+        set_caffe_mode(caffe, gpu)
         try:
             self.net = load_net(caffe, net.param, "TEST")
         except Exception as err:   # pycaffe raises whatever Caffe's CHECKs turned into
@@ -163,11 +163,11 @@ class _PycaffeRun(PreparedRun):
         self.net.blobs[net.input_name].data[...] = net.input
 
     def __call__(self) -> None:
-        _set_mode(self.caffe, self.gpu)
+        set_caffe_mode(self.caffe, self.gpu)
         self.net.forward()
 
     def outputs(self) -> dict[str, np.ndarray]:
-        _set_mode(self.caffe, self.gpu)
+        set_caffe_mode(self.caffe, self.gpu)
         out = self.net.forward()
         return {name: np.array(value) for name, value in out.items()}
 
