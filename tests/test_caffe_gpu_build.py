@@ -74,7 +74,7 @@ for i, case in enumerate(LAYER_CASES):
     for key, value in _forward_backward(caffe, case, None).items():
         out[f"{i}:{key}"] = value
 np.savez(sys.argv[1], **out)
-print(json.dumps(caffe.layer_type_list()))
+print(json.dumps(list(caffe.layer_type_list())))
 """
 
 

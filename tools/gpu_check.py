@@ -42,6 +42,8 @@ from tools.registry import reference_root
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = REPO / "bench" / "gpu_check.json"
 CHECKS = ("layers", "gradients", "nets", "caffe-time", "tensorrt")
+# seconds one check may take at most (a hung one must leave time to the others)
+CHECK_CAPS = {"layers": 90, "gradients": 90, "nets": 180, "caffe-time": 180, "tensorrt": 300}
 CAFFE_CHECKS = ("layers", "gradients", "nets", "caffe-time")
 TENSORRT_MISSING = ("the tensorrt package is not installed: `pip install -e '.[tensorrt]'` on a "
                     "machine that reaches NVIDIA's package index (the registry's tensorrt-cu12-libs "
@@ -135,7 +137,7 @@ def check_all(args) -> dict:
             checks[name] = {"status": "skip", "detail": f"out of time ({args.budget:.0f} s budget)"}
         else:
             print(f"gpu_check: running {name} ...", file=sys.stderr, flush=True)
-            checks[name] = run_child(name, args, root, left)
+            checks[name] = run_child(name, args, root, min(left, CHECK_CAPS[name]))
         print(f"{checks[name]['status'].upper():4}  {name}: {checks[name]['detail']}", flush=True)
     counts = {s: sum(c["status"] == s for c in checks.values()) for s in ("pass", "fail", "skip")}
     return {"gpu": gpu, "no_gpu_reason": why_no_gpu or None, "caffe_root": str(root),
