@@ -127,7 +127,8 @@ if [ "$GPU" = 1 ]; then
     # FindCUDA runs nvcc itself (no compiler launcher): put ccache in front with a wrapper.
     printf '#!/bin/sh\nexec ccache "%s/bin/nvcc" "$@"\n' "$CUDA_ROOT" > "$WORK/nvcc-ccache"
     chmod +x "$WORK/nvcc-ccache"
-    DEVICE+=(-DCUDA_NVCC_EXECUTABLE="$WORK/nvcc-ccache")
+    # (FindCUDA forgets a given nvcc when the toolkit root differs from its cached copy.)
+    DEVICE+=(-DCUDA_NVCC_EXECUTABLE="$WORK/nvcc-ccache" -DCUDA_TOOLKIT_ROOT_DIR_INTERNAL="$CUDA_ROOT")
   fi
   say "configuring (CUDA: $NVCC_RELEASE, sm $CUDA_ARCHS + PTX $CUDA_PTX, no cuDNN; OpenBLAS, python $PY_MM)"
 else
