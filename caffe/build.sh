@@ -1,20 +1,27 @@
 #!/usr/bin/env bash
-# Build BVLC Caffe 1.0 (CPU_ONLY, OpenBLAS, pycaffe with Python layers) from Debian 11's
-# source package plus dfseg's patches and own layers (caffe/layers: Interp, Upsample,
-# ShuffleChannel), install it under a cache directory
-# keyed by everything that goes into it, and point build/caffe at it.
+# Build BVLC Caffe 1.0 (OpenBLAS, pycaffe with Python layers) from Debian 11's source package
+# plus dfseg's patches and own layers (caffe/layers: Interp, Upsample, ShuffleChannel, with
+# their CUDA kernels), install it under a cache directory keyed by everything that goes into
+# it, and point a link at it.  CPU_ONLY by default; --gpu (or DFSEG_CAFFE_GPU=1) builds the
+# same Caffe with CUDA (no cuDNN) under its own cache key.
 #
-#   caffe/build.sh [LINK]     (LINK defaults to build/caffe; run from the repository root)
+#   caffe/build.sh [--gpu] [LINK]   (LINK: build/caffe, or build/caffe-gpu with --gpu;
+#                                    run from the repository root)
 #
 # Environment: DFSEG_CACHE (default ~/.cache/dfseg), VENV_PYTHON (default .venv/bin/python:
 # its numpy headers are compiled into pycaffe), JOBS (default: number of cores),
-# DFSEG_SKIP_APT=1 to never call apt-get.
+# DFSEG_SKIP_APT=1 to never call apt-get.  GPU only: DFSEG_CUDA_ROOT (a CUDA toolkit to use;
+# default: the CUDA 13.0 wheels caffe/cuda_toolkit.sh installs), DFSEG_CUDA_ARCHS (SASS
+# targets, default "75 80 86 89 90": Turing to Hopper; PTX for the last one, which newer
+# GPUs compile at load time).
 # A second run with the same inputs only re-creates the link.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 cd "$REPO"
-LINK=${1:-build/caffe}
+GPU=${DFSEG_CAFFE_GPU:-0}
+if [ "${1:-}" = --gpu ]; then GPU=1; shift; fi
+if [ "$GPU" = 1 ]; then LINK=${1:-build/caffe-gpu}; else LINK=${1:-build/caffe}; fi
 CACHE=${DFSEG_CACHE:-$HOME/.cache/dfseg}
 VENV_PYTHON=${VENV_PYTHON:-.venv/bin/python}
 # Debian's interpreter, not a pyenv shim that may come first on PATH: pycaffe links its libpython.
@@ -28,12 +35,26 @@ die() { say "error: $*"; exit 2; }
 [ -x "$SYSTEM_PYTHON" ] || die "$SYSTEM_PYTHON not found (Debian's python3 is needed)"
 PY_MM=$("$SYSTEM_PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 
+FLAVOUR=caffe
+MODE_KEY="cpu"
+if [ "$GPU" = 1 ]; then
+  FLAVOUR=caffe-gpu
+  CUDA_ROOT=${DFSEG_CUDA_ROOT:-$(VENV_PYTHON="$VENV_PYTHON" bash caffe/cuda_toolkit.sh)}
+  [ -x "$CUDA_ROOT/bin/nvcc" ] || die "no nvcc in $CUDA_ROOT/bin (DFSEG_CUDA_ROOT)"
+  CUDA_ARCHS=${DFSEG_CUDA_ARCHS:-75 80 86 89 90}
+  CUDA_PTX=${CUDA_ARCHS##* }
+  NVCC_RELEASE=$("$CUDA_ROOT/bin/nvcc" --version | grep -o 'release [0-9.]*, V[0-9.]*' || true)
+  [ -n "$NVCC_RELEASE" ] || die "$CUDA_ROOT/bin/nvcc --version names no release"
+  MODE_KEY="gpu $NVCC_RELEASE; archs $CUDA_ARCHS; ptx $CUDA_PTX"
+fi
+
 # Everything that determines the installed bytes goes into the cache key.
-mapfile -t INPUTS < <(find caffe/build.sh caffe/fetch_source.sh caffe/patches caffe/layers caffe/pycaffe \
+mapfile -t INPUTS < <(find caffe/build.sh caffe/fetch_source.sh caffe/cuda_toolkit.sh caffe/check_gpu_symbols.sh caffe/patches caffe/layers caffe/pycaffe \
                          -type f \( -name '*.sh' -o -name '*.patch' -o -name '*.hpp' -o -name '*.cpp' \
                          -o -name '*.cu' -o -name '*.py' \) | LC_ALL=C sort)
-KEY=$( { sha256sum "${INPUTS[@]}"; echo "python $PY_MM $(uname -m)"; } | sha256sum | cut -c1-16)
-PREFIX="$CACHE/caffe/$KEY"
+KEY=$( { sha256sum "${INPUTS[@]}"; echo "python $PY_MM $(uname -m)"; if [ "$GPU" = 1 ]; then echo "$MODE_KEY"; fi; } |
+      sha256sum | cut -c1-16)
+PREFIX="$CACHE/$FLAVOUR/$KEY"
 
 link_install() {
   mkdir -p "$(dirname "$LINK")"
@@ -67,8 +88,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-# ---- source tree: one fixed work directory, so ccache hits across cache keys ----
-WORK="$CACHE/caffe/work"
+# ---- source tree: one fixed work directory per flavour, so ccache hits across cache keys ----
+WORK="$CACHE/$FLAVOUR/work"
 mkdir -p "$WORK"
 exec 9>"$WORK/.lock"
 flock 9   # two builds at once would share the work tree
@@ -97,19 +118,47 @@ rm -f "$BLD/CMakeCache.txt"
 mkdir -p "$BLD"
 LAUNCHER=()
 command -v ccache >/dev/null && LAUNCHER=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
-say "configuring (CPU_ONLY, OpenBLAS, python $PY_MM)"
+if [ "$GPU" = 1 ]; then
+  # CUDA 12/13 know no Fermi..Pascal archs (Caffe's "All"/"Auto" lists): name modern ones.
+  # The toolkit's lib directory becomes the installed RUNPATH (CMAKE_INSTALL_RPATH_USE_LINK_PATH).
+  DEVICE=(-DCPU_ONLY=OFF -DUSE_CUDNN=OFF -DCUDA_TOOLKIT_ROOT_DIR="$CUDA_ROOT"
+          -DCUDA_ARCH_NAME=Manual -DCUDA_ARCH_BIN="$CUDA_ARCHS" -DCUDA_ARCH_PTX="$CUDA_PTX")
+  if command -v ccache >/dev/null; then
+    # FindCUDA runs nvcc itself (no compiler launcher): put ccache in front with a wrapper.
+    printf '#!/bin/sh\nexec ccache "%s/bin/nvcc" "$@"\n' "$CUDA_ROOT" > "$WORK/nvcc-ccache"
+    chmod +x "$WORK/nvcc-ccache"
+    # (FindCUDA forgets a given nvcc when the toolkit root differs from its cached copy.)
+    DEVICE+=(-DCUDA_NVCC_EXECUTABLE="$WORK/nvcc-ccache" -DCUDA_TOOLKIT_ROOT_DIR_INTERNAL="$CUDA_ROOT")
+  fi
+  say "configuring (CUDA: $NVCC_RELEASE, sm $CUDA_ARCHS + PTX $CUDA_PTX, no cuDNN; OpenBLAS, python $PY_MM)"
+else
+  DEVICE=(-DCPU_ONLY=ON)
+  say "configuring (CPU_ONLY, OpenBLAS, python $PY_MM)"
+fi
 cmake -S "$SRC" -B "$BLD" -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX="$PREFIX" \
-  -DCPU_ONLY=ON -DBLAS=Open -DUSE_OPENCV=ON -DUSE_LEVELDB=ON -DUSE_LMDB=ON -DUSE_NCCL=OFF \
+  "${DEVICE[@]}" -DBLAS=Open -DUSE_OPENCV=ON -DUSE_LEVELDB=ON -DUSE_LMDB=ON -DUSE_NCCL=OFF \
   -DBUILD_python=ON -DBUILD_python_layer=ON -Dpython_version="$PY_MM" \
   -DPYTHON_EXECUTABLE="$SYSTEM_PYTHON" -DBUILD_docs=OFF -DBUILD_matlab=OFF \
   "${LAUNCHER[@]}" > "$WORK/cmake.log" 2>&1 || { tail -n 40 "$WORK/cmake.log" >&2; die "cmake failed (log: $WORK/cmake.log)"; }
 grep -q "NumPy ver. 2" "$WORK/cmake.log" || say "warning: pycaffe is not built against numpy 2 headers; it may not import under the venv's numpy"
-say "compiling with $JOBS jobs (about 2.5 min on 2 cores from scratch; seconds with a warm ccache)"
+if [ "$GPU" = 1 ]; then
+  # Caffe's CMake quietly falls back to CPU_ONLY when it does not find CUDA.
+  grep -q "CUDA detected" "$WORK/cmake.log" || { tail -n 40 "$WORK/cmake.log" >&2; die "CMake did not find CUDA in $CUDA_ROOT (log: $WORK/cmake.log)"; }
+  say "compiling with $JOBS jobs (CUDA, 5 GPU archs: long, see docs/gpu.md; minutes with a warm ccache)"
+else
+  say "compiling with $JOBS jobs (about 2.5 min on 2 cores from scratch; seconds with a warm ccache)"
+fi
 if ! make -C "$BLD" -j"$JOBS" 2>&1 | tee "$WORK/make.log" | grep --line-buffered -E '^\[ *[0-9]+%\] (Building|Linking)' >&2; then
   grep -E -m 20 -A 5 'error' "$WORK/make.log" >&2 || tail -n 40 "$WORK/make.log" >&2
   die "compilation failed (log: $WORK/make.log)"
 fi
 make -C "$BLD" install > "$WORK/install.log" 2>&1 || { tail -n 40 "$WORK/install.log" >&2; die "make install failed"; }
+if [ "$GPU" = 1 ]; then
+  # A GPU library whose layers only fell back to the CPU would pass every CPU test: check
+  # that our layers' GPU passes and their kernels are compiled in.
+  missing=$(bash caffe/check_gpu_symbols.sh "$PREFIX/lib/libcaffe.so") ||
+    die "$PREFIX/lib/libcaffe.so lacks CUDA code of our layers: $missing"
+fi
 
 # ---- pycaffe shares dfseg's schema module (one caffe.proto per process) ----
 PYCAFFE="$PREFIX/lib/python3/dist-packages/caffe"
@@ -122,6 +171,7 @@ source caffe $(sed -n 's/^PKG_VERSION="\(.*\)"/\1/p' caffe/fetch_source.sh) (Deb
 patches $(cd caffe/patches && echo *.patch)
 layers $(cd caffe/layers && ls *.cpp | sed 's/_layer\.cpp$//' | tr '\n' ' ')
 python $PY_MM; numpy headers $("$VENV_PYTHON" -c 'import numpy; print(numpy.__version__)')
+device ${MODE_KEY}${CUDA_ROOT:+ (toolkit $CUDA_ROOT)}
 INFO
 touch "$PREFIX/.complete"
 link_install

@@ -112,8 +112,10 @@ def test_profile_parses_with_the_log_parser():
 
 
 def tensorrt_or_skip():
-    trt = pytest.importorskip("tensorrt", reason="TensorRT is not installed (needs an NVIDIA "
-                                                 "GPU machine); the TensorRT path is untested here")
+    trt = pytest.importorskip("tensorrt", reason="TensorRT is not installed: it needs an NVIDIA "
+                              "GPU and `pip install -e '.[tensorrt]'` from NVIDIA's index (PyPI's "
+                              "tensorrt-cu12-libs is a stub that downloads from there, which the "
+                              "project's machines cannot reach); see docs/gpu.md")
     from tools.tensorrt_bench import Cuda, TensorRTUnavailable
     try:
         return trt, Cuda()

@@ -8,6 +8,10 @@ Search order:
 
 Whatever is found must have the Interp layer (the released DF-Seg nets and ICNet use it);
 a Caffe without it is rejected with a message saying so, not used to fail later.
+
+``make caffe-gpu`` builds the CUDA Caffe at ``build/caffe-gpu``; ``make ... CAFFE_GPU=1``
+points ``$CAFFE_ROOT`` at it and sets ``DFSEG_CAFFE_DEVICE=gpu`` (read by
+:func:`caffe_device`), which the Caffe engines (tools.engines.caffe) run on.
 """
 from __future__ import annotations
 
@@ -21,7 +25,9 @@ from types import ModuleType
 
 REPO = Path(__file__).resolve().parent.parent
 BUILT_CAFFE = REPO / "build" / "caffe"
+BUILT_CAFFE_GPU = REPO / "build" / "caffe-gpu"
 REQUIRED_LAYERS = ("Interp",)
+DEVICE_VARIABLE = "DFSEG_CAFFE_DEVICE"
 
 _BINARY_CANDIDATES = ("bin/caffe", "build/tools/caffe", "build/tools/caffe.bin",
                       ".build_release/tools/caffe.bin", "build/install/bin/caffe")
@@ -163,6 +169,18 @@ def import_caffe() -> ModuleType:
         raise CaffeNotFound(f"the Caffe at {install.root} (found via {install.source}) has no "
                             "pycaffe: run `make caffe`")
     return _import_from(install)
+
+
+def caffe_device() -> int | None:
+    """The GPU the Caffe engines run on (``$DFSEG_CAFFE_DEVICE``: ``gpu`` = ``gpu:0``,
+    ``gpu:N``), or None for the CPU (unset, empty or ``cpu``)."""
+    value = os.environ.get(DEVICE_VARIABLE, "").strip().lower()
+    if value in ("", "cpu"):
+        return None
+    kind, _, index = value.partition(":")
+    if kind != "gpu" or not (index or "0").isdigit():
+        raise CaffeNotFound(f"${DEVICE_VARIABLE}={value!r}: cpu, gpu or gpu:N")
+    return int(index or "0")
 
 
 def main() -> int:

@@ -1,3 +1,4 @@
+#include <cstring>
 #include <vector>
 
 #include "caffe/layers/interp_layer.hpp"
@@ -16,6 +17,15 @@ int ZoomedSize(int in_eff, int zoom_factor) {
   CHECK_GE(zoom_factor, 1) << "Interp: zoom_factor must be >= 1";
   return in_eff + (in_eff - 1) * (zoom_factor - 1);
 }
+
+#ifndef CPU_ONLY
+/// A host copy of `taps` that SyncedMemory moves to the GPU when a kernel first asks.
+template <typename Tap>
+void ToSyncedMemory(const vector<Tap>& taps, shared_ptr<SyncedMemory>* mem) {
+  mem->reset(new SyncedMemory(taps.size() * sizeof(Tap)));
+  std::memcpy((*mem)->mutable_cpu_data(), taps.data(), taps.size() * sizeof(Tap));
+}
+#endif
 
 }  // namespace
 
@@ -77,6 +87,10 @@ void InterpLayer<Dtype>::Reshape(const vector<Blob<Dtype>*>& bottom,
   CHECK_GT(out_w, 0) << "Interp " << this->layer_param_.name() << ": width must be > 0";
   ComputeTaps(in_h, pad_beg_, pad_end_, out_h, &taps_h_);
   ComputeTaps(in_w, pad_beg_, pad_end_, out_w, &taps_w_);
+#ifndef CPU_ONLY
+  ToSyncedMemory(taps_h_, &taps_h_mem_);
+  ToSyncedMemory(taps_w_, &taps_w_mem_);
+#endif
   top[0]->Reshape(bottom[0]->num(), bottom[0]->channels(), out_h, out_w);
 }
 
@@ -135,6 +149,10 @@ void InterpLayer<Dtype>::Backward_cpu(const vector<Blob<Dtype>*>& top,
     }
   }
 }
+
+#ifdef CPU_ONLY
+STUB_GPU(InterpLayer);
+#endif
 
 INSTANTIATE_CLASS(InterpLayer);
 REGISTER_LAYER_CLASS(Interp);

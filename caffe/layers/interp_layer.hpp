@@ -6,6 +6,7 @@
 #include "caffe/blob.hpp"
 #include "caffe/layer.hpp"
 #include "caffe/proto/caffe.pb.h"
+#include "caffe/syncedmem.hpp"
 
 namespace caffe {
 
@@ -22,6 +23,9 @@ namespace caffe {
  * where in_eff = in + pad_beg + pad_end.  Negative pads crop the input before resizing;
  * positive pads surround it with zeros.  The backward pass distributes each output
  * gradient to the (up to four) input pixels it was interpolated from.
+ *
+ * The GPU kernels (interp_layer.cu) read the very taps Reshape computes for the CPU pass,
+ * copied to the device, so both modes sample alike.
  */
 template <typename Dtype>
 class InterpLayer : public Layer<Dtype> {
@@ -34,18 +38,23 @@ class InterpLayer : public Layer<Dtype> {
   virtual inline int ExactNumBottomBlobs() const { return 1; }
   virtual inline int ExactNumTopBlobs() const { return 1; }
 
+  /// The two input samples one output coordinate is interpolated from, along one axis.
+  /// A sample outside the real input (zero padding) has weight 0 and a safe index.
+  /// (Public: the CUDA kernels take arrays of it.)
+  struct Tap {
+    int lo, hi;
+    Dtype w_lo, w_hi;
+  };
+
  protected:
   virtual void Forward_cpu(const vector<Blob<Dtype>*>& bottom,
       const vector<Blob<Dtype>*>& top);
   virtual void Backward_cpu(const vector<Blob<Dtype>*>& top,
       const vector<bool>& propagate_down, const vector<Blob<Dtype>*>& bottom);
-
-  /// The two input samples one output coordinate is interpolated from, along one axis.
-  /// A sample outside the real input (zero padding) has weight 0 and a safe index.
-  struct Tap {
-    int lo, hi;
-    Dtype w_lo, w_hi;
-  };
+  virtual void Forward_gpu(const vector<Blob<Dtype>*>& bottom,
+      const vector<Blob<Dtype>*>& top);
+  virtual void Backward_gpu(const vector<Blob<Dtype>*>& top,
+      const vector<bool>& propagate_down, const vector<Blob<Dtype>*>& bottom);
   /// Taps for each of `out` output positions over an axis of `in` real samples
   /// seen through pad_beg/pad_end.
   static void ComputeTaps(int in, int pad_beg, int pad_end, int out,
@@ -53,6 +62,8 @@ class InterpLayer : public Layer<Dtype> {
 
   int pad_beg_, pad_end_;
   vector<Tap> taps_h_, taps_w_;
+  /// The same taps for the GPU kernels (filled on the host in Reshape, copied on first use).
+  shared_ptr<SyncedMemory> taps_h_mem_, taps_w_mem_;
 };
 
 }  // namespace caffe

@@ -63,6 +63,10 @@ void ShuffleChannelLayer<Dtype>::Backward_cpu(const vector<Blob<Dtype>*>& top,
   Permute(src, bottom[0]->mutable_cpu_diff(), true);
 }
 
+#ifdef CPU_ONLY
+STUB_GPU(ShuffleChannelLayer);
+#endif
+
 INSTANTIATE_CLASS(ShuffleChannelLayer);
 REGISTER_LAYER_CLASS(ShuffleChannel);
 

@@ -85,6 +85,10 @@ void UpsampleLayer<Dtype>::Backward_cpu(const vector<Blob<Dtype>*>& top,
   }
 }
 
+#ifdef CPU_ONLY
+STUB_GPU(UpsampleLayer);
+#endif
+
 INSTANTIATE_CLASS(UpsampleLayer);
 REGISTER_LAYER_CLASS(Upsample);
 

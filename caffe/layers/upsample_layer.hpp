@@ -21,7 +21,8 @@ namespace caffe {
  *
  * Overlapping pooling windows can put one index in the mask twice; the later value (in
  * plane order) is the one written, and the backward pass gives that value alone the
- * gradient at its index, so backward is the exact derivative of forward.
+ * gradient at its index, so backward is the exact derivative of forward.  The GPU pass
+ * (upsample_layer.cu) resolves repeated indices the same way.
  */
 template <typename Dtype>
 class UpsampleLayer : public Layer<Dtype> {
@@ -39,12 +40,22 @@ class UpsampleLayer : public Layer<Dtype> {
       const vector<Blob<Dtype>*>& top);
   virtual void Backward_cpu(const vector<Blob<Dtype>*>& top,
       const vector<bool>& propagate_down, const vector<Blob<Dtype>*>& bottom);
+  virtual void Forward_gpu(const vector<Blob<Dtype>*>& bottom,
+      const vector<Blob<Dtype>*>& top);
+  virtual void Backward_gpu(const vector<Blob<Dtype>*>& top,
+      const vector<bool>& propagate_down, const vector<Blob<Dtype>*>& bottom);
 
   /// The output index of mask entry `i` of a plane, checked to lie inside the output plane.
   int TargetIndex(const Dtype* mask, int i) const;
 
   /// Per output position of one plane: which input position wrote it last (-1: none).
   vector<int> writer_;
+
+  /// GPU: the same "last writer" for every output of every plane (the highest input index
+  /// that targets it, so parallel writes resolve as the serial CPU loop does), and the first
+  /// out-of-range mask entry (+1; 0: none) for the host to report.
+  void FindWritersGpu(const Blob<Dtype>& mask, int out_size);
+  Blob<int> gpu_writer_, gpu_bad_index_;
 };
 
 }  // namespace caffe

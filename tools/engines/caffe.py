@@ -1,5 +1,8 @@
 """Caffe, two ways: the real ``caffe time`` binary, as the paper timed (its "Average Forward
-pass" and per-layer averages), and pycaffe's ``Net.forward`` timed by the protocol's clock."""
+pass" and per-layer averages), and pycaffe's ``Net.forward`` timed by the protocol's clock.
+
+Both run on the CPU unless given a GPU (``gpu=N``, default from ``$DFSEG_CAFFE_DEVICE``, see
+tools.caffe_locate.caffe_device), which needs the CUDA build (``make caffe-gpu``)."""
 from __future__ import annotations
 
 import os
@@ -12,7 +15,7 @@ import numpy as np
 from google.protobuf import text_format
 from tqdm import tqdm
 
-from tools.caffe_locate import CaffeNotFound, caffe_binary, import_caffe
+from tools.caffe_locate import CaffeNotFound, caffe_binary, caffe_device, import_caffe
 from tools.common.atomic import atomic_write_text
 from tools.report.log_parsers import LogParseError, caffe_failure_reason, parse_caffe_time
 from tools.export.netparam import load_net
@@ -21,7 +24,7 @@ from .base import Engine, EngineError, PreparedRun
 from .machine import thread_env
 from .nets import check_memory, prepare_net
 
-__all__ = ["CaffeTimeEngine", "PycaffeEngine", "run_caffe_time", "CaffeTimeError"]
+__all__ = ["CaffeTimeEngine", "PycaffeEngine", "run_caffe_time", "CaffeTimeError", "set_caffe_mode"]
 
 
 class CaffeTimeError(EngineError):
@@ -29,9 +32,11 @@ class CaffeTimeError(EngineError):
 
 
 def run_caffe_time(model: Path, iterations: int, phase: str = "TRAIN", threads: int | None = None,
-                   log_path: Path | None = None, progress: bool = True, label: str | None = None) -> dict:
+                   log_path: Path | None = None, progress: bool = True, label: str | None = None,
+                   gpu: int | None = None) -> dict:
     """Run ``caffe time`` on the prototxt `model`; the parsed log (tools.report.log_parsers) plus
-    "net" and "phase".  `threads` pins OpenBLAS (None: whatever the environment says)."""
+    "net" and "phase".  `threads` pins OpenBLAS (None: whatever the environment says);
+    `gpu` runs it on that GPU (``-gpu N``; None: the CPU)."""
     try:
         binary = caffe_binary()
     except CaffeNotFound as err:
@@ -43,6 +48,8 @@ def run_caffe_time(model: Path, iterations: int, phase: str = "TRAIN", threads: 
     if threads is not None:
         env.update(thread_env(threads))
     cmd = [str(binary), "time", f"-model={model}", f"-iterations={iterations}", f"-phase={phase}"]
+    if gpu is not None:
+        cmd.append(f"-gpu={gpu}")
     lines: list[str] = []
     bar = tqdm(total=iterations, desc=f"caffe time {label or Path(model).name}", unit="it",
                disable=not progress, file=sys.stderr, leave=False)
@@ -65,7 +72,7 @@ def run_caffe_time(model: Path, iterations: int, phase: str = "TRAIN", threads: 
         result = parse_caffe_time(text, str(label or model))
     except LogParseError as err:
         raise CaffeTimeError(str(err)) from None
-    result.update(net=str(label or model), phase=phase)
+    result.update(net=str(label or model), phase=phase, device="cpu" if gpu is None else f"gpu:{gpu}")
     return result
 
 
@@ -80,7 +87,8 @@ class _CaffeTimeRun(PreparedRun):
     def timed(self, n: int) -> list[float]:
         """n iterations in one ``caffe time`` (which warms up itself): one sample, the average."""
         e = self.engine
-        self.last = run_caffe_time(self.model, n, e.phase, e.threads, e.log_path, e.progress, self.name)
+        self.last = run_caffe_time(self.model, n, e.phase, e.threads, e.log_path, e.progress, self.name,
+                                   e.gpu)
         return [float(self.last["forward_ms"])]
 
     def __call__(self) -> None:
@@ -97,9 +105,13 @@ class CaffeTimeEngine(Engine):
     clock = "caffe time"
 
     def __init__(self, threads: int = 1, phase: str = "TRAIN", log_path: Path | None = None,
-                 progress: bool = False):
+                 progress: bool = False, gpu: int | None = None):
         super().__init__(threads)
         self.phase, self.log_path, self.progress = phase, log_path, progress
+        self.gpu = _device(gpu)
+
+    def describe(self) -> dict:
+        return {**super().describe(), "device": _device_name(self.gpu)}
 
     def version(self) -> str:
         try:
@@ -112,12 +124,38 @@ class CaffeTimeEngine(Engine):
 
     def prepare(self, net) -> PreparedRun:
         net = prepare_net(net)
-        check_memory(net, self.name)
+        if self.gpu is None:   # host memory; a GPU has its own
+            check_memory(net, self.name)
         return _CaffeTimeRun(self, net)
 
 
+def _device(gpu: int | None) -> int | None:
+    if gpu is not None:
+        return gpu
+    try:
+        return caffe_device()
+    except CaffeNotFound as err:
+        raise EngineError(str(err)) from None
+
+
+def _device_name(gpu: int | None) -> str:
+    return "cpu" if gpu is None else f"gpu:{gpu}"
+
+
+def set_caffe_mode(caffe, gpu: int | None) -> None:
+    """Caffe's mode is one per thread, read at each forward: set it before every pass, so a
+    CPU run and a GPU run can live side by side."""
+    if gpu is None:
+        caffe.set_mode_cpu()
+    else:
+        caffe.set_device(gpu)
+        caffe.set_mode_gpu()
+
+
 class _PycaffeRun(PreparedRun):
-    def __init__(self, caffe, net):
+    def __init__(self, caffe, net, gpu: int | None = None):
+        self.caffe, self.gpu = caffe, gpu
+        set_caffe_mode(caffe, gpu)
         try:
             self.net = load_net(caffe, net.param, "TEST")
         except Exception as err:   # pycaffe raises whatever Caffe's CHECKs turned into
@@ -129,15 +167,24 @@ class _PycaffeRun(PreparedRun):
         self.net.blobs[net.input_name].data[...] = net.input
 
     def __call__(self) -> None:
+        set_caffe_mode(self.caffe, self.gpu)
         self.net.forward()
 
     def outputs(self) -> dict[str, np.ndarray]:
+        set_caffe_mode(self.caffe, self.gpu)
         out = self.net.forward()
         return {name: np.array(value) for name, value in out.items()}
 
 
 class PycaffeEngine(Engine):
     name = "pycaffe"
+
+    def __init__(self, threads: int = 1, gpu: int | None = None):
+        super().__init__(threads)
+        self.gpu = _device(gpu)
+
+    def describe(self) -> dict:
+        return {**super().describe(), "device": _device_name(self.gpu)}
 
     def _caffe(self):
         # BLAS reads its thread count when the library loads: set it before pycaffe imports
@@ -147,7 +194,6 @@ class PycaffeEngine(Engine):
             caffe = import_caffe()
         except CaffeNotFound as err:
             raise EngineError(f"engine pycaffe: {err}") from None
-        caffe.set_mode_cpu()
         return caffe
 
     def version(self) -> str:
@@ -155,5 +201,6 @@ class PycaffeEngine(Engine):
 
     def prepare(self, net) -> PreparedRun:
         net = prepare_net(net)
-        check_memory(net, self.name)
-        return _PycaffeRun(self._caffe(), net)
+        if self.gpu is None:   # host memory; a GPU has its own
+            check_memory(net, self.name)
+        return _PycaffeRun(self._caffe(), net, self.gpu)
