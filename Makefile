@@ -8,9 +8,10 @@ VENV_STAMP := $(VENV)/.installed
 SCHEMA := prototxt_gen/caffe_pb2.py
 PATCHED_PROTO := build/proto/caffe.proto
 
-DF_MODELS := df1 df2 df2a dflite df1seg df2seg1 df2seg2 dflite_seg \
-             df1seg_d8 df2seg1_d8 df2seg2_d8 dflite_seg_d8
-# The paper's comparison nets (caffe_models/zoo/*.yaml): deploy and caffetime forms.
+# The model registry is the YAML under caffe_models/ (tools/registry.py reads the same files):
+# the DF models in caffe_models/*.yaml,
+DF_MODELS := $(basename $(notdir $(wildcard caffe_models/*.yaml)))
+# the paper's comparison nets in caffe_models/zoo/*.yaml (deploy and caffetime forms).
 ZOO_MODELS := $(basename $(notdir $(wildcard caffe_models/zoo/*.yaml)))
 MODELS := $(DF_MODELS) $(ZOO_MODELS)
 

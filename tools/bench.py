@@ -38,11 +38,12 @@ from tools.common.sizes import format_hxw
 from tools.engines import (EngineError, Protocol, busy_cpu_report, compare, describe_machine,
                            make_engine, prepare_net, ratio_interval)
 from tools.export.netparam import NetDefinitionError, write_net
-from tools.registry import ICNET, RegistryError, display_name, reference_root, run_size, timing_net
+from tools.registry import (ICNET, RegistryError, display_name, reference_root, run_size,
+                            segmentation_models, timing_net)
 
 REPO = Path(__file__).resolve().parent.parent
 
-DFSEG_MODELS = ("df1seg", "df1seg_d8", "df2seg1", "df2seg2", "dflite_seg", "dflite_seg_d8")
+DFSEG_MODELS = tuple(segmentation_models())   # from the registry: every DF-Seg model
 FULL_HW = (1024, 2048)
 ICNET_HW = (1025, 2049)
 # Table 4 names its sizes WxH, as the paper does; values are (H, W).
