@@ -99,20 +99,27 @@ def run_gradients(args) -> dict:
                       + (f"; over it: {', '.join(bad)}" if bad else "")}
 
 
+def _agreement(reference, engine, nets: dict, tolerance: float) -> list[dict]:
+    """Each net's outputs on `engine` against `reference`: the largest difference scaled by
+    the reference's magnitude, and whether it is within `tolerance`."""
+    rows = []
+    for model, net in nets.items():
+        with reference.prepare(net) as run:
+            want = run.outputs()
+        with engine.prepare(net) as run:
+            got = run.outputs()
+        diff = _scaled_difference(got, want)
+        rows.append({"model": model, "max_scaled_diff": diff, "ok": diff <= tolerance})
+    return rows
+
+
 def run_nets(args) -> dict:
     # the CPU reference on every core (the thread count is read when pycaffe loads)
     cpu = PycaffeEngine(threads=os.cpu_count() or 1, gpu=None)
     gpu = PycaffeEngine(gpu=_device(args))
     nets, missing = _nets(args.hw)
-    rows = []
-    for model, net in nets.items():
-        with cpu.prepare(net) as run:
-            want = run.outputs()
-        with gpu.prepare(net) as run:
-            got = run.outputs()
-        diff = _scaled_difference(got, want)
-        rows.append({"model": model, "input": list(net.input_shape), "max_scaled_diff": diff,
-                     "ok": diff <= NET_TOLERANCE})
+    rows = [dict(row, input=list(nets[row["model"]].input_shape))
+            for row in _agreement(cpu, gpu, nets, NET_TOLERANCE)]
     bad = [r["model"] for r in rows if not r["ok"]]
     detail = ", ".join(f"{r['model']} {r['max_scaled_diff']:.2g}" for r in rows)
     return {"status": "fail" if bad else "pass", "rows": rows, "missing": missing,
@@ -162,14 +169,7 @@ def run_tensorrt(args) -> dict:
         raise Skip(str(err)) from None
     ort = OnnxRuntimeEngine(threads=os.cpu_count() or 1)
     nets, missing = _nets(args.hw)
-    rows = []
-    for model, net in nets.items():
-        with ort.prepare(net) as run:
-            want = run.outputs()
-        with trt.prepare(net) as run:
-            got = run.outputs()
-        diff = _scaled_difference(got, want)
-        rows.append({"model": model, "max_scaled_diff": diff, "ok": diff <= TENSORRT_TOLERANCE})
+    rows = _agreement(ort, trt, nets, TENSORRT_TOLERANCE)
     h2h = _head_to_head(trt, nets, Protocol(warmup=0, repeats=args.iterations * 4, rounds=args.rounds))
     bad = [r["model"] for r in rows if not r["ok"]]
     detail = ", ".join(f"{r['model']} {r['max_scaled_diff']:.2g}" for r in rows)
