@@ -30,6 +30,7 @@ from tqdm import tqdm
 
 from prototxt_gen.encoding import SegmentationNet, parse_backbone, EncodingError
 from prototxt_gen.generate import CITYSCAPES, net_for
+from tools.common.atomic import atomic_write_text
 
 from .lut import LutError, same_platform
 from .space_config import SpaceError
@@ -142,9 +143,7 @@ def measure(backbone: str, num_classes: int, choices: list, input_size: tuple[in
         net = SegmentationNet(parse_backbone(backbone), wc, num_classes, d8=d8)
         ms = backend.time_net(net_for(str(net), "caffetime_mergebn", input_size=tuple(input_size), data=data_cfg))
         doc["decoder"]["latency_ms"][setting_key(wc)] = float(ms)
-        tmp = out.with_suffix(out.suffix + ".tmp")
-        tmp.write_text(yaml.safe_dump(doc, sort_keys=False))
-        tmp.replace(out)
+        atomic_write_text(out, yaml.safe_dump(doc, sort_keys=False))   # an interruption keeps what is measured
     if not out.exists():
-        out.write_text(yaml.safe_dump(doc, sort_keys=False))
+        atomic_write_text(out, yaml.safe_dump(doc, sort_keys=False))
     return doc

@@ -19,7 +19,6 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
-import os
 import platform as _platform
 import re
 from pathlib import Path
@@ -30,6 +29,7 @@ from tqdm import tqdm
 from prototxt_gen.encoding import Backbone, BasicBlock, Block, BottleneckBlock
 from tools.engines.machine import cpu_model
 from tools.common.textfile import TextFileError, read_text
+from tools.common.atomic import atomic_write_text
 
 from .estimate import STEM_OUT, block_placements, conv_out, head_channels, stage_resolutions
 from .space_config import SpaceConfig, may_follow
@@ -190,9 +190,7 @@ class LatencyTable:
     def save(self, path: Path) -> None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps(self.to_json(), indent=1) + "\n")
-        os.replace(tmp, path)  # atomic: an interrupted build never leaves half a file
+        atomic_write_text(path, json.dumps(self.to_json(), indent=1) + "\n")  # never half a file
 
     @staticmethod
     def from_json(data: dict, where: str = "LUT") -> "LatencyTable":

@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from tools.lmdb_tools import write_arrays_lmdb
+from tools.common.atomic import atomic_write_text
 
 
 def load_digits_images(size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -77,7 +78,7 @@ def prepare(out_dir: str | Path, size: int = 32, val: int = 497, seed: int = 0, 
             "val_db": str((out / "val_lmdb").resolve()), "train_size": len(splits["train"][1]),
             "val_size": len(splits["val"][1]),
             "num_classes": 10, "input_size": [size, size]}
-    meta_file.write_text(json.dumps(info, indent=1))
+    atomic_write_text(meta_file, json.dumps(info, indent=1))
     return info
 
 

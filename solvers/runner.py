@@ -174,7 +174,7 @@ def train(solver: str | Path | caffe_pb2.SolverParameter, workdir: str | Path, *
         sp, base = read_solver(solver), Path(solver).resolve().parent
     eff = effective_solver(sp, workdir, base)
     solver_path = workdir / "solver.prototxt"
-    solver_path.write_text(text_format.MessageToString(eff))
+    atomic_write_text(solver_path, text_format.MessageToString(eff))
     plan = _Plan.of(sp, eff, snapshot_every, test_every)
     s, train_layers, test_layers = _open_solver(caffe, solver_path)
     resumed_from = _resume_or_start(s, eff, workdir, weights, train_layers)

@@ -28,6 +28,7 @@ from prototxt_gen.generate import net_for, to_text
 from prototxt_gen.models import resolve
 from tools import cityscapes_data as cs
 from tools.cityscapes_eval import evaluate_dirs, format_report
+from tools.common.atomic import atomic_write_text
 
 from .caffe_env import load_caffe
 from .net_data import segmentation_train_net
@@ -55,9 +56,9 @@ def run(out: str | Path, iterations: int = 150, encoding: str = DEFAULT_ENCODING
     result = _train(out, encoding, lists, len(cs.scan(data_root, "val")), iterations, batch_size, base_lr, progress)
     pred_dir = _predict_val(caffe, out, encoding, data_root, result.final_weights)
     scores, search = evaluate_dirs(pred_dir, data_root / "gtFine" / "val", progress=False)
-    (out / "pred_val.txt").write_text(format_report(scores, search))
+    atomic_write_text(out / "pred_val.txt", format_report(scores, search))
     summary = _summary(out, encoding, result, scores)
-    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=1))
     return summary
 
 
@@ -67,7 +68,7 @@ def _train(out: Path, encoding: str, lists: dict, val_count: int, iterations: in
     net = segmentation_train_net(encoding, train_list=str(lists["train"]), val_list=str(lists["val"]),
                                  num_classes=cs.NUM_CLASSES, crop=CROP, test_size=FRAME, batch_size=batch_size,
                                  mean=MEAN, scale=SCALE, rand_h=RAND_H, rand_w=RAND_W)
-    (out / "train_net.prototxt").write_text(to_text(net))
+    atomic_write_text(out / "train_net.prototxt", to_text(net))
     recipe = apply_overrides(load_recipe("cityscapes"), [f"max_iter={iterations}", f"base_lr={base_lr}",
                                                          f"batch_size={batch_size}", "display=0"])
     sp = cityscapes_solver("train_net.prototxt", recipe=recipe)
@@ -81,7 +82,7 @@ def _train(out: Path, encoding: str, lists: dict, val_count: int, iterations: in
 def _predict_val(caffe, out: Path, encoding: str, data_root: Path, weights: Path) -> Path:
     """Label-id PNGs of every validation frame, predicted with the deploy form and `weights`."""
     deploy = net_for(resolve(encoding, cs.NUM_CLASSES), "deploy", input_size=FRAME)
-    (out / "deploy.prototxt").write_text(to_text(deploy))
+    atomic_write_text(out / "deploy.prototxt", to_text(deploy))
     dnet = caffe.Net(str(out / "deploy.prototxt"), caffe.TEST, weights=str(weights))
     pred_dir = out / "pred_val"
     pred_dir.mkdir(exist_ok=True)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import time
 from pathlib import Path
@@ -21,6 +20,7 @@ from google.protobuf.message import DecodeError
 
 from prototxt_gen import caffe_pb2
 from tools.export.caffemodel import CaffemodelError, read_caffemodel
+from tools.common.atomic import atomic_write_text
 
 _SNAPSHOT_RE = re.compile(r"^snap_iter_(\d+)\.done$")
 
@@ -45,9 +45,7 @@ def take_snapshot(solver, workdir: Path, keep: int) -> Path:
     snap_dir = workdir / "snapshots"
     it = solver.iter
     marker = snap_dir / f"snap_iter_{it}.done"
-    tmp = marker.with_suffix(".done.tmp")
-    tmp.write_text(json.dumps({"iteration": it, "time": time.time()}))
-    os.replace(tmp, marker)
+    atomic_write_text(marker, json.dumps({"iteration": it, "time": time.time()}))
     for old in complete_snapshots(workdir)[:-keep]:
         for suffix in (".done", ".caffemodel", ".solverstate"):
             (snap_dir / f"snap_iter_{old}{suffix}").unlink(missing_ok=True)

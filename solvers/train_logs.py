@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import csv
 import math
-import os
+import io
 from pathlib import Path
+from tools.common.atomic import atomic_save_figure, atomic_write_text
 
 __all__ = ["CsvLog", "plot_curves"]
 
@@ -25,13 +26,12 @@ class CsvLog:
         self._rewrite()
 
     def _rewrite(self) -> None:
-        tmp = self.path.with_suffix(".csv.tmp")
-        with tmp.open("w", newline="") as f:
-            if self.fields:
-                w = csv.DictWriter(f, self.fields)
-                w.writeheader()
-                w.writerows(self.rows)
-        os.replace(tmp, self.path)
+        buf = io.StringIO(newline="")
+        if self.fields:
+            w = csv.DictWriter(buf, self.fields)
+            w.writeheader()
+            w.writerows(self.rows)
+        atomic_write_text(self.path, buf.getvalue())
 
     def append(self, row: dict) -> None:
         if self.fields is None or set(row) - set(self.fields):
@@ -84,6 +84,6 @@ def plot_curves(workdir: Path) -> Path | None:
     axes[1].set_title("validation")
     fig.tight_layout()
     out = workdir / "curves.png"
-    fig.savefig(out, dpi=90)
+    atomic_save_figure(fig, out, dpi=90)
     plt.close(fig)
     return out

@@ -32,6 +32,7 @@ from tqdm import tqdm
 
 from tools.common.cli import run_cli
 from tools.lmdb_tools import DataError, datum_key, encode_datum, parse_size, read_image, write_lmdb_group
+from tools.common.atomic import atomic_write_text
 
 IGNORE = 255
 
@@ -126,9 +127,7 @@ def write_lists(root: str | Path, split: str, out_dir: str | Path) -> Path:
             raise DataError(f"{dest}: cannot write")
         lines.append(f"{pair.image.resolve()} {dest.resolve()}")
     list_file = out_dir / f"{split}.txt"
-    tmp = list_file.with_suffix(".txt.partial")
-    tmp.write_text("\n".join(lines) + "\n")
-    tmp.replace(list_file)
+    atomic_write_text(list_file, "\n".join(lines) + "\n")
     return list_file
 
 
