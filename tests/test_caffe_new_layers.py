@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from prototxt_gen import caffe_pb2
+from tools.gpu_layers import analytic_gradient, numeric_gradient
 from tools.export.netparam import load_net
 
 MAX = caffe_pb2.PoolingParameter.MAX
@@ -100,34 +101,6 @@ def shuffle_net(shape, group, in_place=False) -> caffe_pb2.NetParameter:
                           bottom=["y" if in_place else "x"], top=["y"])
     layer.shuffle_channel_param.group = group
     return net
-
-
-def numeric_gradient(net, feeds: dict, wrt: str, g: np.ndarray, eps: float) -> np.ndarray:
-    """d sum(y * g) / d feeds[wrt] by central differences."""
-    def loss(values):
-        net.blobs[wrt].data[...] = values
-        for name, value in feeds.items():
-            if name != wrt:
-                net.blobs[name].data[...] = value
-        return float(np.sum(net.forward()["y"].astype(np.float64) * g))
-
-    x = feeds[wrt]
-    numeric = np.zeros(x.shape)
-    for idx in np.ndindex(*x.shape):
-        plus, minus = x.copy(), x.copy()
-        plus[idx] += eps
-        minus[idx] -= eps
-        numeric[idx] = (loss(plus) - loss(minus)) / (2 * eps)
-    return numeric
-
-
-def analytic_gradient(net, feeds: dict, wrt: str, g: np.ndarray) -> np.ndarray:
-    for name, value in feeds.items():
-        net.blobs[name].data[...] = value
-    net.forward()
-    net.blobs["y"].diff[...] = g
-    net.backward()
-    return net.blobs[wrt].diff.copy()
 
 
 # ----------------------------------------------------------------------------- Upsample

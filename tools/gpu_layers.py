@@ -18,7 +18,8 @@ from prototxt_gen import caffe_pb2
 from tools.engines.caffe import set_caffe_mode
 from tools.export.netparam import load_net
 
-__all__ = ["LayerCase", "LAYER_CASES", "GRADIENT_CASES", "cpu_vs_gpu", "gradient_check"]
+__all__ = ["LayerCase", "LAYER_CASES", "GRADIENT_CASES", "cpu_vs_gpu", "gradient_check", "numeric_gradient",
+           "analytic_gradient"]
 
 LAYER_TOLERANCE = 1e-5
 GRADIENT_EPS = 1e-2
@@ -133,21 +134,31 @@ def cpu_vs_gpu(caffe, gpu: int, cases=LAYER_CASES) -> list[dict]:
     return rows
 
 
-def _numeric_gradient(net, feeds: dict, g: np.ndarray) -> np.ndarray:
-    """d sum(y * g) / d x by central differences (the mask, if any, held fixed)."""
-    def loss(x):
+def numeric_gradient(net, feeds: dict, wrt: str, g: np.ndarray, eps: float = GRADIENT_EPS) -> np.ndarray:
+    """d sum(y * g) / d feeds[wrt] by central differences (the other feeds, e.g. a mask, fixed)."""
+    def loss(values):
         for name, value in feeds.items():
-            net.blobs[name].data[...] = x if name == "x" else value
+            net.blobs[name].data[...] = values if name == wrt else value
         return float(np.sum(net.forward()["y"].astype(np.float64) * g))
 
-    x = feeds["x"]
+    x = feeds[wrt]
     numeric = np.zeros(x.shape)
     for idx in np.ndindex(*x.shape):
         plus, minus = x.copy(), x.copy()
-        plus[idx] += GRADIENT_EPS
-        minus[idx] -= GRADIENT_EPS
-        numeric[idx] = (loss(plus) - loss(minus)) / (2 * GRADIENT_EPS)
+        plus[idx] += eps
+        minus[idx] -= eps
+        numeric[idx] = (loss(plus) - loss(minus)) / (2 * eps)
     return numeric
+
+
+def analytic_gradient(net, feeds: dict, wrt: str, g: np.ndarray) -> np.ndarray:
+    """d sum(y * g) / d feeds[wrt] by the layers' own backward."""
+    for name, value in feeds.items():
+        net.blobs[name].data[...] = value
+    net.forward()
+    net.blobs["y"].diff[...] = g
+    net.backward()
+    return net.blobs[wrt].diff.copy()
 
 
 def gradient_check(caffe, gpu: int, cases=GRADIENT_CASES) -> list[dict]:
@@ -160,10 +171,8 @@ def gradient_check(caffe, gpu: int, cases=GRADIENT_CASES) -> list[dict]:
             net.blobs[name].data[...] = value
         y = net.forward()["y"]
         g = np.random.default_rng(3).uniform(-1, 1, y.shape).astype(np.float32)
-        net.blobs["y"].diff[...] = g
-        net.backward()
-        analytic = net.blobs["x"].diff.copy()
-        numeric = _numeric_gradient(net, feeds, g)
+        analytic = analytic_gradient(net, feeds, "x", g)
+        numeric = numeric_gradient(net, feeds, "x", g)
         error = float(np.abs(analytic - numeric).max())
         rows.append({"case": case.name, "layer": case.layer, "max_abs_error": error,
                      "largest_gradient": float(np.abs(numeric).max()),
