@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from tests.pop_cli import pop
 from pathlib import Path
 
 import pytest
@@ -23,14 +24,6 @@ SPACE = {"stages": [{"widths": [64, 128, 256], "max_depth": 3},
                     {"widths": [128, 256], "max_depth": 3},
                     {"widths": [256, 512], "max_depth": 3}],
          "input_size": [224, 224], "latency_ms": [1.0, 2.0]}
-
-
-def pop(*args, check=True, **kw):
-    out = subprocess.run([sys.executable, "-m", "pop", *map(str, args)], cwd=REPO, capture_output=True,
-                         text=True, **kw)
-    if check and out.returncode != 0:
-        raise AssertionError(out.stderr)
-    return out
 
 
 @pytest.fixture

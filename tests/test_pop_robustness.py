@@ -3,8 +3,7 @@ benchmark's JSON, and both on the `pop` CLI's storage."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
+from tests.pop_cli import pop
 from pathlib import Path
 
 import numpy as np
@@ -162,13 +161,6 @@ def test_measured_level_reads_a_demo_order_check(tmp_path):
 
 
 # ----------------------------------------------------------------------------- the CLI, one storage
-def pop(*args, check=True):
-    out = subprocess.run([sys.executable, "-m", "pop", *map(str, args)], cwd=REPO, capture_output=True, text=True)
-    if check and out.returncode != 0:
-        raise AssertionError(out.stderr)
-    return out
-
-
 @pytest.fixture
 def files(tmp_path):
     (tmp_path / "space.yaml").write_text(yaml.safe_dump(SPACE))

@@ -1,0 +1,17 @@
+"""Running the `pop` command line from tests (one helper for every test module that does)."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def pop(*args, check=True, **kw):
+    """`python -m pop ARGS` in the repository; raises with its stderr when it fails and `check`."""
+    out = subprocess.run([sys.executable, "-m", "pop", *map(str, args)], cwd=REPO, capture_output=True,
+                         text=True, **kw)
+    if check and out.returncode != 0:
+        raise AssertionError(out.stderr)
+    return out
