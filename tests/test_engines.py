@@ -81,3 +81,14 @@ def test_opencv_runs_df1seg_at_table4_size_as_caffe_does(caffe):
         (want,), (got,) = ref.outputs().values(), cv.outputs().values()
     assert got.shape == want.shape
     assert np.abs(got - want).max() <= 1e-3 * np.abs(want).max()
+
+
+def test_scaled_difference_names_a_missing_or_misshapen_output():
+    from tools.engines.nets import scaled_difference
+    want = {"y": np.array([[1.0, -4.0]])}
+    assert scaled_difference({"y": np.array([[1.0, -3.0]])}, want) == pytest.approx(0.25)
+    with pytest.raises(EngineError, match="output 'y'"):
+        scaled_difference({"y": np.array([1.0, -3.0])}, want)            # another shape
+    assert scaled_difference({"y": np.array([1.0, -4.0])}, want, reshape=True) == 0.0
+    with pytest.raises(EngineError, match="output 'y'"):
+        scaled_difference({}, want)

@@ -13,7 +13,6 @@ import os
 import sys
 from pathlib import Path
 
-import numpy as np
 import yaml
 
 from tools.caffe_locate import CaffeNotFound, import_caffe
@@ -21,8 +20,9 @@ from tools.common.atomic import atomic_write_text
 from tools.common.sizes import format_hxw, parse_hxw
 from tools.engines import (CaffeTimeEngine, EngineError, OnnxRuntimeEngine, Protocol, PycaffeEngine,
                            TensorRTEngine, compare, prepare_net, ratio_interval)
+from tools.engines.nets import scaled_difference
 from tools.gpu_layers import GRADIENT_TOLERANCE, LAYER_TOLERANCE, cpu_vs_gpu, gradient_check
-from tools.registry import ICNET, RegistryError, reference_root, timing_net
+from tools.registry import ICNET, RegistryError, timing_net
 
 __all__ = ["CHILDREN", "paper_figures"]
 
@@ -58,14 +58,6 @@ def _nets(hw) -> tuple[dict, list[str]]:
     if not nets:
         raise Skip("; ".join(missing))
     return nets, missing
-
-
-def _scaled_difference(got: dict, want: dict) -> float:
-    worst = 0.0
-    for name, ref in want.items():
-        value = np.asarray(got[name], dtype=np.float64).reshape(ref.shape)
-        worst = max(worst, float(np.abs(value - ref).max() / max(float(np.abs(ref).max()), 1e-6)))
-    return worst
 
 
 def _gpu_caffe():
@@ -108,7 +100,7 @@ def _agreement(reference, engine, nets: dict, tolerance: float) -> list[dict]:
             want = run.outputs()
         with engine.prepare(net) as run:
             got = run.outputs()
-        diff = _scaled_difference(got, want)
+        diff = scaled_difference(got, want, reshape=True)
         rows.append({"model": model, "max_scaled_diff": diff, "ok": diff <= tolerance})
     return rows
 

@@ -17,7 +17,7 @@ from tools.export.caffemodel import Weights, caffemodel_bytes, random_weights
 from .base import EngineError
 
 __all__ = ["PreparedNet", "prepare_net", "random_input", "explicit_interp_sizes",
-           "caffe_memory_bytes", "check_memory"]
+           "caffe_memory_bytes", "check_memory", "scaled_difference"]
 
 MEMORY_SHARE = 0.8   # refuse a net whose estimate exceeds this share of the available memory
 
@@ -130,3 +130,20 @@ def check_memory(net: PreparedNet, engine: str) -> None:
     if need and have and need > MEMORY_SHARE * have:
         raise EngineError(f"{engine}: net {net.name!r} needs about {need / 2**30:.1f} GiB "
                           f"(blobs, weights, im2col buffers), {have / 2**30:.1f} GiB available")
+
+
+def scaled_difference(got: dict, want: dict, reshape: bool = False) -> float:
+    """The largest |got - want| over every output of `want`, each scaled by that output's
+    largest magnitude: how two engines' outputs of one net agree.  A missing output, or one
+    of another shape (of another size, with `reshape`), is an EngineError naming it."""
+    worst = 0.0
+    for name, ref in want.items():
+        value = got.get(name)
+        if value is not None and reshape and np.size(value) == np.size(ref):
+            value = np.reshape(value, ref.shape)
+        if value is None or np.shape(value) != np.shape(ref):
+            raise EngineError(f"output {name!r}: shape {None if value is None else np.shape(value)} "
+                              f"vs the reference's {np.shape(ref)}")
+        diff = np.abs(np.asarray(value, np.float64) - ref).max()
+        worst = max(worst, float(diff / max(float(np.abs(ref).max()), 1e-6)))
+    return worst
