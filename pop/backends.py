@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import numpy as np
 
-import math
 from contextlib import ExitStack
 from typing import Callable, Mapping
 
@@ -77,9 +76,8 @@ class Backend:
         self.name, self.threads, self.iterations = name, threads, iterations
         # one thread: process CPU time (preemption by other jobs does not count); more
         # threads: wall-clock, the only clock that sees them all
-        rounds = max(1, min(rounds, iterations))
-        self.protocol = Protocol(warmup=warmup, repeats=math.ceil(iterations / rounds), rounds=rounds,
-                                 clock="process_time" if threads == 1 else "perf_counter")
+        self.protocol = Protocol.splitting(iterations, rounds, warmup=warmup,
+                                           clock="process_time" if threads == 1 else "perf_counter")
         self.flush = CacheFlush()
 
     @property

@@ -70,3 +70,9 @@ def test_a_failing_contender_keeps_the_others_figures():
     res = compare({"ok": lambda: time.sleep(0.001), "broken": Broken()}, Protocol(warmup=1, repeats=2, rounds=3))
     assert res["errors"] == {"broken": "out of memory"}
     assert len(res["round_medians_ms"]["ok"]) == 3 and "broken" not in res["timings"]
+
+
+def test_passes_split_into_rounds():
+    assert (Protocol.splitting(10, 5).repeats, Protocol.splitting(10, 5).rounds) == (2, 5)
+    assert (Protocol.splitting(2, 5).repeats, Protocol.splitting(2, 5).rounds) == (1, 2)   # never more rounds than passes
+    assert Protocol.splitting(7, 3, warmup=0).repeats == 3 and Protocol.splitting(7, 3).warmup == 2

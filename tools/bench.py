@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -305,11 +304,6 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _protocol(passes: int, rounds: int, warmup: int) -> Protocol:
-    rounds = min(rounds, passes)
-    return Protocol(warmup=warmup, repeats=math.ceil(passes / rounds), rounds=rounds)
-
-
 def run(args) -> int:
     models = [m for m in args.models.split(",") if m]
     known = [*DFSEG_MODELS, ICNET]
@@ -337,7 +331,7 @@ def run(args) -> int:
             if engine == "opencv" and g > 0:
                 continue   # OpenCV at full size only: Table 4 is a `caffe time` table
             passes = args.opencv_iterations if engine == "opencv" else group[0][3]
-            protocol = _protocol(passes, args.rounds, args.warmup)
+            protocol = Protocol.splitting(passes, args.rounds, warmup=args.warmup)
             measured, medians = measure_group(engine, group, protocol, args.threads, figures,
                                               nets_dir, check=engine == "opencv")
             runs += measured

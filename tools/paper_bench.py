@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -42,11 +41,6 @@ TABLE4_MODELS = ("segnet", "enet", "df1seg", "df2seg1", "df2seg2", "df1seg_d8")
 #: the paper's WxH names -> HxW
 TABLE4_SIZES = {"640x360": (360, 640), "1280x720": (720, 1280), "1920x1080": (1080, 1920)}
 ENGINES = ("caffe-time", "opencv", "onnxruntime")
-
-
-def _protocol(passes: int, rounds: int) -> Protocol:
-    rounds = max(1, min(rounds, passes))
-    return Protocol(warmup=1, repeats=math.ceil(passes / rounds), rounds=rounds)
 
 
 def _rows(models, hw, engines, protocol, threads, nets_dir, extra) -> list[dict]:
@@ -77,7 +71,8 @@ def run(args) -> int:
     described = {REPORTED[e]: make_engine(e, threads=args.threads).describe() for e in engines}
     nets_dir = args.out.parent / "paper_nets"
     nets_dir.mkdir(parents=True, exist_ok=True)
-    t1, t4 = _protocol(args.iterations, args.rounds), _protocol(args.table4_iterations, args.rounds)
+    t1, t4 = (Protocol.splitting(passes, args.rounds, warmup=1)
+              for passes in (args.iterations, args.table4_iterations))
     report = {"machine": describe_machine(), "engines": described, "threads": args.threads,
               "protocol": {"table1": asdict(t1), "table4": asdict(t4), "interleaved": True,
                            "statistic": "median of passes (caffe: of its per-run averages)"},

@@ -10,6 +10,7 @@ Each time is reported as median, min and a bootstrap 95 % interval of the median
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import time
 from typing import Callable, Mapping, Sequence
@@ -39,6 +40,13 @@ class Protocol:
 
     def now(self) -> float:
         return getattr(time, self.clock)()
+
+    @classmethod
+    def splitting(cls, passes: int, rounds: int, **fields) -> "Protocol":
+        """At least `passes` timed passes per contender split into up to `rounds` interleaved
+        rounds (never more rounds than passes)."""
+        rounds = max(1, min(rounds, passes))
+        return cls(repeats=math.ceil(passes / rounds), rounds=rounds, **fields)
 
 
 @dataclasses.dataclass
