@@ -31,6 +31,7 @@ from tqdm import tqdm
 from tools.bench import REPORTED, measure_group
 from tools.common.atomic import atomic_write_text
 from tools.common.cli import CliError, run_cli
+from tools.common.sizes import format_hxw
 from tools.engines import EngineError, Protocol, describe_machine, make_engine
 from tools.registry import RegistryError, display_name
 
@@ -102,9 +103,9 @@ def print_summary(report: dict) -> None:
     keys = list(report["engines"])
     for table in ("table1", "table4"):
         for r in report[table]:
-            size = r.get("paper_size") or "x".join(map(str, r["input_hw"]))
+            size = f"{r['paper_size']} (paper's WxH)" if r.get("paper_size") else format_hxw(r["input_hw"])
             cells = "  ".join(f"{k} {_ms(r['measured'].get(k))}" for k in keys)
-            print(f"{table}  {r['model']:<14} {size:>10}  {cells} ms"
+            print(f"{table}  {r['model']:<14} {size:>22}  {cells} ms"
                   + (f"  ({'; '.join(f'{k}: {v[:60]}' for k, v in r['errors'].items())})" if r["errors"] else ""))
 
 
