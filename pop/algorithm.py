@@ -2,7 +2,8 @@
 
     repeat
         sample x from Ŝ \\ P                       (here: the next not-yet-covered row of a
-                                                    seeded permutation of Ŝ, see below)
+                                                    seeded permutation of Ŝ, see below, or
+                                                    near the boundary: pop.sampling)
         train x;  D ← D ∪ {x}
         for w in D:
             y_w  = argmin_{y ∈ D, Acc(y) ≥ Acc(w)} Lat(y)
@@ -27,6 +28,7 @@ import dataclasses
 import numpy as np
 
 from .order import predecessors_mask
+from .sampling import DEFAULT_LOCAL_SHARE, check_sampling, local_draw
 
 
 def permutation(size: int, seed: int) -> np.ndarray:
@@ -103,7 +105,12 @@ class Step:
 class PartialOrderPruning:
     """State of Algorithm 1 over a fixed Ŝ (order keys + latencies)."""
 
-    def __init__(self, keys: np.ndarray, latency: np.ndarray, seed: int, patience: int):
+    def __init__(self, keys: np.ndarray, latency: np.ndarray, seed: int, patience: int,
+                 sampling: str = "uniform", local_share: float = DEFAULT_LOCAL_SHARE):
+        check_sampling(sampling, local_share)
+        self.sampling = sampling
+        self.local_share = local_share
+        self.seed = seed
         self.keys = keys
         self.latency = np.asarray(latency, float)
         self.size = keys.shape[0]
@@ -122,16 +129,35 @@ class PartialOrderPruning:
         # y_w must beat w by this much before w's precedents are pruned (0 = the paper's rule;
         # pop.noise_aware raises it when trained pairs violate the order)
         self.margin = 0.0
+        self.version = 0            # bumped whenever P or D changes (the local draw's cache key)
+        self._local: tuple[int, np.ndarray] | None = None
 
     # -- sampling ---------------------------------------------------------------------
     def candidates(self, exclude: set[int] = frozenset()):
-        """Rows of Ŝ \\ (P ∪ D) in permutation order, skipping `exclude` (claimed elsewhere)."""
-        rest = self.order[self.cursor:]
-        for i in rest[~(self.pruned[rest] | self.trained[rest])]:  # vectorised: Ŝ may hold 10^6
+        """Rows of Ŝ \\ (P ∪ D) in sampling order, skipping `exclude` (claimed elsewhere):
+        this draw's local group (``boundary`` sampling), then permutation order."""
+        local = self._local_rows()
+        for i in local:
             if int(i) not in exclude:
                 yield int(i)
+        rest = self.order[self.cursor:]
+        for i in rest[~(self.pruned[rest] | self.trained[rest])]:  # vectorised: Ŝ may hold 10^6
+            if int(i) not in exclude and (local.size == 0 or not np.any(local == i)):
+                yield int(i)
+
+    def _local_rows(self) -> np.ndarray:
+        if self.sampling == "uniform":
+            return np.zeros(0, np.int64)
+        if self._local is None or self._local[0] != self.version:
+            free = ~(self.pruned | self.trained)
+            self._local = (self.version, local_draw(self.keys, free, self.boundary, self.seed, len(self.D),
+                                                    self.local_share))
+        return self._local[1]
 
     def next_candidate(self) -> int | None:
+        local = self._local_rows()
+        if local.size:
+            return int(local[0])
         while self.cursor < self.size:
             i = int(self.order[self.cursor])
             if not (self.pruned[i] or self.trained[i]):
@@ -163,6 +189,7 @@ class PartialOrderPruning:
                 self.threshold[w] = lat_x
             if np.isfinite(self.threshold[w]):
                 self._prune_below(w, self.threshold[w])
+        self.version += 1
         boundary = self._boundary()
         changed = boundary != self.boundary
         self.boundary = boundary
@@ -191,9 +218,9 @@ class PartialOrderPruning:
 
 
 def run(keys, latency, evaluate, seed: int, patience: int, budget: int | None = None,
-        progress=None) -> PartialOrderPruning:
+        progress=None, sampling: str = "uniform") -> PartialOrderPruning:
     """Single-process Algorithm 1 with `evaluate(row) -> accuracy`."""
-    state = PartialOrderPruning(keys, latency, seed, patience)
+    state = PartialOrderPruning(keys, latency, seed, patience, sampling=sampling)
     while not state.finished and (budget is None or len(state.D) < budget):
         x = state.next_candidate()
         state.add(x, evaluate(x))

@@ -116,6 +116,11 @@ def _add_search(sub) -> None:
                    "or noise-aware (prune only past a margin estimated from trained pairs that violate the order)")
     s.add_argument("--margin-quantile", type=float, default=0.9, help="noise-aware rule: quantile of "
                    "Acc(m) - Acc(w) over trained pairs m < w used as the margin")
+    s.add_argument("--sampling", choices=["uniform", "boundary"], default="uniform", help="where the next "
+                   "model is drawn from S^ minus P: uniformly (the paper), or half the time next to the current "
+                   "boundary (pop.sampling; about half the trainings on the bench)")
+    s.add_argument("--local-share", type=float, default=0.5, help="boundary sampling: share of draws next to "
+                   "the boundary, in (0, 1]")
     s.add_argument("--create-only", action="store_true", help="create the study and exit (then start `pop worker`s)")
     s.add_argument("--lease-timeout", type=float, default=600.0, help="seconds without heartbeat before a "
                    "worker's candidate is offered again")

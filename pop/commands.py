@@ -155,9 +155,12 @@ def cmd_lut_decoder(args) -> int:
 
 
 def _spec_from_args(args, space_dict, table):
+    if not 0.0 < args.local_share <= 1.0:
+        raise UsageError(f"--local-share {args.local_share}: must be in (0, 1]")
     return SearchSpec(space=space_dict, lut=table.to_json(), seed=args.seed, patience=args.patience,
                       budget=args.budget, evaluator=args.evaluator, lease_timeout=args.lease_timeout,
-                      rule=args.rule, margin_quantile=args.margin_quantile)
+                      rule=args.rule, margin_quantile=args.margin_quantile, sampling=args.sampling,
+                      local_share=args.local_share)
 
 
 def cmd_search(args) -> int:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from .algorithm import PartialOrderPruning, Step
+from .sampling import DEFAULT_LOCAL_SHARE
 
 FIRST_ESTIMATE = 16     # trained models before δ is first estimated
 REESTIMATE_GROWTH = 1.25
@@ -62,8 +63,9 @@ class NoiseAwarePruning(PartialOrderPruning):
     """Algorithm 1 with the margin δ (see the module docstring); same interface."""
 
     def __init__(self, keys: np.ndarray, latency: np.ndarray, seed: int, patience: int,
-                 quantile: float = 0.9, floor: float = 0.001):
-        super().__init__(keys, latency, seed, patience)
+                 quantile: float = 0.9, floor: float = 0.001, sampling: str = "uniform",
+                 local_share: float = DEFAULT_LOCAL_SHARE):
+        super().__init__(keys, latency, seed, patience, sampling=sampling, local_share=local_share)
         if not 0.0 < quantile < 1.0:
             raise ValueError(f"margin quantile must be in (0, 1), got {quantile}")
         self.quantile = quantile
@@ -113,6 +115,7 @@ class NoiseAwarePruning(PartialOrderPruning):
             return False
         self.margin = margin
         self.rebuilds += 1
+        self.version += 1
         self.pruned[:] = False
         self.pruned_by[:] = -1
         d = np.asarray(self.D)
@@ -134,10 +137,13 @@ class NoiseAwarePruning(PartialOrderPruning):
 RULES = ("pop", "noise-aware")
 
 
-def pruning_state(rule: str, keys, latency, seed: int, patience: int, quantile: float = 0.9) -> PartialOrderPruning:
-    """Algorithm 1's state for a pruning rule: "pop" (the paper's) or "noise-aware"."""
+def pruning_state(rule: str, keys, latency, seed: int, patience: int, quantile: float = 0.9,
+                  sampling: str = "uniform", local_share: float = DEFAULT_LOCAL_SHARE) -> PartialOrderPruning:
+    """Algorithm 1's state for a pruning rule, "pop" (the paper's) or "noise-aware", drawing
+    its models as `sampling` says (``pop.sampling``)."""
     if rule == "pop":
-        return PartialOrderPruning(keys, latency, seed, patience)
+        return PartialOrderPruning(keys, latency, seed, patience, sampling=sampling, local_share=local_share)
     if rule == "noise-aware":
-        return NoiseAwarePruning(keys, latency, seed, patience, quantile=quantile)
+        return NoiseAwarePruning(keys, latency, seed, patience, quantile=quantile, sampling=sampling,
+                                 local_share=local_share)
     raise ValueError(f"unknown pruning rule {rule!r} (choose from {', '.join(RULES)})")

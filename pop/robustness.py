@@ -19,7 +19,8 @@ their noiseless accuracy — the model's worth, which a second training would sc
 noiseless values (scoring on the noisy ones instead makes the target the luckiest draws of
 the noise: at 10 % inverted pairs even random search then needs 96 % of Ŝ).
 Methods, each with the same budget: ``pop`` (Algorithm 1, run on until Ŝ \\ P is empty),
-``pop_noise_aware`` (``pop.noise_aware``), ``random``, ``nsga2`` (Optuna's NSGA-II,
+``pop_noise_aware`` (``pop.noise_aware``), each also with boundary sampling
+(``pop_boundary``, ``pop_noise_aware_boundary``: ``pop.sampling``), ``random``, ``nsga2`` (Optuna's NSGA-II,
 population 50, the encoding of ``pop.sampler.SpaceParams``) and ``nsga2_order`` (the same
 NSGA-II wrapped in ``pop.sampler.PartialOrderSampler`` with the noise-aware rule).
 
@@ -42,14 +43,14 @@ import optuna
 from .algorithm import HypervolumeTracker, PartialOrderPruning, hypervolume
 from .evaluators import Surrogate
 from .noise import comparable_pairs, inverted_share, noisy, sigma_for_share
-from .noise_aware import NoiseAwarePruning
+from .noise_aware import pruning_state
 from .sampler import PartialOrderSampler, SpaceParams
 from prototxt_gen.encoding import parse_encoding
 from tools.common.atomic import atomic_save_figure, atomic_write_text
 
 MEASURED_FILE = Path(__file__).with_name("measured_order.json")
-METHODS = ("pop", "pop_noise_aware", "random", "nsga2", "nsga2_order")
-POP_VARIANTS = ("pop", "pop_noise_aware")
+METHODS = ("pop", "pop_boundary", "pop_noise_aware", "pop_noise_aware_boundary", "random", "nsga2", "nsga2_order")
+POP_VARIANTS = ("pop", "pop_boundary", "pop_noise_aware", "pop_noise_aware_boundary")
 PAIRS = 20_000
 TARGET = 0.99
 MAX_ASKS = 10_000   # NSGA-II draws (repeats and draws outside Ŝ are asks, not trainings)
@@ -162,10 +163,11 @@ def run_method(method, space, keys, acc, truth, seed, budget, ref, exhaustive, m
     """One search; decisions on `acc` (what training returned), hypervolume on `truth`."""
     lat = space.latency
     curve = _Curve(ref, exhaustive)
-    if method == "pop":
-        return run_algorithm1(PartialOrderPruning(keys, lat, seed, 10 ** 9), lat, acc, truth, budget, curve)
-    if method == "pop_noise_aware":
-        return run_algorithm1(NoiseAwarePruning(keys, lat, seed, 10 ** 9), lat, acc, truth, budget, curve)
+    if method in POP_VARIANTS:
+        rule = "noise-aware" if method.startswith("pop_noise_aware") else "pop"
+        sampling = "boundary" if method.endswith("_boundary") else "uniform"
+        state = pruning_state(rule, keys, lat, seed, 10 ** 9, sampling=sampling)
+        return run_algorithm1(state, lat, acc, truth, budget, curve)
     if method == "random":
         return run_random(lat, truth, seed, budget, curve)
     if method in ("nsga2", "nsga2_order"):

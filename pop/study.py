@@ -64,6 +64,8 @@ class SearchSpec:
     lease_timeout: float = 60.0
     rule: str = "pop"               # pruning rule: "pop" (Algorithm 1) or "noise-aware"
     margin_quantile: float = 0.9    # noise-aware rule: quantile of trained-pair violations
+    sampling: str = "uniform"       # where the next model is drawn: "uniform" or "boundary" (pop.sampling)
+    local_share: float = 0.5        # boundary sampling: share of draws next to the boundary
 
     def to_json(self) -> dict:
         return dict(self.__dict__)
@@ -121,14 +123,24 @@ class Replay:
     def __init__(self, space, spec: SearchSpec):
         self.space = space
         self.state = pruning_state(spec.rule, space.order_keys(), space.latency, spec.seed, spec.patience,
-                                   spec.margin_quantile)
+                                   spec.margin_quantile, sampling=spec.sampling, local_share=spec.local_share)
         self.budget = spec.budget
 
     def advance(self, results: dict[int, float]) -> None:
+        """Consume `results` (candidate -> accuracy, in trial order) in sampling order.  With
+        boundary sampling a speculative result (trained by another worker from an earlier
+        state) is rarely the next draw of a later state, so any result still in Ŝ \\ (P ∪ D)
+        is consumed when the next draw has none, in trial order: no training is wasted."""
         while not self.done:
             x = self.state.next_candidate()
-            if x is None or x not in results:
+            if x is None:
                 return
+            if x not in results:
+                if self.state.sampling == "uniform":
+                    return
+                x = next((c for c in results if not (self.state.trained[c] or self.state.pruned[c])), None)
+                if x is None:
+                    return
             self.state.add(x, results[x])
 
     @property
