@@ -152,3 +152,36 @@ def test_search_cli_stores_the_sampling(tmp_path):
     assert again.returncode == 2 and "sampling" in again.stderr
     bad = pop(*base[:-4], "--study", "c", "--local-share", "0", check=False)
     assert bad.returncode == 2 and "--local-share" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_two_worker_processes_with_boundary_sampling_waste_nothing(tmp_path):
+    """Real `pop worker` processes on one SQLite study: no candidate trained twice, and every
+    completed training is in D or settled by the order, but for the one the other worker was
+    still training when D reached the budget."""
+    import subprocess
+    import sys
+
+    import optuna
+    import yaml
+    from pop.study import final_state
+    from tests.pop_cli import REPO
+
+    (tmp_path / "space.yaml").write_text(yaml.safe_dump(SPACE))
+    table_from_model(SpaceConfig.from_dict(SPACE), FlopsProxy()).save(tmp_path / "lut.json")
+    url = f"sqlite:///{tmp_path}/pop.db"
+    pop("search", "--space", tmp_path / "space.yaml", "--lut", tmp_path / "lut.json", "--allow-foreign-lut",
+        "--storage", url, "--study", "w", "--seed", 6, "-K", 10 ** 6, "--budget", 40, "--sampling", "boundary",
+        "--evaluator", "surrogate:seed=2,delay=0.05", "--create-only")
+    workers = [subprocess.Popen([sys.executable, "-m", "pop", "worker", "--storage", url, "--study", "w",
+                                 "--poll", "0.05", "--quiet", "--workdir", str(tmp_path / "runs")],
+                                cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for _ in range(2)]
+    for w in workers:
+        _, err = w.communicate(timeout=300)
+        assert w.returncode == 0, err
+    replay, study, _ = final_state(url, "w")
+    complete = [t.user_attrs["candidate"] for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))]
+    assert len(complete) == len(set(complete))
+    assert len(replay.state.D) == 40 and replay.done
+    idle = [c for c in complete if not replay.state.trained[c] and not replay.state.pruned[c]]
+    assert len(idle) <= 1 and len(complete) <= 41, (idle, len(complete))
