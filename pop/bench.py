@@ -31,10 +31,11 @@ from .backends import BackendError, make_backend
 from .validate import validate
 from .algorithm import HypervolumeTracker as _HVTracker, PartialOrderPruning, hypervolume
 from .evaluators import Surrogate
-from .lut import FlopsProxy, LatencyTable, build, required_keys
+from .lut import FlopsProxy, LatencyTable, LutError, build, required_keys
 from .order import predecessors_mask, suffix_counts
-from .space import Space, SpaceConfig
+from .space import Space, SpaceConfig, SpaceError
 from tools.common.atomic import atomic_write_text
+from tools.common.cli import run_cli
 
 BENCH_SPACE = {"stages": [{"widths": [64, 128, 256, 512], "max_depth": 4},
                           {"widths": [64, 128, 256, 512], "max_depth": 6},
@@ -229,7 +230,12 @@ def _one_seed(space, encodings, keys, seed: int, patience: int, hi: float) -> di
 
 
 def main(argv=None) -> int:
-    args = _parser().parse_args(argv)
+    return run_cli(lambda: _bench(_parser().parse_args(argv)), "pop.bench",
+                   expected=(robustness.MeasuredOrderError, BackendError, LutError, SpaceError))
+
+
+def _bench(args) -> int:
+    measured = robustness.load_measured(args.measured)   # a bad --measured fails now, not after the benchmark
     backend, table, space, (lo, hi) = _search_space(args)
     keys = suffix_counts(space.counts, space.config.offsets)
     encodings = space.encodings()
@@ -254,7 +260,7 @@ def main(argv=None) -> int:
                "per_seed": per_seed, "lut_validation": validation, "p_update_1e6": p_update_seconds()}
     atomic_write_text(args.out.parent / "pop_details.json", json.dumps(details, indent=1) + "\n")
     print("robustness: the same space, seeds and budget at growing order-violation levels")
-    robustness.run(space, encodings, seeds, hi, args.out.parent / "pop_details.json", measured=args.measured)
+    robustness.run(space, encodings, seeds, hi, args.out.parent / "pop_details.json", measured=measured)
     print(json.dumps(result, indent=1))
     print(f"one P-update over |Ŝ| = {details['p_update_1e6']['space_size']}: "
           f"{details['p_update_1e6']['p_update_s_median'] * 1e3:.1f} ms (median of 20; target <= 2 s)")

@@ -6,7 +6,7 @@ import json
 import numpy as np
 
 from tools.common.atomic import atomic_write_text
-from tools.common.textfile import TextFileError, read_text
+from tools.common.textfile import TextFileError, read_yaml
 
 from .backends import current_platform_of, make_backend
 from .decoder import DecoderSpace, measure
@@ -165,13 +165,10 @@ def _spec_from_args(args, space_dict, table):
 
 def cmd_search(args) -> int:
     if args.decoder:
-        import yaml
         try:
-            data = yaml.safe_load(read_text(args.decoder, "YAML decoder space"))
+            data = read_yaml(args.decoder, "YAML decoder space")
         except TextFileError as e:
             raise UsageError(str(e)) from None
-        except yaml.YAMLError as e:
-            raise UsageError(f"{args.decoder}: not YAML ({str(e).splitlines()[0]})") from None
         space = DecoderSpace.from_dict(data)
         if space.size == 0:
             raise UsageError(f"{args.decoder}: S^ is empty (no decoder setting inside the window)")

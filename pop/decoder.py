@@ -31,6 +31,7 @@ from tqdm import tqdm
 from prototxt_gen.encoding import SegmentationNet, parse_backbone, EncodingError
 from prototxt_gen.generate import CITYSCAPES, net_for
 from tools.common.atomic import atomic_write_text
+from tools.common.textfile import TextFileError, read_yaml
 
 from .lut import LutError, same_platform
 from .space_config import SpaceError
@@ -128,9 +129,11 @@ def measure(backbone: str, num_classes: int, choices: list, input_size: tuple[in
                        "platform": here, "latency_ms": {}}}
     if out.exists():
         try:
-            old = yaml.safe_load(out.read_text())["decoder"]
-        except (OSError, yaml.YAMLError, KeyError, TypeError):
-            raise SpaceError(f"{out}: not a decoder space file")
+            old = read_yaml(out, "decoder space file")["decoder"]
+        except TextFileError as e:
+            raise SpaceError(str(e)) from None
+        except (KeyError, TypeError):
+            raise SpaceError(f"{out}: not a decoder space file (no 'decoder' mapping)") from None
         diff = same_platform(old.get("platform", {}), here)
         if diff:
             raise LutError(f"{out}: measured on another platform ({', '.join(diff)} differ)")

@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from prototxt_gen.encoding import Backbone, BasicBlock, Block, BottleneckBlock
 from tools.engines.machine import cpu_model
-from tools.common.textfile import TextFileError, read_text
+from tools.common.textfile import TextFileError, read_json
 from tools.common.atomic import atomic_write_text
 
 from .estimate import STEM_OUT, block_placements, conv_out, head_channels, stage_resolutions
@@ -208,13 +208,10 @@ class LatencyTable:
 
     @staticmethod
     def load(path: Path) -> "LatencyTable":
-        path = Path(path)
         try:
-            data = json.loads(read_text(path, "JSON latency table"))
+            data = read_json(path, "JSON latency table")
         except TextFileError as e:
             raise LutError(str(e)) from None
-        except json.JSONDecodeError as e:
-            raise LutError(f"{path}: not JSON (line {e.lineno})")
         return LatencyTable.from_json(data, str(path))
 
     def check_platform(self, current: dict, where: str) -> None:

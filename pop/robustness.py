@@ -47,6 +47,7 @@ from .noise_aware import pruning_state
 from .sampler import PartialOrderSampler, SpaceParams
 from prototxt_gen.encoding import parse_encoding
 from tools.common.atomic import atomic_save_figure, atomic_write_text
+from tools.common.textfile import TextFileError, read_json
 
 MEASURED_FILE = Path(__file__).with_name("measured_order.json")
 METHODS = ("pop", "pop_boundary", "pop_noise_aware", "pop_noise_aware_boundary", "random", "nsga2", "nsga2_order")
@@ -56,17 +57,35 @@ TARGET = 0.99
 MAX_ASKS = 10_000   # NSGA-II draws (repeats and draws outside Ŝ are asks, not trainings)
 
 
+class MeasuredOrderError(ValueError):
+    """The measured order check (``--measured``) cannot be read or makes no noise level."""
+
+
 def load_measured(path: Path = MEASURED_FILE) -> dict:
     """The measured share of inverted trained pairs: ``pop/measured_order.json`` or a demo's
     ``partial_order.json`` (``solvers.pop_demo order-check``)."""
-    data = json.loads(Path(path).read_text())
+    try:
+        data = read_json(path, "measured order check (JSON)")
+    except TextFileError as e:
+        raise MeasuredOrderError(str(e)) from None
+    if not isinstance(data, dict):
+        raise MeasuredOrderError(f"{path}: a measured order check is a JSON object")
     if "inverted_pairs_pct" not in data:   # a demo's order check
-        n, held = data["comparable_pairs"], data["held"]
+        try:
+            n, held = int(data["comparable_pairs"]), int(data["held"])
+        except (KeyError, TypeError, ValueError):
+            raise MeasuredOrderError(f"{path}: needs inverted_pairs_pct, or comparable_pairs and held "
+                                     "(a demo's partial_order.json)") from None
+        if n < 1:
+            raise MeasuredOrderError(f"{path}: no comparable pairs to measure the order on")
         data = {"inverted_pairs_pct": 100.0 * (n - held) / n, "comparable_pairs": n, "source": str(path)}
-    pct = float(data["inverted_pairs_pct"])
+    try:
+        pct = float(data["inverted_pairs_pct"])
+    except (TypeError, ValueError):
+        raise MeasuredOrderError(f"{path}: inverted_pairs_pct is not a number") from None
     if not 0.0 < pct < 50.0:
-        raise ValueError(f"{path}: inverted_pairs_pct {pct} must lie in (0, 50) to be modelled as noise "
-                         "(50 % is no order at all)")
+        raise MeasuredOrderError(f"{path}: inverted_pairs_pct {pct} must lie in (0, 50) to be modelled as noise "
+                                 "(50 % is no order at all)")
     return data
 
 
@@ -294,12 +313,13 @@ def merge_into_details(details_path: Path, entries: list[dict]) -> None:
     atomic_write_text(details_path, json.dumps(data, indent=1) + "\n")
 
 
-def run(space, encodings, seeds, window_hi, details_path: Path, measured: Path = MEASURED_FILE,
+def run(space, encodings, seeds, window_hi, details_path: Path, measured: Path | dict = MEASURED_FILE,
         methods=METHODS, max_asks: int = MAX_ASKS, log=print) -> list[dict]:
-    """All levels; writes ``robustness`` into `details_path` and the plot beside it."""
+    """All levels; writes ``robustness`` into `details_path` and the plot beside it.
+    `measured` is a file for :func:`load_measured` or what it returned."""
     keys = space.order_keys()
     entries, curves = [], {}
-    for level in levels(load_measured(measured)):
+    for level in levels(measured if isinstance(measured, dict) else load_measured(measured)):
         entry, mean_curves = run_level(level, space, keys, encodings, seeds, window_hi, methods, max_asks, log)
         entries.append(entry)
         curves[level["level"]] = (f"{level['level']}: {entry['inverted_pairs_pct']:.3f} % of comparable pairs inverted",
@@ -316,5 +336,5 @@ def table_row(entry: dict) -> str:
     t = entry["trainings_to_99pct"]
     cells = ", ".join(f"{m} {'—' if v is None else f'{v:.0f}'}" for m, v in t.items())
     regret = {m: r for m, r in entry["final_hv_regret_pct"].items() if r is not None}
-    extra = f"; never reached, HV regret: " + ", ".join(f"{m} {r:.2f} %" for m, r in regret.items()) if regret else ""
+    extra = "; never reached, HV regret: " + ", ".join(f"{m} {r:.2f} %" for m, r in regret.items()) if regret else ""
     return f"{entry['level']}: {entry['inverted_pairs_pct']:.3f} % inverted; trainings to 99 % HV: {cells}{extra}"

@@ -10,10 +10,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-import yaml
-
 from prototxt_gen.encoding import WIDTH_CHOICES, BasicBlock, Block, BottleneckBlock, STAGE_NAMES
-from tools.common.textfile import TextFileError, read_text
+from tools.common.textfile import TextFileError, read_yaml
 
 __all__ = ["SpaceConfig", "SpaceError", "StageSpec", "block_from_choice", "may_follow"]
 
@@ -80,11 +78,9 @@ class SpaceConfig:
     @staticmethod
     def load(path: Path) -> "SpaceConfig":
         try:
-            data = yaml.safe_load(read_text(path, "YAML search space"))
+            data = read_yaml(path, "YAML search space")
         except TextFileError as e:
             raise SpaceError(str(e)) from None
-        except yaml.YAMLError as e:
-            raise SpaceError(f"{path}: not YAML ({str(e).splitlines()[0]})")
         return SpaceConfig.from_dict(data, where=str(path))
 
     def to_dict(self) -> dict:

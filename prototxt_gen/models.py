@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
+from tools.common.textfile import TextFileError, read_yaml
 
 from .encoding import Backbone, EncodingError, SegmentationNet, parse_backbone, parse_encoding
 from .zoo import ZooNet, zoo_net
@@ -53,8 +53,10 @@ def _model_path(name: str) -> Path:
 
 
 def _load_yaml(path: Path) -> dict:
-    with path.open() as f:
-        data = yaml.safe_load(f)
+    try:
+        data = read_yaml(path, "model (YAML)")
+    except TextFileError as e:
+        raise EncodingError(str(e)) from None
     if not isinstance(data, dict):
         raise EncodingError(f"{path}: expected a mapping")
     return data

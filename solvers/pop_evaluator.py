@@ -31,11 +31,10 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, fields
 
-import yaml
-
 from pop.evaluators import EvaluationError, Evaluator
 from prototxt_gen.generate import to_text
 from tools.common.atomic import atomic_write_text
+from tools.common.textfile import TextFileError, read_yaml
 
 from .net_data import classification_train_net
 from .runner import train
@@ -89,9 +88,9 @@ class ClassificationTask:
     def load(cls, path: str | pathlib.Path) -> "ClassificationTask":
         path = pathlib.Path(path)
         try:
-            data = yaml.safe_load(path.read_text())
-        except OSError as e:
-            raise EvaluationError(f"{path}: cannot read task ({e.strerror})") from None
+            data = read_yaml(path, "task (YAML)")
+        except TextFileError as e:
+            raise EvaluationError(str(e)) from None
         if not isinstance(data, dict):
             raise EvaluationError(f"{path}: a task is a YAML mapping")
         return cls.from_dict(data)

@@ -30,6 +30,7 @@ from google.protobuf import text_format
 from tools.common.cli import run_cli
 from prototxt_gen import caffe_pb2
 from tools.common.atomic import atomic_write_text
+from tools.common.textfile import TextFileError, read_text, read_yaml
 
 RECIPES_DIR = Path(__file__).resolve().parent / "recipes"
 
@@ -47,7 +48,10 @@ def load_recipe(name_or_path: str | Path) -> dict:
     if not path.is_file():
         known = ", ".join(sorted(p.stem for p in RECIPES_DIR.glob("*.yaml")))
         raise RecipeError(f"recipe {name_or_path!r} not found (known: {known})")
-    data = yaml.safe_load(path.read_text())
+    try:
+        data = read_yaml(path, "training recipe (YAML)")
+    except TextFileError as e:
+        raise RecipeError(str(e)) from None
     if not isinstance(data, dict):
         raise RecipeError(f"{path}: a recipe is a YAML mapping")
     return data
@@ -238,9 +242,9 @@ def write_solver(sp: caffe_pb2.SolverParameter, path: str | Path) -> Path:
 def read_solver(path: str | Path) -> caffe_pb2.SolverParameter:
     path = Path(path)
     try:
-        return text_format.Parse(path.read_text(), caffe_pb2.SolverParameter())
-    except OSError as e:
-        raise RecipeError(f"{path}: cannot read solver ({e.strerror})") from None
+        return text_format.Parse(read_text(path, "SolverParameter prototxt"), caffe_pb2.SolverParameter())
+    except TextFileError as e:
+        raise RecipeError(str(e)) from None
     except text_format.ParseError as e:
         raise RecipeError(f"{path}: not a SolverParameter prototxt: {e}") from None
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from pop import bench as pop_bench
 from pop.__main__ import main as pop_main
 from pop.lut import FlopsProxy, table_from_model
 from pop.space import SpaceConfig
 from tests.test_atomic_outputs import _disk_full_on_write
+from solvers.solver_gen import main as solver_gen_main
 from tools.analyze import main as analyze_main
+from tools.tables import main as tables_main
 
 # what a caffemodel, an image or a zip looks like to a text reader: not UTF-8
 BINARY = b"\x0a\x05df1\xff\xfe\x00\x89PNG\r\n\x1a\n" + bytes(range(128, 256))
@@ -97,3 +100,39 @@ def test_pop_report_on_a_full_disk_keeps_the_old_report(files, capsys, monkeypat
     assert pop_main(["report", "--storage", url, "--study", "s", "--out", str(out)]) == 2
     one_error_line(capsys, out, "No space left")
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+# ------------------------------------------------------- JSON and YAML inputs: empty, cut short, binary
+BROKEN = {"empty": b"", "truncated_json": b'{"version": 2, "entries": {"basic:64x', "truncated_yaml": b"stages:\n  - {widths: [64",
+          "binary": BINARY}
+
+
+@pytest.mark.parametrize("broken", sorted(BROKEN))
+@pytest.mark.parametrize("args", [
+    ["space", "--space", "{d}/broken", "--lut", "{d}/lut.json", "--allow-foreign-lut"],
+    ["space", "--space", "{d}/space.yaml", "--lut", "{d}/broken", "--allow-foreign-lut"],
+    ["search", "--decoder", "{d}/broken", "--storage", "sqlite:///{d}/p.db", "--quiet"],
+])
+def test_pop_broken_structured_inputs(files, capsys, args, broken):
+    (files / "broken").write_bytes(BROKEN[broken])
+    assert pop_main([a.format(d=files) for a in args]) == 2
+    one_error_line(capsys, files / "broken", "not a")
+
+
+@pytest.mark.parametrize("broken", sorted(BROKEN))
+def test_pop_bench_refuses_a_broken_measured_file_before_benchmarking(files, capsys, monkeypatch, broken):
+    """`make bench-pop` runs 20 minutes before it reads --measured: a bad one must stop it first."""
+    (files / "broken").write_bytes(BROKEN[broken])
+    monkeypatch.setattr(pop_bench, "_search_space", lambda args: pytest.fail("benchmark started"))
+    assert pop_bench.main(["--measured", str(files / "broken"), "--out", str(files / "pop.json")]) == 2
+    one_error_line(capsys, "pop.bench: error:", files / "broken")
+
+
+@pytest.mark.parametrize("broken", sorted(BROKEN))
+def test_solver_recipe_and_tables_paper_broken(files, capsys, broken):
+    (files / "broken.yaml").write_bytes(BROKEN[broken])
+    assert solver_gen_main(["cityscapes", "--train-net", str(files / "net.prototxt"), "--recipe",
+                            str(files / "broken.yaml"), "--out", str(files / "solver.prototxt")]) == 2
+    one_error_line(capsys, files / "broken.yaml", "not a training recipe")
+    assert tables_main(["--logs", str(files), "--paper", str(files / "broken.yaml"), "--quiet"]) == 2
+    one_error_line(capsys, files / "broken.yaml", "not a paper tables")

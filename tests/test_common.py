@@ -1,10 +1,11 @@
-"""Floor-0 helpers: atomic writes keep the old file on failure, HxW parsing, the CLI line."""
+"""Floor-0 helpers: atomic writes keep the old file on failure, HxW parsing, the CLI line, and
+the JSON / YAML readers' one error per bad file."""
 import os
 
 import pytest
 
-from tools.common import (CliError, SizeError, atomic_write, atomic_write_group, atomic_write_text,
-                          parse_hxw, run_cli)
+from tools.common import (CliError, SizeError, TextFileError, atomic_write, atomic_write_group,
+                          atomic_write_text, parse_hxw, read_json, read_yaml, run_cli)
 
 
 def test_failed_write_keeps_previous_file(tmp_path):
@@ -54,3 +55,33 @@ def test_run_cli_one_line(capsys):
     assert run_cli(bug, prog="tool") == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "internal error" in err
+
+
+@pytest.mark.parametrize("reader, content, problem", [
+    (read_json, b"", "(empty)"),
+    (read_json, b"  \n", "(empty)"),
+    (read_json, b'{"entries": {"a": 1', "not JSON"),           # truncated
+    (read_json, b'{"a": 1}\n{"b": 2}', "not JSON: Extra data, line 2"),
+    (read_json, b"\x89PNG\r\n\x1a\n\xff", "not UTF-8"),
+    (read_yaml, b"", "(empty)"),
+    (read_yaml, b"# only a comment\n", "(empty)"),
+    (read_yaml, b"stages: [1, 2\n", "not YAML"),                # truncated
+    (read_yaml, b"a: 1\n b: 2\n", "not YAML"),
+    (read_yaml, b"\x00\xff\xfe", "not UTF-8"),
+])
+def test_structured_readers_name_the_file_and_the_problem(tmp_path, reader, content, problem):
+    path = tmp_path / "input.txt"
+    path.write_bytes(content)
+    with pytest.raises(TextFileError) as info:
+        reader(path, "test input")
+    message = str(info.value)
+    assert message.startswith(f"{path}: not a test input") and problem in message and "\n" not in message
+
+
+def test_structured_readers_return_the_document(tmp_path):
+    (tmp_path / "a.json").write_text('{"a": [1, 2]}')
+    (tmp_path / "a.yaml").write_text("a: [1, 2]\nb: {c: x}\n")
+    assert read_json(tmp_path / "a.json") == {"a": [1, 2]}
+    assert read_yaml(tmp_path / "a.yaml") == {"a": [1, 2], "b": {"c": "x"}}
+    with pytest.raises(TextFileError, match="cannot read"):
+        read_json(tmp_path / "absent.json")

@@ -23,11 +23,10 @@ import os
 import sys
 from pathlib import Path
 
-import yaml
-
 from prototxt_gen.models import load_model, model_names
 from tools.common.atomic import atomic_write_group
 from tools.common.cli import CliError
+from tools.common.textfile import TextFileError, read_yaml
 from tools.report.comparison import ComparisonFormatError, comparison_tables, load_paper_bench, plot_fig5
 from tools.report.build import (DASH, Table, build_tables, fps, measured_comparison_tables,
                                 release_tables)
@@ -82,9 +81,9 @@ def _load_paper(paper_path: Path, asked: bool) -> dict | None:
     """The paper's tables, or None (with a warning) when the default file is absent."""
     if paper_path.is_file():
         try:
-            return yaml.safe_load(paper_path.read_text())
-        except yaml.YAMLError as exc:
-            raise CliError(f"{paper_path}: not valid YAML ({exc})") from None
+            return read_yaml(paper_path, "paper tables (YAML)")
+        except TextFileError as exc:
+            raise CliError(str(exc)) from None
     if asked:
         raise CliError(f"{paper_path}: paper tables not found")
     print(f"tables: warning: {paper_path} not found; no paper columns", file=sys.stderr)

@@ -4,12 +4,14 @@
   rename it into place, so a failed write never leaves a half-new file.
 - :mod:`tools.common.sizes`: the one ``HxW`` size parser (1024x2048 is height 1024, width 2048).
 - :mod:`tools.common.cli`: the CLI convention, bad input -> exit 2 and one line.
-- :mod:`tools.common.textfile`: read a text input file; a binary one is one error line.
+- :mod:`tools.common.textfile`: read a text, JSON or YAML input file; a binary or malformed one
+  is one error line.
 """
 from .atomic import atomic_save_figure, atomic_write, atomic_write_bytes, atomic_write_group, atomic_write_text
 from .cli import CliError, one_line, run_cli
 from .sizes import SizeError, format_hxw, parse_hxw
-from .textfile import TextFileError, read_text
+from .textfile import TextFileError, read_json, read_text, read_yaml
 
 __all__ = ["atomic_save_figure", "atomic_write", "atomic_write_bytes", "atomic_write_group", "atomic_write_text",
-           "CliError", "one_line", "run_cli", "SizeError", "format_hxw", "parse_hxw", "TextFileError", "read_text"]
+           "CliError", "one_line", "run_cli", "SizeError", "format_hxw", "parse_hxw", "TextFileError", "read_json",
+           "read_text", "read_yaml"]

@@ -9,9 +9,10 @@ writes it) and "hxw".
 from __future__ import annotations
 
 import io
-import json
 import re
 from pathlib import Path
+
+from tools.common.textfile import TextFileError, read_json
 
 __all__ = ["ComparisonFormatError", "load_paper_bench", "comparison_tables", "plot_fig5", "ENGINES"]
 
@@ -32,9 +33,9 @@ def load_paper_bench(path: Path) -> dict | None:
     if not path.is_file():
         return None
     try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ComparisonFormatError(f"{path}: not readable JSON ({exc})") from None
+        data = read_json(path, "paper bench result (JSON)")
+    except TextFileError as exc:
+        raise ComparisonFormatError(str(exc)) from None
     if not isinstance(data, dict) or not isinstance(data.get("table1", []), list) \
             or not isinstance(data.get("table4", []), list):
         raise ComparisonFormatError(f"{path}: expected {{\"table1\": [...], \"table4\": [...]}}")

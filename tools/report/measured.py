@@ -2,9 +2,10 @@
 ``--bench`` (written by the benches; the schema is in `load_measured` and docs/tables.md)."""
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
+
+from tools.common.textfile import TextFileError, read_json
 
 from .log_figures import model_key
 
@@ -30,9 +31,9 @@ def load_measured(path: Path) -> dict[tuple[str, str], float] | None:
     if not path.is_file():
         return None
     try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise MeasuredFormatError(f"{path}: not readable JSON ({exc})") from None
+        data = read_json(path, "measured result (JSON)")
+    except TextFileError as exc:
+        raise MeasuredFormatError(str(exc)) from None
     models = data.get("models") if isinstance(data, dict) else None
     if not isinstance(models, dict):
         raise MeasuredFormatError(f"{path}: expected an object with a \"models\" object")
