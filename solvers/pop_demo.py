@@ -16,8 +16,9 @@
 6. ``python -m solvers.pop_demo order-check RUNS --out DIR`` — how often the partial-order
    assumption held among the trained pairs (the paper's Fig. 3b): for every trained pair
    x ≺ y (``pop.order.precedes``), did Acc(x) <= Acc(y)?  Writes ``partial_order.json``,
-   ``partial_order.png`` and ``demo_summary.json``: the accuracy spread, the seed noise, and
-   how many pairs were inverted (or held) by more than the largest seed difference.
+   ``partial_order.png`` (the ΔAcc histogram over the seed-noise band), ``demo_summary.json``
+   and ``demo_summary.md``: the accuracy spread, the seed noise, and how many pairs were
+   inverted (or held) by more than the largest seed difference.
 """
 from __future__ import annotations
 
@@ -29,9 +30,12 @@ from pathlib import Path
 
 import yaml
 
+from pop.evaluators import EvaluationError
 from pop.order import precedes
 from prototxt_gen.encoding import parse_backbone
-from tools.common.atomic import atomic_save_figure, atomic_write_text
+from tools.common.atomic import atomic_save_figure, atomic_write_group, atomic_write_text
+from tools.common.cli import CliError, run_cli
+from tools.common.textfile import TextFileError, read_json
 
 from .pop_evaluator import CaffeEvaluator, ClassificationTask
 from .digits import prepare as prepare_digits
@@ -154,19 +158,39 @@ def summary(results: dict[str, float], report: dict, noise: dict | None) -> dict
     return out
 
 
-def plot_order_check(report: dict, out: Path) -> Path:
+def plot_order_check(report: dict, out: Path, demo: dict | None = None) -> Path:
+    """The ΔAcc histogram of the trained pairs; with the demo summary, the seed-noise band
+    (± the largest difference a second seed made) and the accuracy spread as well."""
     # matplotlib (~1 s with pyplot) only for the plot, not for `prepare`
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     deltas = [100 * p["delta_acc"] for p in report["pairs"]]
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = plt.subplots(figsize=(7, 4.6))
+    noise = (demo or {}).get("seed_noise")
+    if noise:
+        level = 100 * noise["max_abs_difference"]
+        ax.axvspan(-level, level, color="0.85", zorder=0,
+                   label=f"seed noise: ±{level:.2f} % (max over {noise['models']} models retrained; "
+                         f"mean {100 * noise['mean_abs_difference']:.2f} %)")
     if deltas:
-        ax.hist(deltas, bins=30, color="tab:blue", alpha=0.8)
+        ax.hist(deltas, bins=30, color="tab:blue", alpha=0.8, label="trained pairs")
     ax.axvline(0, color="k", lw=1)
     frac = report["held_fraction"]
-    ax.set_title(f"partial-order assumption held for {report['held']}/{report['comparable_pairs']} "
-                 f"pairs ({'n/a' if frac is None else f'{100 * frac:.1f} %'})", fontsize=10)
+    title = (f"partial-order assumption held for {report['held']}/{report['comparable_pairs']} "
+             f"pairs ({'n/a' if frac is None else f'{100 * frac:.1f} %'})")
+    if demo:
+        spread = demo["accuracy_spread"]
+        title += (f"\naccuracy of {demo['trained']} trained models {100 * spread['min']:.1f}–"
+                  f"{100 * spread['max']:.1f} % (range {100 * spread['range']:.1f} %)")
+        if noise:
+            oc = demo["order_check"]
+            title += (f"\npairs beyond the seed noise: {oc['inverted_beyond_noise']} inverted, "
+                      f"{oc['held_beyond_noise']} held")
+    ax.set_title(title, fontsize=9)
+    if noise or deltas:
+        ax.set_ylim(top=ax.get_ylim()[1] * 1.2)   # room for the legend above the bars
+        ax.legend(fontsize=7, loc="upper left")
     ax.set_xlabel("ΔAcc = Acc(larger) − Acc(smaller) [%]  over trained pairs smaller ≺ larger")
     ax.set_ylabel("pairs")
     fig.tight_layout()
@@ -174,6 +198,45 @@ def plot_order_check(report: dict, out: Path) -> Path:
     atomic_save_figure(fig, path, dpi=100)
     plt.close(fig)
     return path
+
+
+def summary_markdown(demo: dict) -> str:
+    """The demo's result as a table a person reads (``demo_summary.md``)."""
+    spread, oc = demo["accuracy_spread"], demo["order_check"]
+    noise = demo.get("seed_noise")
+    rows = [("trained models", f"{demo['trained']}"),
+            ("accuracy spread", f"{100 * spread['min']:.2f}–{100 * spread['max']:.2f} % "
+                                f"(range {100 * spread['range']:.2f} %, sd {100 * spread['std']:.2f} %)")]
+    if noise:
+        rows += [("seed noise", f"mean \\|ΔAcc\\| {100 * noise['mean_abs_difference']:.2f} %, max "
+                                f"{100 * noise['max_abs_difference']:.2f} % ({noise['models']} models, seed "
+                                f"{noise['first_seed']} → {noise['seed']})"),
+                 ("spread / mean seed noise", f"{demo['spread_over_noise']:.1f}")]
+    pct = oc["inverted_pairs_pct"]
+    rows.append(("order check (Fig. 3b)", f"held for {oc['held']} / {oc['comparable_pairs']} comparable pairs; "
+                                          f"{oc['inverted']} inverted ({'n/a' if pct is None else f'{pct:.1f} %'})"))
+    if noise:
+        rows.append(("beyond the seed noise", f"{oc['inverted_beyond_noise']} pairs inverted, "
+                                              f"{oc['held_beyond_noise']} held"))
+    lines = ["# POP demo: accuracy spread, seed noise and the order check", "", "| | |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in rows]
+    return "\n".join(lines + ["", "![ΔAcc over trained pairs](partial_order.png)", ""])
+
+
+def _print_summary(report: dict, demo: dict, png: Path) -> None:
+    frac, spread = report["held_fraction"], demo["accuracy_spread"]
+    print(f"trained {report['trained']}: accuracy {100 * spread['min']:.2f}-{100 * spread['max']:.2f} % "
+          f"(range {100 * spread['range']:.2f} %)")
+    if "seed_noise" in demo:
+        print(f"seed noise: mean |ΔAcc| {100 * demo['seed_noise']['mean_abs_difference']:.2f} %, max "
+              f"{100 * demo['seed_noise']['max_abs_difference']:.2f} % over {demo['seed_noise']['models']} models; "
+              f"spread / noise = {demo['spread_over_noise']:.1f}")
+    lowest = report["min_delta_acc"]
+    print(f"order check: comparable pairs {report['comparable_pairs']}; assumption held for {report['held']} "
+          f"({'n/a' if frac is None else f'{100 * frac:.1f} %'}); lowest ΔAcc "
+          f"{'n/a' if lowest is None else f'{100 * lowest:.2f} %'}"
+          + (f"; inverted by more than the seed noise: {demo['order_check']['inverted_beyond_noise']}, held by more: "
+             f"{demo['order_check']['held_beyond_noise']}" if "seed_noise" in demo else "") + f"; {png}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -192,13 +255,16 @@ def main(argv: list[str] | None = None) -> int:
     n.add_argument("--models", type=int, default=4)
     n.add_argument("--seed", type=int, default=1)
     args = ap.parse_args(argv)
+    return run_cli(lambda: _run(args), "pop_demo", expected=(EvaluationError, TextFileError))
+
+
+def _run(args) -> int:
     if args.cmd == "prepare":
         print(json.dumps(prepare(args.out), indent=1))
         return 0
     results = trained_results(args.runs)
     if not results:
-        print(f"error: {args.runs}: no trained candidates (accuracy.json) found", file=sys.stderr)
-        return 2
+        raise CliError(f"{args.runs}: no trained candidates (accuracy.json) found")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.cmd == "seed-noise":
@@ -208,23 +274,13 @@ def main(argv: list[str] | None = None) -> int:
               f"max {100 * noise['max_abs_difference']:.2f} %")
         return 0
     report = order_check(results)
-    atomic_write_text(out / "partial_order.json", json.dumps(report, indent=1))
-    png = plot_order_check(report, out)
     noise_file = out / "seed_noise.json"
-    s = summary(results, report, json.loads(noise_file.read_text()) if noise_file.is_file() else None)
-    atomic_write_text(out / "demo_summary.json", json.dumps(s, indent=1))
-    frac = report["held_fraction"]
-    spread = s["accuracy_spread"]
-    print(f"trained {report['trained']}: accuracy {100 * spread['min']:.2f}-{100 * spread['max']:.2f} % "
-          f"(range {100 * spread['range']:.2f} %)")
-    if "seed_noise" in s:
-        print(f"seed noise: mean |ΔAcc| {100 * s['seed_noise']['mean_abs_difference']:.2f} %, max "
-              f"{100 * s['seed_noise']['max_abs_difference']:.2f} % over {s['seed_noise']['models']} models; "
-              f"spread / noise = {s['spread_over_noise']:.1f}")
-    print(f"order check: comparable pairs {report['comparable_pairs']}; assumption held for {report['held']} "
-          f"({'n/a' if frac is None else f'{100 * frac:.1f} %'}); lowest ΔAcc {report['min_delta_acc']}"
-          + (f"; inverted by more than the seed noise: {s['order_check']['inverted_beyond_noise']}, held by more: "
-             f"{s['order_check']['held_beyond_noise']}" if "seed_noise" in s else "") + f"; {png}")
+    demo = summary(results, report, read_json(noise_file, "seed noise (JSON)") if noise_file.is_file() else None)
+    png = plot_order_check(report, out, demo)
+    atomic_write_group({out / "partial_order.json": json.dumps(report, indent=1),
+                        out / "demo_summary.json": json.dumps(demo, indent=1),
+                        out / "demo_summary.md": summary_markdown(demo)})
+    _print_summary(report, demo, png)
     return 0
 
 

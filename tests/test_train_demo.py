@@ -93,3 +93,38 @@ def test_demo_summary_weighs_the_order_check_against_seed_noise():
     assert oc["inverted_beyond_noise"] == 1        # 0.60 -> 0.58: by 2 %, more than the 1.5 % seed noise
     assert oc["held_beyond_noise"] == 3
     assert "seed_noise" not in summary(results, report, None)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("pop.order") is None, reason="needs the POP engine (pop.order)")
+def test_order_check_cli_writes_the_report_a_person_reads(tmp_path, capsys):
+    """`order-check` after `seed-noise`: JSON, a Markdown table and the ΔAcc plot with the
+    seed-noise band, all naming the spread, the noise and the order check."""
+    from solvers.pop_demo import main
+    results = {"[(64),(128),(256)]": 0.60, "[(64,64),(128),(256)]": 0.58, "[(128),(128),(256)]": 0.70,
+               "[(64,64),(128),(256,256)]": 0.75}
+    runs, out = tmp_path / "runs", tmp_path / "report"
+    for i, (enc, acc) in enumerate(results.items()):
+        (runs / f"{i}").mkdir(parents=True)
+        (runs / f"{i}" / "accuracy.json").write_text(json.dumps({"encoding": enc, "accuracy": acc}))
+    out.mkdir()
+    (out / "seed_noise.json").write_text(json.dumps(
+        {"seed": 1, "first_seed": 0, "mean_abs_difference": 0.01, "max_abs_difference": 0.015, "models": [{}, {}]}))
+    assert main(["order-check", str(runs), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "lowest ΔAcc -2.00 %" in printed and "inverted by more than the seed noise: 1" in printed
+    table = (out / "demo_summary.md").read_text()
+    for needle in ("| accuracy spread | 58.00–75.00 % (range 17.00 %", "max 1.50 % (2 models, seed 0 → 1)",
+                   "| spread / mean seed noise | 17.0 |", "held for 3 / 4 comparable pairs; 1 inverted (25.0 %)",
+                   "| beyond the seed noise | 1 pairs inverted, 3 held |", "(partial_order.png)"):
+        assert needle in table, needle
+    # two columns on every row: a pipe inside a cell (|ΔAcc|) must be escaped
+    assert all(line.replace("\\|", "").count("|") == 3 for line in table.splitlines() if line.startswith("|"))
+    assert (out / "partial_order.png").read_bytes()[:4] == b"\x89PNG"
+    assert json.loads((out / "demo_summary.json").read_text())["order_check"]["inverted_beyond_noise"] == 1
+
+
+def test_order_check_cli_without_trained_models_is_one_line(tmp_path, capsys):
+    from solvers.pop_demo import main
+    assert main(["order-check", str(tmp_path), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "pop_demo: error:" in err and str(tmp_path) in err
