@@ -65,11 +65,9 @@ def load_measured(path: Path = MEASURED_FILE) -> dict:
     """The measured share of inverted trained pairs: ``pop/measured_order.json`` or a demo's
     ``partial_order.json`` (``solvers.pop_demo order-check``)."""
     try:
-        data = read_json(path, "measured order check (JSON)")
+        data = read_json(path, "measured order check (JSON)", mapping=True)
     except TextFileError as e:
         raise MeasuredOrderError(str(e)) from None
-    if not isinstance(data, dict):
-        raise MeasuredOrderError(f"{path}: a measured order check is a JSON object")
     if "inverted_pairs_pct" not in data:   # a demo's order check
         try:
             n, held = int(data["comparable_pairs"]), int(data["held"])

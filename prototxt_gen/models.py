@@ -54,12 +54,9 @@ def _model_path(name: str) -> Path:
 
 def _load_yaml(path: Path) -> dict:
     try:
-        data = read_yaml(path, "model (YAML)")
+        return read_yaml(path, "model (YAML)", mapping=True)
     except TextFileError as e:
         raise EncodingError(str(e)) from None
-    if not isinstance(data, dict):
-        raise EncodingError(f"{path}: expected a mapping")
-    return data
 
 
 def load_model(name: str) -> NamedModel:

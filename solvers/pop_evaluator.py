@@ -88,12 +88,9 @@ class ClassificationTask:
     def load(cls, path: str | pathlib.Path) -> "ClassificationTask":
         path = pathlib.Path(path)
         try:
-            data = read_yaml(path, "task (YAML)")
+            return cls.from_dict(read_yaml(path, "task (YAML)", mapping=True))
         except TextFileError as e:
             raise EvaluationError(str(e)) from None
-        if not isinstance(data, dict):
-            raise EvaluationError(f"{path}: a task is a YAML mapping")
-        return cls.from_dict(data)
 
     def to_dict(self) -> dict:
         return json.loads(json.dumps(asdict(self)))

@@ -49,12 +49,9 @@ def load_recipe(name_or_path: str | Path) -> dict:
         known = ", ".join(sorted(p.stem for p in RECIPES_DIR.glob("*.yaml")))
         raise RecipeError(f"recipe {name_or_path!r} not found (known: {known})")
     try:
-        data = read_yaml(path, "training recipe (YAML)")
+        return read_yaml(path, "training recipe (YAML)", mapping=True)
     except TextFileError as e:
         raise RecipeError(str(e)) from None
-    if not isinstance(data, dict):
-        raise RecipeError(f"{path}: a recipe is a YAML mapping")
-    return data
 
 
 def apply_overrides(recipe: dict, overrides: list[str]) -> dict:

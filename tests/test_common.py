@@ -85,3 +85,13 @@ def test_structured_readers_return_the_document(tmp_path):
     assert read_yaml(tmp_path / "a.yaml") == {"a": [1, 2], "b": {"c": "x"}}
     with pytest.raises(TextFileError, match="cannot read"):
         read_json(tmp_path / "absent.json")
+
+
+def test_structured_readers_can_insist_on_a_mapping(tmp_path):
+    (tmp_path / "list.json").write_text("[1, 2]")
+    (tmp_path / "scalar.yaml").write_text("just text\n")
+    assert read_json(tmp_path / "list.json") == [1, 2]
+    with pytest.raises(TextFileError, match=r"list.json: not a task \(a JSON object expected, found a list\)"):
+        read_json(tmp_path / "list.json", "task", mapping=True)
+    with pytest.raises(TextFileError, match=r"scalar.yaml: not a recipe \(a YAML mapping expected, found a str\)"):
+        read_yaml(tmp_path / "scalar.yaml", "recipe", mapping=True)

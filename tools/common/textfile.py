@@ -39,21 +39,24 @@ def read_text(path: str | os.PathLike, what: str = "text file") -> str:
                             f"at offset {exc.start}, line {line})") from None
 
 
-def read_json(path: str | os.PathLike, what: str = "JSON file"):
+def read_json(path: str | os.PathLike, what: str = "JSON file", mapping: bool = False):
     """The file parsed as JSON; :class:`TextFileError` naming the file and the line where the
-    JSON breaks (an empty or truncated file is an error, never an empty document)."""
+    JSON breaks (an empty or truncated file is an error, never an empty document).  With
+    `mapping`, anything but a JSON object is an error too."""
     text = read_text(path, what)
     if not text.strip():
         raise TextFileError(f"{Path(path)}: not a {what} (empty)")
     try:
-        return json.loads(text)
+        data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise TextFileError(f"{Path(path)}: not a {what} (not JSON: {exc.msg}, line {exc.lineno})") from None
+    return _checked_mapping(data, path, what, "a JSON object") if mapping else data
 
 
-def read_yaml(path: str | os.PathLike, what: str = "YAML file"):
+def read_yaml(path: str | os.PathLike, what: str = "YAML file", mapping: bool = False):
     """The file parsed as YAML (safe loader); :class:`TextFileError` naming the file and the
-    parser's first line of complaint.  An empty file is an error: it holds no document."""
+    parser's first line of complaint.  An empty file is an error: it holds no document.  With
+    `mapping`, anything but a YAML mapping is an error too."""
     text = read_text(path, what)
     try:
         data = yaml.safe_load(text)
@@ -61,4 +64,10 @@ def read_yaml(path: str | os.PathLike, what: str = "YAML file"):
         raise TextFileError(f"{Path(path)}: not a {what} (not YAML: {str(exc).splitlines()[0]})") from None
     if data is None:
         raise TextFileError(f"{Path(path)}: not a {what} (empty)")
+    return _checked_mapping(data, path, what, "a YAML mapping") if mapping else data
+
+
+def _checked_mapping(data, path, what: str, expected: str) -> dict:
+    if not isinstance(data, dict):
+        raise TextFileError(f"{Path(path)}: not a {what} ({expected} expected, found a {type(data).__name__})")
     return data
