@@ -129,11 +129,11 @@ def measure(backbone: str, num_classes: int, choices: list, input_size: tuple[in
                        "platform": here, "latency_ms": {}}}
     if out.exists():
         try:
-            old = read_yaml(out, "decoder space file")["decoder"]
+            old = read_yaml(out, "decoder space file", mapping=True).get("decoder")
         except TextFileError as e:
             raise SpaceError(str(e)) from None
-        except (KeyError, TypeError):
-            raise SpaceError(f"{out}: not a decoder space file (no 'decoder' mapping)") from None
+        if not isinstance(old, dict):
+            raise SpaceError(f"{out}: not a decoder space file (no 'decoder' mapping)")
         diff = same_platform(old.get("platform", {}), here)
         if diff:
             raise LutError(f"{out}: measured on another platform ({', '.join(diff)} differ)")

@@ -301,11 +301,7 @@ def plot(curves_by_level: dict, path: Path) -> Path:
 
 def merge_into_details(details_path: Path, entries: list[dict]) -> None:
     """Set ``robustness`` in the details JSON, keeping every other key as it is on disk."""
-    data = {}
-    if details_path.exists():
-        data = json.loads(details_path.read_text())
-        if not isinstance(data, dict):
-            raise ValueError(f"{details_path}: expected a JSON object")
+    data = read_json(details_path, "bench details file (JSON)", mapping=True) if details_path.exists() else {}
     data["robustness"] = entries
     details_path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(details_path, json.dumps(data, indent=1) + "\n")

@@ -86,7 +86,6 @@ class ClassificationTask:
 
     @classmethod
     def load(cls, path: str | pathlib.Path) -> "ClassificationTask":
-        path = pathlib.Path(path)
         try:
             return cls.from_dict(read_yaml(path, "task (YAML)", mapping=True))
         except TextFileError as e:

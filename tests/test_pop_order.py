@@ -125,3 +125,26 @@ def test_decoder_settings_are_ordered_elementwise():
         expected = [m != space.settings[w] and all(rank[a] <= rank[b] for a, b in zip(m, space.settings[w]))
                     for m in space.settings]
         assert list(mask) == expected
+
+
+@pytest.mark.parametrize("content, problem", [(b"", "(empty)"), (b"[1, 2]\n", "a YAML mapping expected"),
+                                              (b"decoder: 5\n", "no 'decoder' mapping"),
+                                              (b"other: {}\n", "no 'decoder' mapping"),
+                                              (b"\xff\xfe", "not UTF-8")])
+def test_decoder_measure_names_a_broken_earlier_file_before_profiling(tmp_path, content, problem):
+    from pop.decoder import measure
+    from pop.space_config import SpaceError
+
+    class NoProfiling:
+        def platform(self):
+            return {"cpu": "test"}
+
+        def __getattr__(self, name):
+            pytest.fail(f"profiled ({name}) before the earlier file was checked")
+
+    out = tmp_path / "decoder.yaml"
+    out.write_bytes(content)
+    with pytest.raises(SpaceError) as info:
+        measure("[(64),(128),(256)]", 19, [32, 64], (64, 128), NoProfiling(), out, progress=False)
+    assert str(info.value).startswith(str(out)) and problem in str(info.value)
+    assert out.read_bytes() == content            # what was there is kept
