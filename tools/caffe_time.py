@@ -25,7 +25,7 @@ from tools.caffe_locate import CaffeNotFound
 from tools.engines.caffe import CaffeTimeError, run_caffe_time
 from tools.engines.machine import busy_cpu_report
 from tools.report.log_parsers import LogParseError, parse_caffe_time
-from tools.common.cli import one_line
+from tools.common.cli import nchw_argument, one_line
 from tools.export.netparam import DATA_LAYER_TYPES, NetDefinitionError, check_prototxt, read_net, write_net
 
 DEFAULT_ITERATIONS = 100   # the paper's and the release log's setting
@@ -36,14 +36,7 @@ __all__ = ["run_net", "run_caffe_time", "with_timed_input", "busy_cpu_report", "
 
 # ---------------------------------------------------------------- net preparation
 
-def parse_shape(text: str) -> tuple[int, ...]:
-    try:
-        dims = tuple(int(d) for d in text.lower().split("x"))
-    except ValueError:
-        dims = ()
-    if len(dims) != 4 or min(dims) <= 0:
-        raise argparse.ArgumentTypeError(f"--input {text!r}: expected NxCxHxW, e.g. 1x3x1024x2048")
-    return dims
+parse_shape = nchw_argument   # --input NxCxHxW
 
 
 def with_timed_input(net: caffe_pb2.NetParameter, shape: tuple[int, ...]) -> caffe_pb2.NetParameter:

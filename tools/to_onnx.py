@@ -40,7 +40,7 @@ from tools.caffe_locate import CaffeNotFound
 from tools.export.caffe_net import CaffeNetError
 from tools.export.caffemodel import CaffemodelError
 from tools.common.atomic import atomic_write_bytes
-from tools.common.cli import one_line
+from tools.common.cli import nchw_argument, one_line
 from tools.export.onnx_check import REL_TOL, CheckError, check
 from tools.export.onnx_convert import SUPPORTED, check_supported, convert
 from tools.export.onnx_graph import IR_VERSION, OPSET, UnsupportedLayerError
@@ -49,15 +49,7 @@ __all__ = ["convert", "check", "check_supported", "SUPPORTED", "OPSET", "IR_VERS
            "UnsupportedLayerError", "CheckError", "parse_shape", "main"]
 
 
-def parse_shape(text: str) -> tuple[int, ...]:
-    try:
-        dims = tuple(int(d) for d in text.lower().split("x"))
-    except ValueError:
-        dims = ()
-    if len(dims) != 4 or min(dims) < 1:
-        raise argparse.ArgumentTypeError(f"input shape must be NxCxHxW, e.g. 1x3x1024x2048; "
-                                         f"got {text!r}")
-    return dims
+parse_shape = nchw_argument   # --input NxCxHxW
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -10,7 +10,7 @@ import os
 import sys
 from typing import Callable, Sequence
 
-__all__ = ["CliError", "one_line", "run_cli"]
+__all__ = ["CliError", "nchw_argument", "one_line", "run_cli"]
 
 
 class CliError(Exception):
@@ -44,3 +44,15 @@ def one_line(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.filename and exc.strerror:
         return f"{exc.filename}: {exc.strerror}"
     return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def nchw_argument(text: str) -> tuple[int, int, int, int]:
+    """An argparse `type` for a blob shape NxCxHxW (tools.common.sizes.parse_nchw): a bad
+    one is argparse's one-line usage error, exit 2."""
+    import argparse
+
+    from tools.common.sizes import SizeError, parse_nchw
+    try:
+        return parse_nchw(text)
+    except SizeError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None

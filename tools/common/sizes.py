@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["SizeError", "format_hxw", "parse_hxw"]
+__all__ = ["SizeError", "format_hxw", "parse_hxw", "parse_nchw"]
 
 _HXW = re.compile(r"^\s*([0-9]+)\s*[xX]\s*([0-9]+)\s*$")
 
@@ -21,6 +21,21 @@ def parse_hxw(text: str) -> tuple[int, int]:
     if h <= 0 or w <= 0:
         raise SizeError(f"size {text!r}: height and width must be positive")
     return h, w
+
+
+_NCHW = re.compile(r"^\s*[0-9]+(\s*[xX]\s*[0-9]+){3}\s*$")
+
+
+def parse_nchw(text: str) -> tuple[int, int, int, int]:
+    """``"1x3x1024x2048"`` -> ``(1, 3, 1024, 2048)``: a blob shape N x C x H x W, ASCII
+    digits, every dimension at least 1."""
+    if not (text.isascii() and _NCHW.match(text)):
+        raise SizeError(f"input shape {text!r}: expected NxCxHxW in ASCII digits, e.g. "
+                        f"1x3x1024x2048")
+    dims = tuple(int(d) for d in re.split(r"[xX]", text))
+    if min(dims) < 1:
+        raise SizeError(f"input shape {text!r}: every dimension must be at least 1")
+    return dims
 
 
 def format_hxw(size: tuple[int, int]) -> str:

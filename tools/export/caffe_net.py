@@ -35,6 +35,10 @@ class CaffeNetError(ValueError):
     """A network definition this module cannot interpret; the message names the layer."""
 
 
+class UnsupportedLayerError(CaffeNetError):
+    """The net has layers an exporter (ONNX, PyTorch) cannot express; the message names them."""
+
+
 # --------------------------------------------------------------------------- loading
 
 
@@ -222,6 +226,15 @@ def layer_shapes(layer: caffe_pb2.LayerParameter, bottoms: list[Shape]
 # --------------------------------------------------------------------------- the net
 
 
+@dataclass(frozen=True)
+class Write:
+    """One layer writing one Caffe blob, and the exporter's name for the value that holds
+    what Caffe's blob holds right after that layer ran (what a check compares)."""
+    layer: str
+    blob: str
+    value: str
+
+
 @dataclass
 class CaffeNet:
     """The inference part of a Caffe net in TEST phase."""
@@ -337,6 +350,18 @@ def _infer_shapes(result: CaffeNet) -> None:
             raise CaffeNetError(f"two layers are named {layer.name!r}")
         result.param_shapes[layer.name] = params
     result.blob_shapes = blob_shapes
+
+
+def check_supported(param: caffe_pb2.NetParameter, supported, target: str) -> None:
+    """Fail naming every TEST-phase layer whose type `target` (an exporter) cannot express,
+    before anything else is computed; data, evaluation and loss layers are not exported."""
+    bad = [f"{layer.name} ({layer.type})" for layer in param.layer
+           if layer_runs_in(layer) and layer.type not in supported and not is_data_layer(layer)
+           and layer.type not in EVALUATION_LAYER_TYPES and layer.type != "Input"
+           and not layer.type.endswith("Loss")]
+    if bad:
+        raise UnsupportedLayerError(f"unsupported layer types for {target}: {', '.join(bad)}; "
+                                    f"supported: {', '.join(sorted(supported))}")
 
 
 def build_net(net: caffe_pb2.NetParameter | str | Path,

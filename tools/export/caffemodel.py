@@ -13,7 +13,8 @@ import numpy as np
 from google.protobuf.message import DecodeError
 
 from prototxt_gen import caffe_pb2
-from tools.export.caffe_net import CaffeNet, CaffeNetError
+from tools.export.caffe_net import (CaffeNet, CaffeNetError, build_net, check_supported,
+                                    load_net_param)
 from tools.common.atomic import atomic_write_bytes
 
 Weights = dict[str, list[np.ndarray]]
@@ -201,3 +202,24 @@ def random_weights(net: CaffeNet, seed: int = 0) -> Weights:
 
 __all__ = ["CaffemodelError", "CaffeNetError", "Weights", "read_caffemodel", "write_caffemodel",
            "fit_weights", "random_weights", "bilinear_kernel"]
+
+
+def net_with_weights(net, weights: Weights | str | Path | None = None, input_shape=None, *,
+                     seed: int = 0, supported=None, target: str = "export"
+                     ) -> tuple[CaffeNet, Weights, str]:
+    """(net, the blobs each layer needs, where they came from) for an exporter: `net` a
+    prototxt path, NetParameter or CaffeNet (its layer types checked against `supported`);
+    `weights` a caffemodel path, a {layer: [arrays]} dict, or None for `random_weights(seed)`."""
+    if not isinstance(net, CaffeNet):
+        param = load_net_param(net)
+        if supported is not None:
+            check_supported(param, supported, target)
+        net = build_net(param, input_shape)
+    source = "caffemodel"
+    if weights is None:
+        weights = random_weights(net, seed)
+        source = "random weights"
+    elif not isinstance(weights, dict):
+        source = str(weights)
+        weights = read_caffemodel(weights)
+    return net, fit_weights(net, weights, source), source

@@ -7,9 +7,9 @@ import onnx
 from onnx import TensorProto, helper
 
 from prototxt_gen import caffe_pb2
-from tools.export.caffe_net import (EVALUATION_LAYER_TYPES, CaffeNet, CaffeNetError, build_net,
-                             is_data_layer, layer_runs_in, load_net_param)
-from tools.export.caffemodel import Weights, fit_weights, random_weights, read_caffemodel
+from tools.export import caffe_net
+from tools.export.caffe_net import CaffeNet, CaffeNetError
+from tools.export.caffemodel import Weights, net_with_weights
 from tools.export import onnx_ops, onnx_ops_pointwise
 from tools.export.onnx_graph import IR_VERSION, OPSET, Graph, UnsupportedLayerError
 
@@ -18,31 +18,15 @@ SUPPORTED = frozenset(EXPORTERS)
 
 
 def check_supported(param: caffe_pb2.NetParameter) -> None:
-    """Fail naming every layer of an unsupported type (before anything else is computed)."""
-    bad = [f"{layer.name} ({layer.type})" for layer in param.layer
-           if layer_runs_in(layer) and layer.type not in SUPPORTED and not is_data_layer(layer)
-           and layer.type not in EVALUATION_LAYER_TYPES and layer.type != "Input"
-           and not layer.type.endswith("Loss")]
-    if bad:
-        raise UnsupportedLayerError(f"unsupported layer types for ONNX export: {', '.join(bad)}; "
-                                    f"supported: {', '.join(sorted(SUPPORTED))}")
+    """Fail naming every layer of a type ONNX export does not cover."""
+    caffe_net.check_supported(param, SUPPORTED, "ONNX export")
 
 
 def prepare(net, weights: Weights | str | Path | None = None, input_shape=None, *,
             seed: int = 0) -> tuple[CaffeNet, Weights, str]:
     """(net, the blobs each layer needs, where they came from) for `convert`'s arguments."""
-    if not isinstance(net, CaffeNet):
-        param = load_net_param(net)
-        check_supported(param)
-        net = build_net(param, input_shape)
-    source = "caffemodel"
-    if weights is None:
-        weights = random_weights(net, seed)
-        source = "random weights"
-    elif not isinstance(weights, dict):
-        source = str(weights)
-        weights = read_caffemodel(weights)
-    return net, fit_weights(net, weights, source), source
+    return net_with_weights(net, weights, input_shape, seed=seed, supported=SUPPORTED,
+                            target="ONNX export")
 
 
 def build_graph(net: CaffeNet, blobs: Weights, masks_from_caffe: bool = False) -> Graph:

@@ -9,23 +9,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from onnx import helper, numpy_helper
 
-from tools.export.caffe_net import CaffeNet, CaffeNetError
+from tools.export.caffe_net import CaffeNet, UnsupportedLayerError, Write  # noqa: F401 (re-exported)
 
 OPSET = 17
 IR_VERSION = 8  # the IR of opset 17; runtimes reject models stamped with a newer IR
-
-
-class UnsupportedLayerError(CaffeNetError):
-    """The net has layers the exporter cannot express; the message names all of them."""
-
-
-@dataclass(frozen=True)
-class Write:
-    """One layer writing one Caffe blob: the ONNX value that holds what Caffe's blob holds
-    right after that layer ran."""
-    layer: str
-    blob: str
-    value: str
 
 
 @dataclass(frozen=True)

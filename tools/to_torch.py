@@ -1,0 +1,115 @@
+"""Caffe prototxt + caffemodel -> a plain PyTorch module (NAME.py) and its weights (NAME.pt).
+
+    python -m tools.to_torch NET [WEIGHTS] --out NAME.py [--input 1x3x1024x2048] [--check]
+
+NAME.py holds `class Net(torch.nn.Module)`, one attribute per Caffe layer with parameters
+(named after the layer), a `forward` that runs the layers in Caffe's order with every blob a
+local variable of its name, and `load()`; it imports nothing but torch (>= 2.4) and the
+standard library.  NAME.pt is the Net's state_dict (`torch.load(..., weights_only=True)`
+reads it): WEIGHTS converted (BatchNorm's moving averages divided by their scale factor,
+Scale, the forks' BN, merged-BN nets as they are), else random weights (`--seed`).
+
+--check also runs the net in pycaffe on the same weights and input (random unless given) and
+compares every blob each layer writes with the module's value for it, read from the running
+forward(); it exits 1 when any differs by more than --tolerance (1e-4) relative to the blob's
+largest magnitude, naming the first diverging layer.  The files are written either way.
+The conversion rules are in docs/torch.md.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from tools.caffe_locate import CaffeNotFound
+from tools.common.atomic import atomic_write_group
+from tools.common.cli import CliError, nchw_argument, run_cli
+from tools.export.blob_check import REL_TOL, CheckError
+from tools.export.caffe_net import CaffeNetError
+from tools.export.caffemodel import CaffemodelError
+from tools.export.torch_convert import TorchModule, convert, state_dict
+
+PROG = "to_torch"
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m tools.to_torch",
+                                 description=__doc__.split("\n")[0])
+    ap.add_argument("net", help="Caffe prototxt")
+    ap.add_argument("weights", nargs="?", help="caffemodel (omit for random weights)")
+    ap.add_argument("--out", required=True, type=Path,
+                    help="the module to write, NAME.py (the weights go to NAME.pt beside it)")
+    ap.add_argument("--input", type=nchw_argument, help="input shape NxCxHxW (needed for data "
+                    "layers such as ImageData; overrides a declared input)")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the random weights and input")
+    ap.add_argument("--check", action="store_true",
+                    help="compare every layer's output with pycaffe; exit 1 if any differs")
+    ap.add_argument("--data", type=Path, help="with --check: the input as a .npy array "
+                    "(default: random normal)")
+    ap.add_argument("--tolerance", type=float, default=REL_TOL,
+                    help="with --check: largest relative difference allowed (default 1e-4)")
+    return ap
+
+
+def weights_bytes(module: TorchModule) -> bytes:
+    """The module's state_dict as torch.save writes it."""
+    import torch
+    buffer = io.BytesIO()
+    torch.save(state_dict(module), buffer)
+    return buffer.getvalue()
+
+
+def write_module(module: TorchModule, out: Path) -> tuple[Path, Path]:
+    """NAME.py and NAME.pt, both or neither (a failed write leaves the old pair)."""
+    weights = out.with_suffix(".pt")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_group({out: module.source, weights: weights_bytes(module)})
+    return out, weights
+
+
+def _input_data(path: Path | None):
+    if path is None:
+        return None
+    try:
+        return np.load(path)
+    except (OSError, ValueError) as err:
+        raise CliError(f"{path}: not a readable .npy array ({err})") from None
+
+
+def _run(argv) -> int:
+    args = _parser().parse_args(argv)
+    if args.out.suffix != ".py":
+        raise CliError(f"{args.out}: --out must name a .py file (the weights go beside it, .pt)")
+    if args.data is not None and not args.check:
+        raise CliError("--data is only used with --check")
+    report = None
+    if args.check:
+        from tools.export.torch_check import check
+        module, report = check(args.net, args.weights, args.input, seed=args.seed,
+                               data=_input_data(args.data), tolerance=args.tolerance)
+    else:
+        module = convert(args.net, args.weights, args.input, seed=args.seed)
+    source, weights = write_module(module, args.out)
+    inputs = ", ".join(f"{name} {'x'.join(map(str, shape))}"
+                       for name, shape in module.inputs.items())
+    print(f"{source}, {weights.name}: {len(module.state)} tensors, inputs {inputs}, outputs "
+          f"{', '.join(module.outputs)}; weights: {module.weights}")
+    if report is None:
+        return 0
+    if report.ok:
+        print(report.summary())
+        return 0
+    print(f"{PROG}: {report.summary()}", file=sys.stderr)
+    return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli(lambda: _run(argv), PROG,
+                   expected=(CaffeNetError, CaffemodelError, CaffeNotFound, CheckError))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
