@@ -5,6 +5,7 @@ SYSTEM_PYTHON ?= /usr/bin/python3
 VENV := .venv
 PY := $(VENV)/bin/python
 VENV_STAMP := $(VENV)/.installed
+TORCH_VERSION ?= 2.13.0
 SCHEMA := prototxt_gen/caffe_pb2.py
 PATCHED_PROTO := build/proto/caffe.proto
 
@@ -20,9 +21,12 @@ MODELS := $(DF_MODELS) $(ZOO_MODELS)
 
 setup: $(VENV_STAMP) $(SCHEMA)
 
-$(VENV_STAMP): pyproject.toml
+$(VENV_STAMP): pyproject.toml Makefile
 	$(SYSTEM_PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
+	# Exactly this torch first: the project's machines hold its CPU build, and a looser spec
+	# would download a CUDA build of several GB (a GPU user: see README, "PyTorch").
+	$(PY) -m pip install -q torch==$(TORCH_VERSION)
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@
 
