@@ -6,8 +6,9 @@ network for validation, timed on a real engine of the engine layer (tools.engine
     backend.profile_key(key: LutKey) -> float        # builds the block/stem/head net and times it
 
 Backends (the names a LUT records): ``caffe`` (pycaffe, the Caffe built by ``make caffe``),
-``caffe-time`` (the ``caffe time`` binary, as the authors measured), ``opencv``, ``onnxruntime``
-and ``tensorrt`` (needs a GPU).  Nets use the merged-BN forms (what a deployment engine runs).
+``caffe-time`` (the ``caffe time`` binary, as the authors measured), ``opencv``, ``onnxruntime``,
+``torch`` (PyTorch on the CPU, the tools.to_torch module) and ``tensorrt`` (needs a GPU).  Nets
+use the merged-BN forms (what a deployment engine runs).
 
 The model of latency (docs/measurement.md, "LUT"): a net's latency is the sum of its parts'
 (stem, blocks, head) minus the engine's fixed per-call cost counted once per extra part; each
@@ -39,7 +40,7 @@ class BackendError(RuntimeError):
 
 #: LUT backend name -> engine of tools.engines
 BACKENDS = {"caffe": "pycaffe", "caffe-time": "caffe-time", "opencv": "opencv",
-            "onnxruntime": "onnxruntime", "tensorrt": "tensorrt"}
+            "onnxruntime": "onnxruntime", "tensorrt": "tensorrt", "torch": "torch"}
 FLUSH_BYTES = 64 * 1024 * 1024   # larger than any last-level cache of the machines we time on
 
 

@@ -64,7 +64,7 @@ def _add_lut(sub) -> None:
         q = lsub.add_parser(name, help=helptext)
         _space_args(q, lut_required=False)
         q.add_argument("--lut", type=pathlib.Path, required=True, help="LUT file (JSON); created or extended")
-        q.add_argument("--backend", default="caffe", help="caffe | caffe-time | opencv | onnxruntime | tensorrt")
+        q.add_argument("--backend", default="caffe", help="caffe | caffe-time | opencv | onnxruntime | torch | tensorrt")
         q.add_argument("--threads", type=int, default=1, help="CPU threads of the engine")
         q.add_argument("--iterations", type=int, default=20, help="timed forward passes per measurement")
         if name == "build":
@@ -84,7 +84,7 @@ def _add_lut(sub) -> None:
     q.add_argument("--input-size", default="1024x2048", help="HxW of the profiled nets")
     q.add_argument("--d8", action="store_true", help="the -d8 head (no final x8 up-sampling)")
     q.add_argument("--out", type=pathlib.Path, required=True, help="decoder space YAML (created or extended)")
-    q.add_argument("--backend", default="caffe", help="caffe | caffe-time | opencv | onnxruntime | tensorrt")
+    q.add_argument("--backend", default="caffe", help="caffe | caffe-time | opencv | onnxruntime | torch | tensorrt")
     q.add_argument("--threads", type=int, default=1)
     q.add_argument("--iterations", type=int, default=10)
     q.set_defaults(func=cmd_lut_decoder)

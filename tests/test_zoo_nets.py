@@ -286,3 +286,19 @@ def test_exports_to_onnx_and_passes_the_check(caffe, name, form, tmp_path, capsy
     out, err = capsys.readouterr()
     assert code == 0, err
     assert "check passed" in out
+
+
+@pytest.mark.parametrize("name,form", [(n, f) for n in NINE for f in default_forms(n) if f.startswith("deploy")])
+def test_converts_to_torch_and_passes_the_check(caffe, name, form, tmp_path, capsys):
+    """`python -m tools.to_torch NET --check`: the generated PyTorch module computes every blob
+    Caffe computes (random weights, ≤ 1e-4 relative), Upsample/ShuffleChannel nets included."""
+    from google.protobuf import text_format
+
+    from tools.to_torch import main as to_torch_main
+    param = _caffe_param(caffe, name, form)
+    proto = tmp_path / "net.prototxt"
+    proto.write_text(text_format.MessageToString(param))
+    code = to_torch_main([str(proto), "--out", str(tmp_path / "net.py"), "--check"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "check passed" in out

@@ -1,10 +1,11 @@
 """Head-to-head benchmark (`make bench`, `make df1seg`): DF-Seg nets (merged BN) and ICNet timed
-through the engine layer -- the real `caffe time` binary, as the paper timed, and OpenCV's DNN
-module as a second engine -- each beside the paper's Titan X figure.
+through the engine layer -- the real `caffe time` binary, as the paper timed, with OpenCV's DNN
+module and PyTorch (the tools.to_torch module, CPU) as second engines at full size -- each
+beside the paper's Titan X figure.  The second engines' outputs are checked against pycaffe's.
 
     python -m tools.bench [--iterations 100] [--rounds 5] [--threads 1] [--table4-iterations 10]
-                          [--opencv-iterations 5] [--models df1seg,icnet,...] [--no-table4]
-                          [--no-opencv] [--out bench]
+                          [--opencv-iterations 5] [--torch-iterations 5] [--models df1seg,icnet,...]
+                          [--no-table4] [--no-opencv] [--no-torch] [--out bench]
 
 Protocol (docs/measurement.md): the nets of one size group are timed in interleaved rounds on
 each engine (`--rounds`; each round runs every net `iterations / rounds` times, in alternating
@@ -50,8 +51,12 @@ ICNET_HW = (1025, 2049)
 TABLE4_RESOLUTIONS = {"640x360": (360, 640), "1280x720": (720, 1280), "1920x1080": (1080, 1920)}
 TABLE4_MODELS = {"DF1-Seg", "DF2-Seg1", "DF2-Seg2", "DF1-Seg-d8"}
 #: engine of the engine layer -> its name in results.json (`df1seg_over_icnet.caffe` is `caffe time`)
-REPORTED = {"caffe-time": "caffe", "opencv": "opencv", "onnxruntime": "onnxruntime", "pycaffe": "pycaffe"}
-OUTPUT_TOLERANCE = 1e-3   # OpenCV's output vs pycaffe's, relative to the largest value
+REPORTED = {"caffe-time": "caffe", "opencv": "opencv", "onnxruntime": "onnxruntime", "pycaffe": "pycaffe",
+            "torch": "torch"}
+#: the second engines of `make bench`: full size only (Table 4 is a `caffe time` table), each
+#: output checked against pycaffe's
+SECOND_ENGINES = ("opencv", "torch")
+OUTPUT_TOLERANCE = 1e-3   # a second engine's output vs pycaffe's, relative to the largest value
 
 
 def padded(hw: tuple[int, int]) -> tuple[int, int]:
@@ -125,9 +130,23 @@ def _check_against_caffe(prepared, net, reference: dict) -> str | None:
     return None
 
 
+def _reference_outputs(engine, net, key, cache: dict | None) -> dict:
+    """pycaffe's outputs of `net`, computed once per `key` (model, size) when given a `cache`:
+    every checked engine is compared with the same reference, at the cost of one pass."""
+    if cache is not None and key in cache:
+        return cache[key]
+    with engine.prepare(net) as ref:
+        outputs = ref.outputs()
+    if cache is not None:
+        cache[key] = outputs
+    return outputs
+
+
 def measure_group(engine_name: str, group: list[tuple], protocol: Protocol, threads: int,
-                  figures: dict, nets_dir: Path, check: bool) -> tuple[list[Run], dict]:
-    """Time one size group on one engine in interleaved rounds; (runs, round medians)."""
+                  figures: dict, nets_dir: Path, check: bool,
+                  references: dict | None = None) -> tuple[list[Run], dict]:
+    """Time one size group on one engine in interleaved rounds; (runs, round medians).
+    `check`: compare each net's output with pycaffe's (kept in `references` for the next engine)."""
     reported = REPORTED[engine_name]
     runs, prepared = {}, {}
     engine = make_engine(engine_name, threads=threads)
@@ -142,8 +161,8 @@ def measure_group(engine_name: str, group: list[tuple], protocol: Protocol, thre
             write_net(net.param, nets_dir / f"{model}_{engine_name}_{format_hxw(run.input_hw)}.prototxt")
             prepared[model] = engine.prepare(net)
             if reference_engine is not None:
-                with reference_engine.prepare(net) as ref:
-                    run.error = _check_against_caffe(prepared[model], net, ref.outputs())
+                reference = _reference_outputs(reference_engine, net, (model, run.input_hw), references)
+                run.error = _check_against_caffe(prepared[model], net, reference)
         except (EngineError, NetDefinitionError, RegistryError, ValueError) as err:
             run.error = str(err)
     bar = tqdm(total=len(prepared) * protocol.rounds, unit="run", file=sys.stderr, leave=False,
@@ -229,7 +248,7 @@ def markdown(data: dict) -> str:
     q = data["df1seg_over_icnet"]
     parts = [f"{e} {_num(q.get(e), '{:.3f}')}" + (f" [{q[e + '_ci95'][0]:.3f}, {q[e + '_ci95'][1]:.3f}]"
                                                   if q.get(e + "_ci95") else "")
-             for e in ("caffe", "opencv") if e in q]
+             for e in ("caffe", *SECOND_ENGINES) if e in q]
     lines += ["", f"DF1-Seg / ICNet FPS ratio (95 % CI): {', '.join(parts)}, paper {_num(q['paper'], '{:.3f}')}"
                   f" (30.7 / 30.3)"]
     for engine, p in data["protocol"].items():
@@ -296,10 +315,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1, help="BLAS / engine threads (default 1)")
     p.add_argument("--table4-iterations", type=int, default=10, help="passes per net at Table 4's sizes")
     p.add_argument("--opencv-iterations", type=int, default=5, help="OpenCV passes per net")
+    p.add_argument("--torch-iterations", type=int, default=5, help="PyTorch (CPU) passes per net")
     p.add_argument("--models", default=",".join([*DFSEG_MODELS, ICNET]),
                    help="comma-separated (default: all DF-Seg models and icnet)")
     p.add_argument("--no-table4", action="store_true")
     p.add_argument("--no-opencv", action="store_true")
+    p.add_argument("--no-torch", action="store_true")
     p.add_argument("--out", type=Path, default=REPO / "bench")
     return p
 
@@ -310,36 +331,42 @@ def run(args) -> int:
     unknown = [m for m in models if m not in known]
     if unknown:
         raise CliError(f"unknown models {unknown} (known: {', '.join(known)})")
-    if min(args.iterations, args.table4_iterations, args.opencv_iterations, args.rounds, args.threads) < 1:
-        raise CliError("--iterations, --table4-iterations, --opencv-iterations, --rounds and --threads must be >= 1")
+    if min(args.iterations, args.table4_iterations, args.opencv_iterations, args.torch_iterations,
+           args.rounds, args.threads) < 1:
+        raise CliError("--iterations, --table4-iterations, --opencv-iterations, --torch-iterations, "
+                       "--rounds and --threads must be >= 1")
     nets_dir = args.out / "nets"
     nets_dir.mkdir(parents=True, exist_ok=True)
     report = busy_cpu_report()
     if report:
         print(f"bench: warning: {report}", file=sys.stderr)
     figures = paper_figures()
-    engines = {"caffe-time": None} if args.no_opencv else {"caffe-time": None, "opencv": None}
+    engines = {"caffe-time": None}   # engine -> passes per net (None: the size group's)
+    if not args.no_opencv:
+        engines["opencv"] = args.opencv_iterations
+    if not args.no_torch:
+        engines["torch"] = args.torch_iterations
     try:
         described = {REPORTED[e]: make_engine(e, threads=args.threads).describe() for e in engines}
     except EngineError as err:
         raise CliError(str(err)) from None
     runs, ratios, protocols = [], {}, {}
-    data = {}
+    data, references = {}, {}
     for g, group in enumerate(tqdm(plan(models, not args.no_table4, args.iterations, args.table4_iterations),
                                    desc="bench", unit="size", file=sys.stderr)):
-        for engine in engines:
-            if engine == "opencv" and g > 0:
-                continue   # OpenCV at full size only: Table 4 is a `caffe time` table
-            passes = args.opencv_iterations if engine == "opencv" else group[0][3]
-            protocol = Protocol.splitting(passes, args.rounds, warmup=args.warmup)
-            measured, medians = measure_group(engine, group, protocol, args.threads, figures,
-                                              nets_dir, check=engine == "opencv")
+        for engine, passes in engines.items():
+            if engine in SECOND_ENGINES and g > 0:
+                continue   # second engines at full size only: Table 4 is a `caffe time` table
+            protocol = Protocol.splitting(passes or group[0][3], args.rounds, warmup=args.warmup)
+            measured, medians = measure_group(engine, group, protocol, args.threads, figures, nets_dir,
+                                              check=engine in SECOND_ENGINES, references=references)
             runs += measured
             if g == 0:
                 ratios[REPORTED[engine]] = head_to_head(medians)
                 protocols[REPORTED[engine]] = protocol
             data = summary(runs, ratios, figures, protocols, args.threads, described)
             write_reports(data, args.out)
+        references.clear()   # the references of one size group (full-size outputs: ~160 MB a net)
     sys.stdout.write(markdown(data))
     failed = [r for r in runs if r.error]
     for r in failed:

@@ -4,7 +4,8 @@
   ``describe()``), :mod:`tools.engines.nets`: what every engine is given (inference view,
   shapes from prototxt_gen.shapes, the one set of random weights, one input);
 - engines: ``caffe-time`` (the real ``caffe time`` binary, as the paper timed), ``pycaffe``,
-  ``opencv`` (OpenCV DNN), ``onnxruntime``, ``tensorrt`` (GPU);
+  ``opencv`` (OpenCV DNN), ``onnxruntime``, ``tensorrt`` (GPU), ``torch`` (the
+  tools.export.torch_convert module; CPU, or CUDA in FP32/FP16);
 - :mod:`tools.engines.protocol`: warm-up, repeats, interleaved rounds for comparisons, median /
   min / bootstrap 95 % interval of each time and ratio, busy warning (docs/measurement.md).
 
@@ -19,9 +20,10 @@ from .onnxruntime import OnnxRuntimeEngine
 from .opencv import OpenCVEngine
 from .protocol import Protocol, Timing, compare, ratio_interval, summarize, time_one
 from .tensorrt import TensorRTEngine
+from .torch_engine import TorchEngine
 
 ENGINES = {"caffe-time": CaffeTimeEngine, "pycaffe": PycaffeEngine, "opencv": OpenCVEngine,
-           "onnxruntime": OnnxRuntimeEngine, "tensorrt": TensorRTEngine}
+           "onnxruntime": OnnxRuntimeEngine, "tensorrt": TensorRTEngine, "torch": TorchEngine}
 
 
 def make_engine(name: str, threads: int = 1, **options) -> Engine:
@@ -35,6 +37,6 @@ def make_engine(name: str, threads: int = 1, **options) -> Engine:
 
 __all__ = ["ENGINES", "Engine", "EngineError", "PreparedRun", "PreparedNet", "prepare_net",
            "make_engine", "CaffeTimeEngine", "CaffeTimeError", "PycaffeEngine", "OpenCVEngine",
-           "OnnxRuntimeEngine", "TensorRTEngine", "run_caffe_time", "busy_cpu_report",
+           "OnnxRuntimeEngine", "TensorRTEngine", "TorchEngine", "run_caffe_time", "busy_cpu_report",
            "describe_machine", "Protocol", "Timing", "compare", "ratio_interval", "summarize",
            "time_one"]

@@ -245,9 +245,11 @@ def unpooling_moved_by_mask_flips(report: CheckReport, cnet: CaffeNet) -> int:
     return flips if 0 < first.differing <= 2 * flips else 0
 
 
-def compare_layers(caffe_net, cnet: CaffeNet, writes: list[Write], got, feeds, tolerance):
+def compare_layers(caffe_net, cnet: CaffeNet, writes: list[Write], got, feeds, tolerance,
+                   missing: str = "no value"):
     """Run Caffe layer by layer and compare each write of each layer right after it ran with
-    `got[write.value]`; returns the comparisons and Caffe's pooling masks (blob -> array)."""
+    `got[write.value]` (a write absent from `got` fails, saying `missing`); returns the
+    comparisons and Caffe's pooling masks (blob -> array)."""
     comparisons, masks = [], {}
     by_layer = defaultdict(list)
     for w in writes:
@@ -262,9 +264,14 @@ def compare_layers(caffe_net, cnet: CaffeNet, writes: list[Write], got, feeds, t
             layer = layers[name]
             caffe_blob = caffe_net.top_names[name][list(layer.top).index(w.blob)]
             want = caffe_net.blobs[caffe_blob].data
-            comparisons.append(compare_blob(
-                got[w.value], want, (name, w.blob) in indices, tolerance, layer=name,
-                layer_type=layer.type, blob=w.blob))
+            where = dict(layer=name, layer_type=layer.type, blob=w.blob)
+            if w.value not in got:
+                comparisons.append(BlobComparison(**where, error=np.inf, scale=0.0,
+                                                  is_index=False, limit=0.0,
+                                                  shape_problem=missing))
+                continue
+            comparisons.append(compare_blob(got[w.value], want, (name, w.blob) in indices,
+                                            tolerance, **where))
             if layer.type == "Pooling" and w.blob == layer.top[-1] and len(layer.top) == 2:
                 masks[w.blob] = want.copy()
     return comparisons, masks

@@ -22,9 +22,11 @@ def _as_array(value) -> np.ndarray:
 
 
 def record_blobs(module: TorchModule, feeds: dict[str, np.ndarray], namespace=None, model=None
-                 ) -> dict[tuple[str, str], np.ndarray]:
+                 ) -> tuple[dict[tuple[str, str], np.ndarray], str]:
     """Run the generated module once on `feeds` (Caffe input blob -> array) and return every
-    write of `forward`, (layer, blob) -> value right after that layer's line ran."""
+    write of `forward`, (layer, blob) -> value right after that layer's line ran, and the
+    error that stopped it ('' when it ran through: a wrong conversion may make shapes that
+    a later layer refuses, and what ran until then is still compared)."""
     import torch
     if model is None:
         namespace, model = instantiate(module)
@@ -33,7 +35,9 @@ def record_blobs(module: TorchModule, feeds: dict[str, np.ndarray], namespace=No
     pending: list[Write] = []
 
     def in_forward(frame, event, arg):
-        if event in ("line", "return"):
+        if event == "exception":   # the line did not complete: its tops hold nothing new
+            pending.clear()
+        elif event in ("line", "return"):
             for write in pending:    # the line before has run: its tops are bound
                 recorded[(write.layer, write.blob)] = _as_array(frame.f_locals[write.value])
             pending[:] = module.line_writes.get(frame.f_lineno, []) if event == "line" else []
@@ -48,15 +52,19 @@ def record_blobs(module: TorchModule, feeds: dict[str, np.ndarray], namespace=No
     try:
         with torch.no_grad():
             model(*inputs)
+    except (RuntimeError, ValueError, IndexError) as err:   # torch's shape and index errors
+        return recorded, " ".join(str(err).split())
     finally:
         sys.settrace(previous)
-    return recorded
+    return recorded, ""
 
 
-def _compared(caffe_net, cnet: CaffeNet, module: TorchModule, recorded, feeds, tolerance):
+def _compared(caffe_net, cnet: CaffeNet, module: TorchModule, run, feeds, tolerance):
+    recorded, error = run
     writes = [Write(w.layer, w.blob, f"{w.layer}\0{w.blob}") for w in module.writes]
     got = {f"{layer}\0{blob}": value for (layer, blob), value in recorded.items()}
-    return compare_layers(caffe_net, cnet, writes, got, feeds, tolerance)
+    return compare_layers(caffe_net, cnet, writes, got, feeds, tolerance,
+                          missing=f"not computed: the module stopped with {error!r}")
 
 
 def _with_caffe_masks(module: TorchModule, cnet: CaffeNet, caffe_masks):
@@ -91,13 +99,13 @@ def check(net, weights=None, input_shape=None, *, seed: int = 0, data=None,
                                                     weights, data, seed)
     module = convert(cnet, blobs, origin=origin, weights_source=source)
     report = CheckReport(source, tolerance)
-    recorded = record_blobs(module, feeds)
-    report.comparisons, caffe_masks = _compared(caffe_net, cnet, module, recorded, feeds,
-                                                tolerance)
+    report.comparisons, caffe_masks = _compared(caffe_net, cnet, module,
+                                                record_blobs(module, feeds), feeds, tolerance)
     flips = unpooling_moved_by_mask_flips(report, cnet)
     if flips:   # near-tie maxima picked other indices: compare unpooling on Caffe's masks
         namespace, model = _with_caffe_masks(module, cnet, caffe_masks)
-        recorded = record_blobs(module, feeds, namespace, model)
-        report.comparisons, _ = _compared(caffe_net, cnet, module, recorded, feeds, tolerance)
+        report.comparisons, _ = _compared(caffe_net, cnet, module,
+                                          record_blobs(module, feeds, namespace, model), feeds,
+                                          tolerance)
         report.note = mask_note(flips)
     return module, report
