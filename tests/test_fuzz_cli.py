@@ -41,8 +41,9 @@ from tools.caffe_time import main as caffe_time_main
 from tools.export.caffemodel import caffemodel_bytes
 from tools.merge_bn import main as merge_bn_main
 from tools.to_onnx import main as to_onnx_main
+from tools.to_torch import main as to_torch_main
 
-TARGETS = ("encoding", "prototxt", "log", "merge_bn", "to_onnx", "pop_space")
+TARGETS = ("encoding", "prototxt", "log", "merge_bn", "to_onnx", "to_torch", "pop_space")
 _TOTAL = int(os.environ.get("DFSEG_FUZZ_EXAMPLES", "0") or 0)
 PER_TARGET = math.ceil(_TOTAL / len(TARGETS)) if _TOTAL else int(os.environ.get("DFSEG_FUZZ_SLICE", "30"))
 FUZZ = settings(max_examples=PER_TARGET, deadline=None, derandomize=not _TOTAL, database=None,
@@ -315,17 +316,31 @@ def test_fuzz_merge_bn(data, damage_net):
             assert all((Path(folder) / n).read_bytes() == c for n, c in old.items())
 
 
-@FUZZ
-@given(data=st.data(), with_weights=st.booleans(), size=st.sampled_from([None, "1x3x8x8", "1x3x9x5", "1x1x8x8"]))
-def test_fuzz_to_onnx(data, with_weights, size):
+def _fuzz_exporter(data, with_weights, size, target, main, out_name):
+    """A mutated net (and maybe mutated weights) through one exporter's CLI."""
     bases = _bases()
     net = data.draw(mutated([TINY_BN_NET]))
     with tempfile.TemporaryDirectory() as folder:
         argv = [_write(folder, "net.prototxt", net)]
         if with_weights:
             argv.append(_write(folder, "w.caffemodel", data.draw(mutated_bytes(bases["caffemodel"]))))
-        argv += ["--out", str(Path(folder) / "net.onnx")] + (["--input", size] if size else [])
-        run_cli("to_onnx", to_onnx_main, argv)
+        argv += ["--out", str(Path(folder) / out_name)] + (["--input", size] if size else [])
+        run_cli(target, main, argv)
+
+
+EXPORT_SIZES = st.sampled_from([None, "1x3x8x8", "1x3x9x5", "1x1x8x8"])
+
+
+@FUZZ
+@given(data=st.data(), with_weights=st.booleans(), size=EXPORT_SIZES)
+def test_fuzz_to_onnx(data, with_weights, size):
+    _fuzz_exporter(data, with_weights, size, "to_onnx", to_onnx_main, "net.onnx")
+
+
+@FUZZ
+@given(data=st.data(), with_weights=st.booleans(), size=EXPORT_SIZES)
+def test_fuzz_to_torch(data, with_weights, size):
+    _fuzz_exporter(data, with_weights, size, "to_torch", to_torch_main, "net.py")
 
 
 @FUZZ

@@ -64,6 +64,7 @@ FP16_GUIDE = 1e-2   # FP16 keeps ~3 decimal digits per operation; 40-80 layers d
 BOOTSTRAP_RESAMPLES = 2000
 DEFAULT_BUDGET_S = 240.0   # the timed rounds of all precisions together: the whole run stays < 5 min
 CALIBRATED = ("Conv2d", "ConvTranspose2d", "Linear")
+MIN_POSITIONS = 64   # fewer values per channel than this: normalise the layer as a whole
 
 
 class UsageError(Exception):
@@ -179,6 +180,16 @@ def _scale_output_channels(module, scale) -> None:
         w.mul_(scale.view(-1, *([1] * (w.dim() - 1))))
 
 
+def _spread(std, output):
+    """Per-channel spreads to normalise by.  Over a handful of positions (pyramid pooling's 1x1
+    and 1x2 maps at the check size) a channel's own spread can be tiny, and dividing by it
+    would amplify every rounding difference a thousandfold: such a layer is scaled by the
+    spread of all its channels together."""
+    if output.numel() // output.shape[1] < MIN_POSITIONS:
+        return std.pow(2).mean().sqrt().expand_as(std)
+    return std
+
+
 def calibrate(net, x, generator) -> None:
     """One pass of `x` through `net` (CPU, float32) that rescales every convolution (and
     Linear) per output channel to unit spread around a random mean in [0.5, 1.5], and sets
@@ -206,7 +217,7 @@ def calibrate(net, x, generator) -> None:
             _scale_output_channels(module, scale.float())
             shaped = [1, -1] + [1] * (output.dim() - 2)
             return (y * scale.view(shaped)).float()
-        mean, std = y.mean(dim=axes), y.std(dim=axes, unbiased=False)
+        mean, std = y.mean(dim=axes), _spread(y.std(dim=axes, unbiased=False), output)
         scale = torch.where(std > 1e-12, 1.0 / std, torch.ones_like(std))   # a constant channel stays flat
         shift = target_means(mean.numel())
         _scale_output_channels(module, scale.float())
@@ -218,7 +229,7 @@ def calibrate(net, x, generator) -> None:
         x_in = inputs[0]
         axes = [0] + list(range(2, x_in.dim()))
         module.running_mean.copy_(x_in.mean(dim=axes))
-        module.running_var.copy_(x_in.var(dim=axes, unbiased=False))
+        module.running_var.copy_(_spread(x_in.std(dim=axes, unbiased=False), x_in).pow(2))
         if module.affine:
             module.weight.data.fill_(1.0)
             module.bias.data.copy_(target_means(x_in.shape[1]).float())
