@@ -30,6 +30,7 @@ from tools.common.cli import CliError, nchw_argument, run_cli
 from tools.export.blob_check import REL_TOL, CheckError
 from tools.export.caffe_net import CaffeNetError
 from tools.export.caffemodel import CaffemodelError
+from tools.export.torch_check import check
 from tools.export.torch_convert import TorchModule, convert, state_dict
 
 PROG = "to_torch"
@@ -87,7 +88,6 @@ def _run(argv) -> int:
         raise CliError("--data is only used with --check")
     report = None
     if args.check:
-        from tools.export.torch_check import check
         module, report = check(args.net, args.weights, args.input, seed=args.seed,
                                data=_input_data(args.data), tolerance=args.tolerance)
     else:

@@ -6,9 +6,12 @@ tool's own error classes) into that line; anything else is a bug and still gets 
 """
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from typing import Callable, Sequence
+
+from tools.common.sizes import SizeError, parse_nchw
 
 __all__ = ["CliError", "nchw_argument", "one_line", "run_cli"]
 
@@ -49,9 +52,6 @@ def one_line(exc: BaseException) -> str:
 def nchw_argument(text: str) -> tuple[int, int, int, int]:
     """An argparse `type` for a blob shape NxCxHxW (tools.common.sizes.parse_nchw): a bad
     one is argparse's one-line usage error, exit 2."""
-    import argparse
-
-    from tools.common.sizes import SizeError, parse_nchw
     try:
         return parse_nchw(text)
     except SizeError as err:

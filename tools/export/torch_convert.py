@@ -40,7 +40,6 @@ class TorchModule:
     outputs: list[str]              # Caffe blobs forward() returns, in order
     line_writes: dict[int, list[Write]] = field(default_factory=dict)  # forward line -> writes
     weights: str = ""               # where the weights came from
-    pool_masks: list[str] = field(default_factory=list)  # mask blobs, in order of computation
 
     @property
     def writes(self) -> list[Write]:
@@ -106,40 +105,63 @@ Weights: {source}.
 """'''
 
 
-def _module_lines(net: CaffeNet, blobs: Weights, origin: str, source: str):
+@dataclass
+class _Body:
+    """What the layers contribute: Net.__init__'s and forward's lines, the writes of each
+    forward line, the state_dict and the helpers the code calls."""
+    inputs: list[str]
+    init: list[str] = field(default_factory=list)
+    forward: list[str] = field(default_factory=list)
+    writes: list[list[Write]] = field(default_factory=list)
+    state: dict[str, np.ndarray] = field(default_factory=dict)
+    helpers: set[str] = field(default_factory=set)
+    returned: str = ""
+
+
+def _layers(net: CaffeNet, blobs: Weights) -> _Body:
     attributes, locals_ = _attribute_names(), _Names(_MODULE_NAMES)
-    init, forward, state, helpers = [], [], {}, set()
-    line_of_forward: list[list[Write]] = []
-    masks = []
-    inputs = [locals_(name) for name in net.inputs]
+    body = _Body([locals_(name) for name in net.inputs])
     for layer in net.layers:
         emit = EMITTERS.get(layer.type)
         if emit is None:
             raise UnsupportedLayerError(f"layer {layer.name!r}: unsupported type {layer.type!r}")
         code = emit(layer, blobs.get(layer.name, []), net.bottom_shapes[layer.name], net)
-        helpers.update(code.helpers)
+        body.helpers.update(code.helpers)
         attribute = ""
         if code.module is not None:
             attribute = attributes(layer.name)
-            init.append(f"        self.{attribute} = {code.module}")
-            state.update({f"{attribute}.{key}": value for key, value in code.state.items()})
+            body.init.append(f"        self.{attribute} = {code.module}")
+            body.state.update({f"{attribute}.{k}": v for k, v in code.state.items()})
         call = code.call.format(*(locals_(b) for b in layer.bottom), self=f"self.{attribute}")
         tops = [locals_(t) for t in layer.top]
         renamed = [f"{t!r}" for t, local in zip(layer.top, tops) if local != t]
         note = f"  # {layer.name} ({layer.type})" + (f", blob {', '.join(renamed)}"
                                                      if renamed else "")
-        forward.append(f"        {', '.join(tops)} = {call}{note}")
-        line_of_forward.append([Write(layer.name, t, local) for t, local in zip(layer.top, tops)])
-        if layer.type == "Pooling" and len(layer.top) == 2:
-            masks.append(layer.top[1])
-    outputs = net.outputs
-    returned = ", ".join(locals_(o) for o in outputs)
-    helper_code = _helper_source(helpers)
-    lines = [_docstring(net, origin, source, outputs)]
+        body.forward.append(f"        {', '.join(tops)} = {call}{note}")
+        body.writes.append([Write(layer.name, t, local) for t, local in zip(layer.top, tops)])
+    body.returned = ", ".join(locals_(o) for o in net.outputs)
+    return body
+
+
+_LOAD = [
+    'def load(weights=None, map_location="cpu") -> Net:',
+    '    """Net in eval mode with the weights of `weights`, a state_dict file written by',
+    '    tools.to_torch (default: the .pt file beside this module)."""',
+    "    net = Net()",
+    '    path = Path(__file__).with_suffix(".pt") if weights is None else weights',
+    "    net.load_state_dict(torch.load(path, map_location=map_location, weights_only=True))",
+    "    return net.eval()", ""]
+
+
+def _module_source(net: CaffeNet, body: _Body, origin: str, source: str
+                   ) -> tuple[str, dict[int, list[Write]]]:
+    """The file's text, and the writes of each line of forward by line number."""
+    helper_code = _helper_source(body.helpers)
+    lines = [_docstring(net, origin, source, net.outputs)]
     if any("math." in h for h in helper_code):
         lines.append("import math")
-    lines += ["from pathlib import Path", "", "import torch", "from torch import nn", "from torch.nn import functional as F",
-              "", ""]
+    lines += ["from pathlib import Path", "", "import torch", "from torch import nn",
+              "from torch.nn import functional as F", "", ""]
     for code in helper_code:
         lines += [code, "", ""]
     shapes = ", ".join(f"{name!r}: {tuple(shape)}" for name, shape in net.inputs.items())
@@ -149,27 +171,17 @@ def _module_lines(net: CaffeNet, blobs: Weights, origin: str, source: str):
               "    #: Caffe's input blobs and the NxCxHxW shapes the module was generated for",
               f"    INPUTS = {{{shapes}}}",
               "    #: the Caffe blobs forward() returns",
-              f"    OUTPUTS = {tuple(outputs)!r}",
+              f"    OUTPUTS = {tuple(net.outputs)!r}",
               "",
               "    def __init__(self):",
               "        super().__init__()",
-              *init,
+              *body.init,
               "",
-              f"    def forward(self, {', '.join(inputs)}):"]
+              f"    def forward(self, {', '.join(body.inputs)}):"]
     first = "\n".join(lines).count("\n") + 2   # the line number of forward's first line
-    line_writes = {first + i: writes for i, writes in enumerate(line_of_forward)}
-    lines += forward
-    lines += [f"        return {returned}", "", "",
-              'def load(weights=None, map_location="cpu") -> Net:',
-              '    """Net in eval mode with the weights of `weights`, a state_dict file written '
-              'by',
-              '    tools.to_torch (default: the .pt file beside this module)."""',
-              "    net = Net()",
-              "    path = Path(__file__).with_suffix(\".pt\") if weights is None else weights",
-              "    net.load_state_dict(torch.load(path, map_location=map_location, "
-              "weights_only=True))",
-              "    return net.eval()", ""]
-    return "\n".join(lines), state, line_writes, masks
+    line_writes = {first + i: writes for i, writes in enumerate(body.writes)}
+    lines += [*body.forward, f"        return {body.returned}", "", "", *_LOAD]
+    return "\n".join(lines), line_writes
 
 
 def convert(net, weights: Weights | str | Path | None = None, input_shape=None, *,
@@ -190,13 +202,14 @@ def convert(net, weights: Weights | str | Path | None = None, input_shape=None, 
         source = f"random weights (seed {seed})"
     elif isinstance(weights, dict):
         source = weights_source or "given weights"
-    text, state, line_writes, masks = _module_lines(net, blobs, origin, source)
+    body = _layers(net, blobs)
+    text, line_writes = _module_source(net, body, origin, source)
     try:
         compile(text, f"<{net.name}>", "exec")
     except SyntaxError as err:   # a bug of ours, not the user's: name the line
         raise CaffeNetError(f"generated code does not compile: {err}") from None
-    return TorchModule(net.name, text, state, dict(net.inputs), net.outputs, line_writes,
-                       source, masks)
+    return TorchModule(net.name, text, body.state, dict(net.inputs), net.outputs, line_writes,
+                       source)
 
 
 def state_dict(module: TorchModule) -> dict:

@@ -36,8 +36,7 @@ def literal(value) -> str:
         return str(bool(value))
     if isinstance(value, (int, np.integer)):
         return str(int(value))
-    text = str(np.float32(value))
-    return text if any(c in text for c in ".en") else text + ".0"
+    return repr(float(str(np.float32(value))))   # the float32's shortest decimal: 0.0001
 
 
 def tuple_literal(values) -> str:
