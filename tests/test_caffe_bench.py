@@ -60,7 +60,7 @@ def test_bench_end_to_end_on_icnet(caffe, reference_dir, tmp_path):
     assert result.returncode == 0, result.stderr
     data = json.loads((tmp_path / "results.json").read_text())
     runs = {r["engine"]: r for r in data["runs"]}
-    assert set(runs) == {"caffe", "opencv"}
+    assert set(runs) == {"caffe", "opencv", "torch"}
     for run in runs.values():
         assert run["error"] is None, run["error"]
         assert run["fps"] > 0 and run["input_hw"] == list(ICNET_HW)

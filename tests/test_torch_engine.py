@@ -14,6 +14,7 @@ import pytest
 import torch
 import yaml
 
+from prototxt_gen import caffe_pb2
 from prototxt_gen.generate import net_for
 from tools.engines import ENGINES, EngineError, Protocol, TorchEngine, make_engine, prepare_net, time_one
 from tools.engines.nets import scaled_difference
@@ -68,6 +69,15 @@ def test_bad_options_are_one_line_errors():
     _one_line_error("precision fp32 or fp16", precision="int8")
     _one_line_error("device cpu, cuda or cuda:N", device="tpu")
     _one_line_error("threads", threads=0)
+
+
+def test_a_layer_the_export_lacks_is_a_one_line_error():
+    net = caffe_pb2.NetParameter(name="odd")
+    net.layer.add(name="input", type="Input", top=["data"]).input_param.shape.add(dim=[1, 3, 8, 8])
+    net.layer.add(name="abs", type="AbsVal", bottom=["data"], top=["out"])
+    with pytest.raises(EngineError, match="layer 'abs': unsupported layer type 'AbsVal'") as caught:
+        make_engine("torch").prepare(net)
+    assert "\n" not in str(caught.value)
 
 
 @pytest.mark.skipif(HAS_GPU, reason="a GPU is present: CUDA is not refused here")

@@ -18,18 +18,12 @@ import re
 import numpy as np
 
 from tools.export.caffe_net import CaffeNetError
+from tools.export.torch_convert import convert, instantiate
 
 from .base import Engine, EngineError, PreparedRun
 from .machine import cpu_model
 from .nets import check_memory, prepare_net
 from .protocol import Protocol
-
-try:   # torch is a declared dependency; a broken install must only cost this engine
-    from tools.export.torch_convert import convert, instantiate
-    _MISSING = None
-except ImportError as err:
-    convert = instantiate = None
-    _MISSING = f"torch is not importable ({err})"
 
 __all__ = ["TorchEngine"]
 
@@ -38,9 +32,12 @@ WARMUP = Protocol().warmup   # the protocol skips its warm-up for engines with t
 
 
 def _torch():
-    if _MISSING:
-        raise EngineError(f"engine torch: {_MISSING}")
-    import torch
+    """torch, imported when an engine is made (it takes a second): commands that load the
+    engine layer without timing on torch do not pay for it."""
+    try:
+        import torch
+    except ImportError as err:   # a declared dependency; a broken install costs this engine only
+        raise EngineError(f"engine torch: torch is not importable ({err})") from None
     return torch
 
 
@@ -50,20 +47,20 @@ def _first_line(err) -> str:
 
 
 def _model(torch, net, device: str, dtype):
-    """(the generated module of `net` on `device` in `dtype`, its input tensors)."""
+    """(the generated module of `net`, its Net on `device` in `dtype`, the input tensors)."""
     try:
         module = convert(net.caffe_net, net.weights, weights_source="random weights (shared)")
         _, model = instantiate(module, f"<{net.name}>")
     except (CaffeNetError, ValueError, RuntimeError) as err:
         raise EngineError(f"PyTorch export of {net.name!r}: {_first_line(err)}") from None
+    if list(module.inputs) != [net.input_name]:
+        raise EngineError(f"net {net.name!r}: the module takes {list(module.inputs)}, "
+                          f"the engines feed {net.input_name!r}")
     try:
         model = model.to(device=device, dtype=dtype)
         inputs = [torch.from_numpy(np.ascontiguousarray(net.input)).to(device=device, dtype=dtype)]
     except RuntimeError as err:   # e.g. CUDA out of memory
         raise EngineError(f"torch cannot load {net.name!r} on {device}: {_first_line(err)}") from None
-    if list(module.inputs) != [net.input_name]:
-        raise EngineError(f"net {net.name!r}: the module takes {list(module.inputs)}, "
-                          f"the engines feed {net.input_name!r}")
     return module, model, inputs
 
 

@@ -11,15 +11,16 @@ copied in, so the file imports nothing but torch and the standard library.
 is the very code that is shipped."""
 from __future__ import annotations
 
-import inspect
+import ast
+import functools
 import keyword
 import re
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
-from tools.export import torch_layers
 from tools.export.caffe_net import CaffeNet, CaffeNetError, UnsupportedLayerError, Write
 from tools.export.caffemodel import Weights, net_with_weights
 from tools.export.torch_ops import EMITTERS
@@ -76,14 +77,27 @@ def _attribute_names() -> _Names:
     return _Names({n for n in dir(nn.Module)} | _MODULE_NAMES)
 
 
+@functools.cache
+def _helpers() -> dict[str, tuple[int, str, frozenset[str]]]:
+    """tools/export/torch_layers.py's top-level functions and classes: name -> (line, source,
+    the other helpers it names).  Read as text, so converting needs no torch import."""
+    text = (resources.files("tools.export") / "torch_layers.py").read_text()
+    nodes = [n for n in ast.parse(text).body if isinstance(n, (ast.FunctionDef, ast.ClassDef))]
+    names = {n.name for n in nodes}
+    return {n.name: (n.lineno, ast.get_source_segment(text, n, padded=True),
+                     frozenset(m.id for m in ast.walk(n) if isinstance(m, ast.Name)) & names)
+            for n in nodes}
+
+
 def _helper_source(names: set[str]) -> list[str]:
-    """The torch_layers helpers `names` (and what they call), in their file order."""
-    wanted = set(names)
-    for name in list(wanted):
-        wanted.update(torch_layers.NEEDS.get(name, ()))
-    objects = sorted((getattr(torch_layers, n) for n in wanted),
-                     key=lambda obj: inspect.getsourcelines(obj)[1])
-    return [inspect.getsource(obj).rstrip() for obj in objects]
+    """The torch_layers helpers `names` and those they call, in their file order."""
+    helpers, wanted, todo = _helpers(), set(), list(names)
+    while todo:
+        name = todo.pop()
+        if name not in wanted:
+            wanted.add(name)
+            todo.extend(helpers[name][2])
+    return [helpers[name][1] for name in sorted(wanted, key=lambda n: helpers[n][0])]
 
 
 def _docstring(net: CaffeNet, origin: str, source: str, outputs: list[str]) -> str:

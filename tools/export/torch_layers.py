@@ -7,7 +7,8 @@ helpers a net needs, verbatim, into the module it writes, so the generated code 
 dfseg at run time.  Every helper works out sizes from its input at run time as Caffe's
 Reshape() does, so a generated module runs at any input size Caffe would accept, and
 torch.export / torch.compile can trace it (the sizes are Python ints).  Keep it that way:
-no import beyond these, and each helper self-contained but for the ones `NEEDS` names.
+no import beyond these; a helper that calls another is copied with it (the converter reads
+this file's text and follows the names each top-level function or class uses).
 """
 from __future__ import annotations
 
@@ -220,7 +221,3 @@ def max_unpool(x, mask, scale, size=(0, 0), pad_out=(0, 0)):
     flat = x.new_zeros((n, c, out[0] * out[1]))
     flat.scatter_(2, mask.reshape(n, c, h * w).long(), x.reshape(n, c, h * w))
     return flat.reshape((n, c) + out)
-
-
-#: Helpers each helper calls (copied along with it).
-NEEDS = {"CaffePool2d": ("caffe_pool_size", "_end_pads")}
