@@ -313,3 +313,31 @@ def test_a_failed_write_leaves_no_half_pair(tmp_path, capsys):
     code, _, err = run(capsys, proto, "--out", out)
     assert code == 2 and "pair.pt" in err and len(err.strip().splitlines()) == 1
     assert not out.exists() and not list(tmp_path.glob("*.tmp*"))
+
+
+def test_generated_module_and_weights_load_where_only_torch_and_numpy_are(bare_python, tmp_path,
+                                                                          capsys):
+    """NAME.py + NAME.pt from `to_torch`, loaded by `load()` in a virtualenv holding only torch
+    and numpy (no dfseg, no protobuf), give what they give here."""
+    proto = tmp_path / "net.prototxt"
+    proto.write_text(text_format.MessageToString(net_for("df1seg", "deploy_mergebn",
+                                                         input_size=(64, 128))))
+    assert run(capsys, proto, "--out", tmp_path / "kit" / "df1seg_small.py")[0] == 0
+    x = np.random.default_rng(0).normal(size=(1, 3, 64, 128)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    script = ("import sys, numpy, torch; sys.path.insert(0, 'kit'); import df1seg_small as m; "
+              "net = m.load(); out = net(torch.from_numpy(numpy.load('x.npy'))); "
+              "numpy.save('y.npy', out[0].numpy()); print(sorted(sys.modules.keys() & "
+              "{'google', 'yaml', 'tools', 'prototxt_gen', 'onnx'}))")
+    done = subprocess.run([str(bare_python), "-c", script], cwd=tmp_path, capture_output=True,
+                          text=True, env={"PATH": "/usr/bin:/bin", "PYTHONNOUSERSITE": "1"})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+    sys.path.insert(0, str(tmp_path / "kit"))
+    try:
+        import df1seg_small
+        with torch.no_grad():
+            here = df1seg_small.load()(torch.from_numpy(x))[0].numpy()
+    finally:
+        sys.path.remove(str(tmp_path / "kit"))
+    np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), here)

@@ -14,7 +14,8 @@ Writes into OUT, all files or none (tools.common.atomic.atomic_write_group):
   DF-Seg runs at the next multiple of 32, ICNet at the next 32k+1 (1024x2048 -> 1025x2049);
 - kit.json: per net its paper name, modules, the size each is timed at, the paper's Titan X
   (Caffe) and 1080 Ti (TensorRT) FPS where the paper gives them;
-- run.py: tools/gpu_kit_run.py as it is (Python >= 3.10, NumPy, PyTorch >= 2.4 only).
+- run.py and gpu_kit_core.py: tools/gpu_kit_run.py and tools/gpu_kit_core.py as they are
+  (Python >= 3.10, NumPy, PyTorch >= 2.4 only).
 
 --sizes lists the timing sizes (default 1024x2048, the head-to-head); the check size 256x512
 (ICNet 257x513) is always added.  Bad input: one line, exit 2.
@@ -38,8 +39,9 @@ from tools.export.torch_convert import MIN_TORCH, convert
 from tools.registry import ICNET, RegistryError, display_name, reference_root, run_size, timing_net
 
 PROG = "gpu_kit"
-REPO = Path(__file__).resolve().parent.parent
-RUNNER = Path(__file__).resolve().with_name("gpu_kit_run.py")
+#: the kit's own code, copied as it is: run.py and the measuring parts it loads from beside it
+RUNNER = {"run.py": Path(__file__).resolve().with_name("gpu_kit_run.py"),
+          "gpu_kit_core.py": Path(__file__).resolve().with_name("gpu_kit_core.py")}
 #: the nets of the kit, DF1-Seg and ICNet (the head-to-head) first
 KIT_NETS = ("df1seg", ICNET, "df1seg_d8", "dflite_seg", "df2seg1", "df2seg2")
 #: small enough that the CPU reference pass costs little, large enough that every stage of
@@ -142,7 +144,8 @@ def build_kit(out: Path, sizes: list[tuple[int, int]]) -> dict[Path, str]:
         "nets": nets,
     }
     files[out / "kit.json"] = json.dumps(kit, indent=2) + "\n"
-    files[out / "run.py"] = RUNNER.read_text(encoding="utf-8")
+    for name, source in RUNNER.items():
+        files[out / name] = source.read_text(encoding="utf-8")
     return files
 
 

@@ -8,9 +8,9 @@ protobuf, no YAML, no network.
                   [--out gpu_check.json]
 
 What it does, per net of kit.json (each a module generated from the Caffe net `caffe time` runs,
-merged BN; ICNet from its Cityscapes evaluation net):
+merged BN; ICNet from its Cityscapes evaluation net), with gpu_kit_core.py beside it:
 1. weights: seeded random weights, calibrated in one CPU pass at the check size so that every
-   convolution's output channel has unit spread and a mean in [0.5, 1.5] (see `calibrate`);
+   convolution's output channel has unit spread and a mean in [0.5, 1.5] (core.calibrate);
 2. check: the device's output against the CPU's float32 output on the same weights and input
    at the check size (256x512, ICNet 257x513): FP32 within 1e-4 of the largest CPU value (a
    failure makes the exit 1); FP16's difference is reported beside its 1e-2 guide, never failed;
@@ -32,48 +32,46 @@ must be one the kit holds (kit.json "sizes"; `python -m tools.gpu_kit --sizes` a
 from __future__ import annotations
 
 import argparse
-import copy
 import importlib.util
 import json
 import os
-import platform
 import re
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-try:   # the kit's only dependencies besides the standard library
-    import numpy as np
-    import torch
-    from torch import nn
-    from torch.nn import functional as F
-except ImportError as _err:   # said in one line by main(), not as a traceback at import
-    np = torch = nn = F = None
-    _MISSING = f"{_err.name or 'a dependency'} is not installed here: pip install torch numpy"
-else:
-    _MISSING = None
-
 PROG = "run.py"
 MIN_PYTHON = (3, 10)
 MIN_TORCH = (2, 4)
-SUBJECT, BASELINE = "df1seg", "icnet"
-FP32_LIMIT = 1e-4   # as tools.gpu_check's Caffe CPU-vs-GPU nets check
-FP16_GUIDE = 1e-2   # FP16 keeps ~3 decimal digits per operation; 40-80 layers deep, 1e-2 is its scale
-BOOTSTRAP_RESAMPLES = 2000
 DEFAULT_BUDGET_S = 240.0   # the timed rounds of all precisions together: the whole run stays < 5 min
-CALIBRATED = ("Conv2d", "ConvTranspose2d", "Linear")
-MIN_POSITIONS = 64   # fewer values per channel than this: normalise the layer as a whole
+CORE = "gpu_kit_core.py"   # the measuring parts, beside this file in the kit and in the package
 
 
-class UsageError(Exception):
-    """Bad arguments or an unusable kit: one line, exit 2."""
+def _dependencies():
+    """(torch, gpu_kit_core, None) or (None, None, what is missing, in one line)."""
+    try:   # the kit's only dependencies besides the standard library
+        import numpy  # noqa: F401  (gpu_kit_core needs it: say so here, not in a traceback)
+        import torch
+    except ImportError as err:
+        return None, None, f"{err.name or 'a dependency'} is not installed here: pip install torch numpy"
+    path = Path(__file__).resolve().with_name(CORE)
+    if not path.is_file():
+        return None, None, f"{path} is missing: copy the whole kit folder"
+    # loaded by path, not imported: the kit is no package, and in dfseg this is tools/ itself
+    spec = importlib.util.spec_from_file_location("dfseg_gpu_kit_core", path)
+    core = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = core
+    spec.loader.exec_module(core)
+    return torch, core, None
+
+
+torch, core, _MISSING = _dependencies()
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):   # argparse's usage + error is two lines; the kit says one
-        raise UsageError(message)
+        raise core.UsageError(message)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -101,14 +99,8 @@ def _parser() -> argparse.ArgumentParser:
 def parse_hxw(text: str) -> tuple[int, int]:
     match = re.fullmatch(r"([0-9]+)x([0-9]+)", text.strip()) if text.isascii() else None
     if not match or min(int(match.group(1)), int(match.group(2))) < 1:
-        raise UsageError(f"--size {text!r}: expected HxW with positive ASCII numbers, e.g. 1024x2048")
+        raise core.UsageError(f"--size {text!r}: expected HxW with positive ASCII numbers, e.g. 1024x2048")
     return int(match.group(1)), int(match.group(2))
-
-
-def parse_device(text: str) -> str:
-    if not re.fullmatch(r"cpu|cuda(:[0-9]+)?", text):
-        raise UsageError(f"--device {text!r}: expected cuda, cuda:N or cpu")
-    return text
 
 
 def read_kit(kit_dir: Path) -> dict:
@@ -116,12 +108,12 @@ def read_kit(kit_dir: Path) -> dict:
     try:
         kit = json.loads(path.read_text(encoding="utf-8"))
     except OSError as err:
-        raise UsageError(f"{path}: {err.strerror or err} (run.py reads the kit.json beside it; "
-                         "`python -m tools.gpu_kit --out DIR` writes a kit)") from None
+        raise core.UsageError(f"{path}: {err.strerror or err} (run.py reads the kit.json beside it; "
+                              "`python -m tools.gpu_kit --out DIR` writes a kit)") from None
     except ValueError as err:
-        raise UsageError(f"{path}: not a kit description ({err})") from None
+        raise core.UsageError(f"{path}: not a kit description ({err})") from None
     if not isinstance(kit, dict) or not isinstance(kit.get("nets"), list) or not kit["nets"]:
-        raise UsageError(f"{path}: not a kit description (no nets)")
+        raise core.UsageError(f"{path}: not a kit description (no nets)")
     return kit
 
 
@@ -132,251 +124,24 @@ def select_nets(kit: dict, names: str | None) -> list[dict]:
     wanted = [n.strip() for n in names.split(",") if n.strip()]
     unknown = [n for n in wanted if n not in known]
     if not wanted or unknown:
-        raise UsageError(f"--nets {names!r}: the kit holds {', '.join(known)}")
+        raise core.UsageError(f"--nets {names!r}: the kit holds {', '.join(known)}")
     return [known[n] for n in dict.fromkeys(wanted)]
 
 
 def check_arguments(args, kit: dict) -> tuple[str, list[dict]]:
     """(timing size as kit.json names it, the nets); UsageError for anything wrong."""
-    parse_device(args.device)
+    if not re.fullmatch(r"cpu|cuda(:[0-9]+)?", args.device):
+        raise core.UsageError(f"--device {args.device!r}: expected cuda, cuda:N or cpu")
     if args.rounds < 1 or args.repeats < 1 or (args.warmup is not None and args.warmup < 0):
-        raise UsageError("--rounds and --repeats must be at least 1, --warmup at least 0")
+        raise core.UsageError("--rounds and --repeats must be at least 1, --warmup at least 0")
     if not args.budget > 0:
-        raise UsageError("--budget must be a positive number of seconds")
+        raise core.UsageError("--budget must be a positive number of seconds")
     size = kit["timing_size"] if args.size is None else "x".join(map(str, parse_hxw(args.size)))
     if size not in kit["sizes"]:
-        raise UsageError(f"--size {size}: this kit holds {', '.join(kit['sizes'])} (the nets fix "
-                         f"their pooling and Interp sizes; `python -m tools.gpu_kit --sizes "
-                         f"{size}` makes a kit with it)")
+        raise core.UsageError(
+            f"--size {size}: this kit holds {', '.join(kit['sizes'])} (the nets fix their pooling "
+            f"and Interp sizes; `python -m tools.gpu_kit --sizes {size}` makes a kit with it)")
     return size, select_nets(kit, args.nets)
-
-
-def load_net_class(path: Path, name: str):
-    """The generated module's Net class, the file imported by path (no package around it)."""
-    spec = importlib.util.spec_from_file_location(name, path) if path.is_file() else None
-    if spec is None:
-        raise UsageError(f"{path}: module missing from the kit")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module.Net
-
-
-def hw_of(text: str) -> tuple[int, int]:
-    h, w = text.split("x")
-    return int(h), int(w)
-
-
-# ---------------------------------------------------------------- weights
-
-def _scale_output_channels(module, scale) -> None:
-    """Multiply the weights that make output channel c by scale[c]."""
-    w = module.weight.data
-    if isinstance(module, nn.ConvTranspose2d):   # (C_in, C_out/groups, kh, kw)
-        g = module.groups
-        w.view(g, w.shape[0] // g, *w.shape[1:]).mul_(
-            scale.view(g, 1, -1, *([1] * (w.dim() - 2))))
-    else:                                        # Conv2d (C_out, ...), Linear (out, in)
-        w.mul_(scale.view(-1, *([1] * (w.dim() - 1))))
-
-
-def _spread(std, output):
-    """Per-channel spreads to normalise by.  Over a handful of positions (pyramid pooling's 1x1
-    and 1x2 maps at the check size) a channel's own spread can be tiny, and dividing by it
-    would amplify every rounding difference a thousandfold: such a layer is scaled by the
-    spread of all its channels together."""
-    if output.numel() // output.shape[1] < MIN_POSITIONS:
-        return std.pow(2).mean().sqrt().expand_as(std)
-    return std
-
-
-def calibrate(net, x, generator) -> None:
-    """One pass of `x` through `net` (CPU, float32) that rescales every convolution (and
-    Linear) per output channel to unit spread around a random mean in [0.5, 1.5], and sets
-    every BatchNorm's statistics to do the same; each hook returns the corrected output, so
-    later layers are calibrated on calibrated inputs.
-
-    Why: these are merged-BN nets (convolutions with bias, no BatchNorm between them), so with
-    PyTorch's default initialisation the activations shrink or grow layer after layer.  A net
-    whose output vanished compares "equal" on any device, and one whose activations grow
-    overflows FP16 (largest value 65504); calibrated, every layer works in a range both FP32
-    and FP16 represent well.  The positive means keep most values past each ReLU alive; the
-    random ones keep the channels unlike each other.  A layer without bias (the decoders'
-    Deconvolution upsampling) is only scaled, to unit RMS."""
-    hooks = []
-
-    def target_means(channels):
-        return 0.5 + torch.rand(channels, generator=generator, dtype=torch.float64)
-
-    def layer_hook(module, inputs, output):
-        axes = [0] + list(range(2, output.dim()))
-        y = output.double()
-        if module.bias is None:
-            rms = y.pow(2).mean(dim=axes).sqrt()
-            scale = torch.where(rms > 1e-12, 1.0 / rms, torch.ones_like(rms))
-            _scale_output_channels(module, scale.float())
-            shaped = [1, -1] + [1] * (output.dim() - 2)
-            return (y * scale.view(shaped)).float()
-        mean, std = y.mean(dim=axes), _spread(y.std(dim=axes, unbiased=False), output)
-        scale = torch.where(std > 1e-12, 1.0 / std, torch.ones_like(std))   # a constant channel stays flat
-        shift = target_means(mean.numel())
-        _scale_output_channels(module, scale.float())
-        module.bias.data.copy_(((module.bias.data.double() - mean) * scale + shift).float())
-        shaped = [1, -1] + [1] * (output.dim() - 2)
-        return ((y - mean.view(shaped)) * scale.view(shaped) + shift.view(shaped)).float()
-
-    def batchnorm_hook(module, inputs, output):
-        x_in = inputs[0]
-        axes = [0] + list(range(2, x_in.dim()))
-        module.running_mean.copy_(x_in.mean(dim=axes))
-        module.running_var.copy_(_spread(x_in.std(dim=axes, unbiased=False), x_in).pow(2))
-        if module.affine:
-            module.weight.data.fill_(1.0)
-            module.bias.data.copy_(target_means(x_in.shape[1]).float())
-        return F.batch_norm(x_in, module.running_mean, module.running_var, module.weight,
-                            module.bias, False, 0.0, module.eps)
-
-    for module in net.modules():
-        if type(module).__name__ in CALIBRATED and getattr(module, "weight", None) is not None:
-            hooks.append(module.register_forward_hook(layer_hook))
-        elif isinstance(module, nn.modules.batchnorm._BatchNorm) and module.track_running_stats:
-            hooks.append(module.register_forward_hook(batchnorm_hook))
-    try:
-        with torch.no_grad():
-            net(x)
-    finally:
-        for hook in hooks:
-            hook.remove()
-
-
-def outputs_of(result) -> list:
-    return list(result) if isinstance(result, (tuple, list)) else [result]
-
-
-def scaled_difference(got: list, reference: list) -> dict:
-    """Largest |got - reference| over every output, over the reference's largest magnitude."""
-    diff = big = 0.0
-    for g, r in zip(got, reference):
-        g, r = g.detach().double().cpu(), r.detach().double().cpu()
-        if g.shape != r.shape:
-            return {"max_abs_diff": None, "max_abs_cpu": None, "scaled": float("inf"),
-                    "why": f"shape {tuple(g.shape)} against the CPU's {tuple(r.shape)}"}
-        d = (g - r).abs().max().item()
-        diff = float("inf") if d != d else max(diff, d)   # NaN compares false: count it as inf
-        big = max(big, r.abs().max().item())
-    return {"max_abs_diff": diff, "max_abs_cpu": big, "scaled": diff / big if big > 0 else float("inf")}
-
-
-# ---------------------------------------------------------------- timing
-
-class CudaClock:
-    """Milliseconds of one call on the GPU, from CUDA events around it."""
-    name = "CUDA events (torch.cuda.Event), synchronised after every pass"
-
-    def __call__(self, run) -> float:
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        run()
-        end.record()
-        end.synchronize()
-        return start.elapsed_time(end)
-
-
-class CpuClock:
-    name = "time.perf_counter"
-
-    def __call__(self, run) -> float:
-        start = time.perf_counter()
-        run()
-        return (time.perf_counter() - start) * 1e3
-
-
-def bootstrap_median_interval(values, seed: int = 0, resamples: int = BOOTSTRAP_RESAMPLES):
-    """Percentile bootstrap 95 % interval of the median (one value: a zero-width interval)."""
-    v = np.asarray(values, dtype=float)
-    if v.size == 1:
-        return float(v[0]), float(v[0])
-    draws = np.median(v[np.random.default_rng(seed).integers(0, v.size, (resamples, v.size))], axis=1)
-    lo, hi = np.percentile(draws, [2.5, 97.5])
-    return float(lo), float(hi)
-
-
-def fit_to_budget(rounds: int, repeats: int, pass_ms: float, seconds: float) -> tuple[int, int]:
-    """(rounds, repeats) whose passes (`pass_ms` for one pass of every net) fit in `seconds`:
-    fewer repeats first (down to 1), then fewer rounds (down to 2, or 1 when asked for 1)."""
-    def cost(r, n):
-        return r * n * pass_ms / 1e3
-    while repeats > 1 and cost(rounds, repeats) > seconds:
-        repeats = max(1, int(repeats * seconds / cost(rounds, repeats)))
-    while rounds > 2 and cost(rounds, repeats) > seconds:
-        rounds = max(2, int(rounds * seconds / cost(rounds, repeats)))
-    return rounds, repeats
-
-
-def interleaved(runs: dict, clock, rounds: int, repeats: int, warmup: int, budget_s: float) -> dict:
-    """Warm-up, then rounds in which every net runs `repeats` times in turn (the order reversed
-    every other round, so that neither goes first always): a change of load or clock hits all
-    nets alike.  Returns per net its samples and round medians, and the protocol as run."""
-    warm_ms = {}
-    for name, run in runs.items():
-        times = [clock(run) for _ in range(max(warmup, 1))]   # >= 1: the budget needs a time
-        warm_ms[name] = min(times)
-    planned = (rounds, repeats)
-    rounds, repeats = fit_to_budget(rounds, repeats, sum(warm_ms.values()), budget_s)
-    names = list(runs)
-    samples = {n: [] for n in names}
-    per_round = {n: [] for n in names}
-    for r in range(rounds):
-        for name in (names if r % 2 == 0 else names[::-1]):
-            times = [clock(runs[name]) for _ in range(repeats)]
-            samples[name] += times
-            per_round[name].append(float(np.median(times)))
-    return {"samples_ms": samples, "round_medians_ms": per_round,
-            "protocol": {"rounds": rounds, "repeats": repeats, "warmup": max(warmup, 1),
-                         "asked": {"rounds": planned[0], "repeats": planned[1]},
-                         "cut_to_budget": (rounds, repeats) != planned, "budget_s": budget_s}}
-
-
-def summarize(samples: list, round_medians: list) -> dict:
-    v = np.asarray(samples, dtype=float)
-    median = float(np.median(v))
-    return {"median_ms": median, "min_ms": float(v.min()), "fps": 1e3 / median,
-            "ci95_ms": list(bootstrap_median_interval(v)), "passes": int(v.size),
-            "round_medians_ms": round_medians, "samples_ms": [float(s) for s in v]}
-
-
-def fps_ratio(subject_rounds: list, baseline_rounds: list) -> dict:
-    """FPS(subject) / FPS(baseline) = baseline ms / subject ms, per round (both under the same
-    load), its median and a bootstrap 95 % interval over rounds."""
-    ratios = np.asarray(baseline_rounds, float) / np.asarray(subject_rounds, float)
-    return {"ratio": float(np.median(ratios)), "ci95": list(bootstrap_median_interval(ratios)),
-            "per_round": [float(r) for r in ratios]}
-
-
-# ---------------------------------------------------------------- the machine
-
-def driver_version() -> str:
-    try:
-        done = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-                              capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    lines = done.stdout.strip().splitlines()
-    return lines[0].strip() if done.returncode == 0 and lines else "unknown"
-
-
-def describe_machine(device: str) -> dict:
-    cuda = device.startswith("cuda")
-    return {
-        "device": device,
-        "gpu": torch.cuda.get_device_name(torch.device(device)) if cuda else None,
-        "driver": driver_version() if cuda else None,
-        "cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version() if cuda else None,
-        "torch": torch.__version__, "numpy": np.__version__,
-        "python": platform.python_version(), "platform": platform.platform(),
-        "cpu": platform.processor() or platform.machine(),
-        "cpu_threads": torch.get_num_threads(), "logical_cpus": os.cpu_count(),
-    }
 
 
 def no_gpu_line() -> str:
@@ -387,90 +152,20 @@ def no_gpu_line() -> str:
             f"--rounds 3 --repeats 2)")
 
 
-# ---------------------------------------------------------------- the run
-
-def prepare(nets: list[dict], kit_dir: Path, check_size: str, size: str, seed: int) -> dict:
-    """Per net: the CPU module at the check size with calibrated weights, and the module at the
-    timing size with the same weights (a separate module only where the sizes differ)."""
-    prepared = {}
-    for net in nets:
-        key = net["key"]
-        print(f"{PROG}: calibrating {net['name']} ...", file=sys.stderr, flush=True)
-        torch.manual_seed(seed)
-        generator = torch.Generator().manual_seed(seed)
-        check_entry = net["modules"][check_size]
-        check_net = load_net_class(kit_dir / check_entry["file"], f"dfseg_kit_{key}_{check_size}")().eval()
-        x = torch.randn(1, 3, *hw_of(check_entry["run_hw"]), generator=generator)
-        calibrate(check_net, x, generator)
-        timed_entry = net["modules"][size]
-        if size == check_size:
-            timed_net = check_net
-        else:
-            timed_net = load_net_class(kit_dir / timed_entry["file"], f"dfseg_kit_{key}_{size}")().eval()
-            timed_net.load_state_dict(check_net.state_dict())
-        check_x = torch.randn(1, 3, *hw_of(check_entry["run_hw"]), generator=generator)
-        prepared[key] = {"net": net, "check": check_net, "check_x": check_x,
-                         "timed": timed_net, "timed_hw": hw_of(timed_entry["run_hw"])}
-    return prepared
-
-
-def run_checks(prepared: dict, device: str, precisions: list[str]) -> dict:
-    nets, passed = {}, True
-    for key, p in prepared.items():
-        with torch.inference_mode():
-            reference = outputs_of(p["check"](p["check_x"]))
-            row = {"size": "x".join(map(str, p["check_x"].shape[2:])),
-                   "cpu_output_rms": float(torch.stack([r.double().pow(2).mean() for r in reference]).mean().sqrt())}
-            for precision in precisions:
-                dtype = torch.float16 if precision == "fp16" else torch.float32
-                moved = copy.deepcopy(p["check"]).to(device=device, dtype=dtype)
-                got = outputs_of(moved(p["check_x"].to(device=device, dtype=dtype)))
-                result = scaled_difference(got, reference)
-                limit = FP16_GUIDE if precision == "fp16" else FP32_LIMIT
-                result.update(limit=limit, ok=result["scaled"] <= limit)
-                row[precision] = result
-                del moved, got
-        vanished = not (0 < row["cpu_output_rms"] < float("inf"))
-        if vanished:   # a dead output equals itself on any device: no check at all
-            row["fp32"].update(ok=False, why="the CPU output vanished or is not finite")
-        passed &= row["fp32"]["ok"]
-        nets[key] = row
+def use_device(device: str) -> None:
     if device.startswith("cuda"):
-        torch.cuda.empty_cache()
-    return {"nets": nets, "passed": bool(passed)}
+        index = int(device.split(":")[1]) if ":" in device else 0
+        if index >= torch.cuda.device_count():
+            raise core.UsageError(f"--device {device}: PyTorch sees {torch.cuda.device_count()} CUDA GPU(s)")
+        torch.cuda.set_device(index)   # CUDA events record on the current device's stream
+    # Caffe (and the paper's Maxwell Titan X) computes true FP32: TF32 off, so FP32 means FP32.
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    # cuDNN picks its fastest algorithm per shape during warm-up (as TensorRT does at build time)
+    torch.backends.cudnn.benchmark = True
 
 
-def run_timing(prepared: dict, device: str, precisions: list[str], args, budget_s: float) -> dict:
-    clock = CudaClock() if device.startswith("cuda") else CpuClock()
-    warmup = args.warmup if args.warmup is not None else (10 if device.startswith("cuda") else 1)
-    timing, started = {}, time.monotonic()
-    for i, precision in enumerate(precisions):
-        left = budget_s - (time.monotonic() - started)
-        share = max(left, 1.0) / (len(precisions) - i)
-        print(f"{PROG}: timing {precision} at {len(prepared)} nets ...", file=sys.stderr, flush=True)
-        dtype = torch.float16 if precision == "fp16" else torch.float32
-        runs = {}
-        for key, p in prepared.items():
-            net = copy.deepcopy(p["timed"]).to(device=device, dtype=dtype)
-            x = torch.randn(1, 3, *p["timed_hw"], generator=torch.Generator().manual_seed(args.seed))
-            x = x.to(device=device, dtype=dtype)
-            runs[key] = (lambda net=net, x=x: net(x))
-        with torch.inference_mode():
-            measured = interleaved(runs, clock, args.rounds, args.repeats, warmup, share)
-        entry = {"protocol": measured["protocol"], "nets": {}}
-        for key in runs:
-            entry["nets"][key] = {"name": prepared[key]["net"]["name"],
-                                  "size": "x".join(map(str, prepared[key]["timed_hw"])),
-                                  **summarize(measured["samples_ms"][key], measured["round_medians_ms"][key])}
-        if SUBJECT in runs and BASELINE in runs:
-            entry["df1seg_over_icnet_fps"] = fps_ratio(measured["round_medians_ms"][SUBJECT],
-                                                       measured["round_medians_ms"][BASELINE])
-        timing[precision] = entry
-        del runs
-        if device.startswith("cuda"):
-            torch.cuda.empty_cache()
-    return timing
-
+# ---------------------------------------------------------------- the report
 
 def write_json_atomically(path: Path, data: dict) -> None:
     """A temp file beside `path`, flushed to disk, then renamed: never half a file."""
@@ -491,46 +186,53 @@ def _num(value, fmt: str) -> str:
     return "-" if value is None else format(value, fmt)
 
 
+def _ratio_text(ratio: dict) -> str:
+    return f"{ratio['ratio']:.3f} [{ratio['ci95'][0]:.3f}, {ratio['ci95'][1]:.3f}]"
+
+
 def table(result: dict, kit: dict) -> str:
     """The printed report: per net the check, the times and the paper's figures."""
     m, check, timing = result["machine"], result["check"], result["timing"]
     where = (f"{m['gpu']} (driver {m['driver']}, CUDA {m['cuda']}, cuDNN {m['cudnn']})"
              if m["gpu"] else f"the CPU ({m['cpu_threads']} threads)")
     lines = [f"dfseg GPU kit on {where}, torch {m['torch']}, Python {m['python']}",
-             f"check: {m['device']} against CPU float32 at the check size"
-             + (" (the CPU against itself: equal by construction)" if result["check"]["trivial"] else "")]
+             f"check: {m['device']} against CPU float32 at {check['size']}"
+             + (" (the CPU against itself: equal by construction)" if check["trivial"] else "")]
     head = f"{'net':<12} {'size':>9}  {'fp32 diff':>9} {'fp16 diff':>9}"
     for precision in timing:
         head += f"  {precision + ' ms':>9} {precision + ' FPS':>9}"
     head += f"  | paper FPS: {'Titan X Caffe':>13} {'1080 Ti TensorRT':>16}"
     lines += [head, "-" * len(head)]
+    kit_nets = {n["key"]: n for n in kit["nets"]}
     for key, row in check["nets"].items():
-        name = next(n["name"] for n in kit["nets"] if n["key"] == key)
-        paper = next(n for n in kit["nets"] if n["key"] == key).get("paper") or {}
+        paper = kit_nets[key].get("paper") or {}
         size = next(iter(timing.values()))["nets"][key]["size"] if timing else row["size"]
-        fp16 = row.get("fp16", {}).get("scaled")
-        line = (f"{name:<12} {size:>9}  {row['fp32']['scaled']:>9.1e}"
-                f"{'!' if not row['fp32']['ok'] else ' '}{_num(fp16, '.1e'):>8}")
-        for precision, entry in timing.items():
-            t = entry["nets"][key]
-            line += f"  {t['median_ms']:>9.2f} {t['fps']:>9.1f}"
+        line = (f"{kit_nets[key]['name']:<12} {size:>9}  {row['fp32']['scaled']:>9.1e}"
+                f"{' ' if row['fp32']['ok'] else '!'}{_num(row.get('fp16', {}).get('scaled'), '.1e'):>8}")
+        for entry in timing.values():
+            line += f"  {entry['nets'][key]['median_ms']:>9.2f} {entry['nets'][key]['fps']:>9.1f}"
         line += (f"  | {'':>10} {_num(paper.get('titanx_caffe_fps'), '.1f'):>13} "
                  f"{_num(paper.get('gtx1080ti_tensorrt_fps'), '.1f'):>16}")
         lines.append(line)
-    ratios = [f"{p} {e['df1seg_over_icnet_fps']['ratio']:.3f} [{e['df1seg_over_icnet_fps']['ci95'][0]:.3f}, "
-              f"{e['df1seg_over_icnet_fps']['ci95'][1]:.3f}]"
+    ratios = [f"{p} {_ratio_text(e['df1seg_over_icnet_fps'])}"
               for p, e in timing.items() if "df1seg_over_icnet_fps" in e]
     paper_ratio = result["paper"].get("df1seg_over_icnet_titanx_caffe")
     if ratios:
         lines.append(f"DF1-Seg / ICNet FPS ratio (median of rounds, 95 % interval): {'; '.join(ratios)}"
                      + (f"; paper, Titan X Caffe: {paper_ratio:.3f}" if paper_ratio else ""))
-    limits = (f"fp32 diff: largest |device - CPU| over the largest |CPU value|, limit {FP32_LIMIT:g} "
-              f"('!' marks a failure); fp16 diff reported against a {FP16_GUIDE:g} guide, never failed")
-    lines.append(limits)
-    sizes = {e["nets"][k]["size"] for e in timing.values() for k in e["nets"]}
-    if sizes and not sizes <= {kit["timing_size"], kit.get("icnet_timing_size")}:
-        lines.append(f"note: the paper's figures are for {kit['timing_size']} (ICNet "
-                     f"{kit.get('icnet_timing_size')}); these times are at another size")
+    lines.append(f"fp32 diff: largest |device - CPU| over the largest |CPU value|, limit "
+                 f"{core.FP32_LIMIT:g} ('!' marks a failure); fp16 diff reported against a "
+                 f"{core.FP16_GUIDE:g} guide, never failed")
+    timed = next(iter(timing.values()))["nets"] if timing else {}
+    papers = {k: kit_nets[k]["paper"] for k in timed if kit_nets[k].get("paper")}
+    if any(p["size"] != timed[k]["size"] for k, p in papers.items()):
+        by_size = {}
+        for k, p in papers.items():
+            by_size.setdefault(p["size"], []).append(kit_nets[k]["name"])
+        most = max(by_size, key=lambda size: len(by_size[size]))
+        others = "; ".join(f"{', '.join(names)} {size}" for size, names in by_size.items() if size != most)
+        lines.append(f"note: the paper's figures are for {most}" + (f" ({others})" if others else "")
+                     + "; these times are at another size")
     cut = [p for p, e in timing.items() if e["protocol"]["cut_to_budget"]]
     if cut:
         lines.append(f"note: {', '.join(cut)} rounds/repeats cut to fit --budget "
@@ -538,63 +240,63 @@ def table(result: dict, kit: dict) -> str:
     return "\n".join(lines)
 
 
-def run(args) -> int:
-    kit_dir = args.kit
-    kit = read_kit(kit_dir)
-    size, nets = check_arguments(args, kit)
-    device = args.device
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        print(no_gpu_line())
-        return 0
-    if device.startswith("cuda"):
-        index = int(device.split(":")[1]) if ":" in device else 0
-        if index >= torch.cuda.device_count():
-            raise UsageError(f"--device {device}: PyTorch sees {torch.cuda.device_count()} CUDA GPU(s)")
-    out = args.out or kit_dir / "gpu_check.json"
-    if not out.parent.is_dir():
-        raise UsageError(f"--out {out}: folder {out.parent} does not exist")
-    started = time.monotonic()
-    # Caffe (and the paper's Maxwell Titan X) computes true FP32: TF32 off, so FP32 means FP32.
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
-    # cuDNN picks its fastest algorithm per shape during warm-up (as TensorRT does at build time)
-    torch.backends.cudnn.benchmark = True
-    precisions = ["fp32", "fp16"] if device.startswith("cuda") else ["fp32"]
-    prepared = prepare(nets, kit_dir, kit["check_size"], size, args.seed)
-    print(f"{PROG}: checking {device} against the CPU ...", file=sys.stderr, flush=True)
-    check = run_checks(prepared, device, precisions)
-    check.update(against="CPU float32, the same weights and input", size=kit["check_size"],
-                 limits={"fp32": FP32_LIMIT, "fp16_guide": FP16_GUIDE},
-                 fp16_counts=False, trivial=device == "cpu",
-                 note=("--device cpu: the CPU compared with itself, equal by construction; the "
-                       "check means something only on a GPU") if device == "cpu" else
-                 "fp32 within the limit or the run fails (exit 1); fp16 reported, never failed")
-    timing = run_timing(prepared, device, precisions, args, args.budget)
+def paper_figures(nets: list[dict]) -> dict:
     paper = {n["key"]: n.get("paper") for n in nets}
-    subject, baseline = (paper.get(SUBJECT) or {}), (paper.get(BASELINE) or {})
+    subject, baseline = (paper.get(core.SUBJECT) or {}), (paper.get(core.BASELINE) or {})
     if subject.get("titanx_caffe_fps") and baseline.get("titanx_caffe_fps"):
         paper["df1seg_over_icnet_titanx_caffe"] = subject["titanx_caffe_fps"] / baseline["titanx_caffe_fps"]
+    return paper
+
+
+# ---------------------------------------------------------------- the run
+
+def run(args) -> int:
+    kit = read_kit(args.kit)
+    size, nets = check_arguments(args, kit)
+    device, cuda = args.device, args.device.startswith("cuda")
+    if cuda and not torch.cuda.is_available():
+        print(no_gpu_line())
+        return 0
+    out = args.out or args.kit / "gpu_check.json"
+    if not out.parent.is_dir():
+        raise core.UsageError(f"--out {out}: folder {out.parent} does not exist")
+    started = time.monotonic()
+    use_device(device)
+    precisions = ["fp32", "fp16"] if cuda else ["fp32"]
+    prepared = core.prepare(nets, args.kit, kit["check_size"], size, args.seed)
+    print(f"{PROG}: checking {device} against the CPU ...", file=sys.stderr, flush=True)
+    check = core.run_checks(prepared, device, precisions)
+    check.update(against="CPU float32, the same weights and input", size=kit["check_size"],
+                 limits={"fp32": core.FP32_LIMIT, "fp16_guide": core.FP16_GUIDE},
+                 fp16_counts=False, trivial=not cuda,
+                 note="fp32 within the limit or the run fails (exit 1); fp16 reported, never failed"
+                 if cuda else "--device cpu: the CPU compared with itself, equal by construction; "
+                              "the check means something only on a GPU")
+    warmup = args.warmup if args.warmup is not None else (10 if cuda else 1)
+    timing = core.run_timing(prepared, device, precisions, args.rounds, args.repeats, warmup,
+                             args.seed, args.budget)
     result = {
-        "kit": {"folder": str(kit_dir), "sizes": kit["sizes"], "check_size": kit["check_size"],
+        "kit": {"folder": str(args.kit), "sizes": kit["sizes"], "check_size": kit["check_size"],
                 "made_by": kit.get("made_by")},
-        "machine": describe_machine(device),
+        "machine": core.describe_machine(device),
         "settings": {"device": device, "timing_size": size, "nets": [n["key"] for n in nets],
-                     "seed": args.seed, "batch": 1, "layout": "NCHW",
-                     "cudnn_benchmark": torch.backends.cudnn.benchmark,
-                     "tf32": False, "inference_mode": True, "clock": (CudaClock if device != "cpu" else CpuClock).name,
-                     "budget_s": args.budget,
-                     "weights": "seeded random, calibrated per output channel (run.py calibrate)"},
-        "check": check,
-        "timing": timing,
-        "paper": paper,
-        "paper_source": kit.get("paper_source"),
-        "seconds": round(time.monotonic() - started, 1),
+                     "seed": args.seed, "batch": 1, "layout": "NCHW", "inference_mode": True,
+                     "cudnn_benchmark": torch.backends.cudnn.benchmark, "tf32": False,
+                     "clock": (core.CudaClock if cuda else core.CpuClock).name,
+                     "budget_s": args.budget, "weights": "seeded random, calibrated per output "
+                                                         "channel (gpu_kit_core.calibrate)"},
+        "check": check, "timing": timing, "paper": paper_figures(nets),
+        "paper_source": kit.get("paper_source"), "seconds": round(time.monotonic() - started, 1),
     }
     write_json_atomically(out, result)
     print(table(result, kit))
     print(f"{PROG}: {'all FP32 checks passed' if check['passed'] else 'an FP32 check FAILED'}; "
           f"{result['seconds']:.0f} s; result: {out}")
     return 0 if check["passed"] else 1
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split()) or type(err).__name__
 
 
 def main(argv=None) -> int:
@@ -610,7 +312,7 @@ def main(argv=None) -> int:
         return 2
     try:
         return run(_parser().parse_args(argv))
-    except UsageError as err:
+    except core.UsageError as err:
         print(f"{PROG}: error: {_one_line(err)}", file=sys.stderr)
         return 2
     except OSError as err:   # e.g. --out not writable
@@ -626,10 +328,6 @@ def main(argv=None) -> int:
         print(f"{PROG}: failed: {type(err).__name__}: {_one_line(err)[:500]} (rerun with "
               f"DFSEG_TRACEBACK=1 for the traceback)", file=sys.stderr)
         return 1
-
-
-def _one_line(err: BaseException) -> str:
-    return " ".join(str(err).split()) or type(err).__name__
 
 
 if __name__ == "__main__":

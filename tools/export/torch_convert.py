@@ -111,10 +111,12 @@ weights are the state_dict entries '<layer>.weight', '<layer>.running_mean', ...
 runs the layers in Caffe's order, one line each, every blob a local variable named after it.
 Needs only torch >= {MIN_TORCH} and the standard library.
 
-Generated for {inputs}; any size Caffe accepts works.  Returns {", ".join(outputs)}.
-Weights: {source}.
+Generated for {inputs}.  Sizes are worked out from the input as Caffe's
+Reshape does, so other sizes work where the prototxt allows them (fixed pyramid-pooling windows
+and Interp sizes pin a net to one size, in Caffe too).  Returns {", ".join(outputs)}.
+Weights: {source}, in the .pt file tools.to_torch writes beside this one.
 
-    net = load()                       # the weights in the .pt file beside this one
+    net = load()                       # with those weights, eval mode
     net = Net().eval()                 # or untrained
 """'''
 
