@@ -28,13 +28,13 @@ import sys
 from pathlib import Path
 
 from prototxt_gen.models import UnknownModelError
-from tools.bench import FULL_HW
 from tools.common.atomic import atomic_write_group
 from tools.common.cli import CliError, run_cli
 from tools.common.sizes import SizeError, format_hxw, parse_hxw
 from tools.common.textfile import TextFileError, read_yaml
 from tools.export.caffe_net import CaffeNetError
 from tools.export.netparam import NetDefinitionError
+from tools.export.reference_nets import RELEASE_SEG_SIZE as FULL_HW
 from tools.export.torch_convert import MIN_TORCH, convert
 from tools.registry import ICNET, RegistryError, display_name, reference_root, run_size, timing_net
 
