@@ -69,11 +69,15 @@ def _add_lut(sub) -> None:
         q.add_argument("--iterations", type=int, default=20, help="timed forward passes per measurement")
         if name == "build":
             q.add_argument("--calibrate", type=int, default=10, metavar="N",
-                           help="time N whole nets to calibrate the table: whole / Σ parts (0: skip)")
+                           help="time N whole nets spread over the space to fit the table's scale and "
+                           "per-part overhead (0: skip)")
         if name == "validate":
             q.add_argument("-n", type=int, default=20, help="number of random architectures")
             q.add_argument("--seed", type=int, default=0)
             q.add_argument("--out", type=pathlib.Path, default=pathlib.Path("pop_lut_validate"))
+            q.add_argument("--repeats", type=int, default=3, help="times the check runs (its spread is reported)")
+            q.add_argument("--no-busy", action="store_true",
+                           help="skip the extra run with a second process busy on another core")
         q.set_defaults(func=func)
 
     q = lsub.add_parser("decoder", help="profile each decoder setting [C3,C4,C5] of a fixed backbone "

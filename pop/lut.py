@@ -154,16 +154,22 @@ class LatencyTable:
         except KeyError:
             raise MissingLatency(f"LUT has no entry {key} (run `pop lut build` for this space)")
 
-    # Every entry is a whole (tiny) net's time and so contains the engine's fixed cost of one
-    # forward call once; a network pays it once, not once per block.  The stem keeps it, blocks
-    # and head give it back (never below a microsecond: latencies must stay positive).
+    # Every entry is a whole (tiny) net's time and so contains a fixed cost that a part inside
+    # a network does not pay: the engine's call (measured at build time on a one-value net) and
+    # more -- a part timed alone reads its input and writes its output cold, where inside a net
+    # the previous layer left them in cache.  The stem keeps its cost, blocks and head give one
+    # back each (never below a microsecond: latencies must stay positive).
     @property
     def call_overhead(self) -> float:
         return float(self.meta.get("call_overhead_ms", 0.0))
 
-    # A whole net measured by the same protocol runs slower than the sum of its parts timed
-    # alone, by a factor that depends on the machine's state (docs/measurement.md, "LUT");
-    # `pop lut calibrate` measures it on whole nets right after the build and stores it here.
+    # The model of latency (docs/measurement.md, "LUT"): Lat = scale x (Σ parts - (parts - 1) x
+    # part_overhead).  Calibration fits both numbers on whole nets timed in the same rounds as
+    # each other; until then part_overhead is the measured call overhead and scale is 1.
+    @property
+    def part_overhead(self) -> float:
+        return float(self.meta.get("calibration", {}).get("part_overhead_ms", self.call_overhead))
+
     @property
     def scale(self) -> float:
         return float(self.meta.get("calibration", {}).get("scale", 1.0))
@@ -173,11 +179,11 @@ class LatencyTable:
 
     def block(self, block, in_channels, in_hw, stride, projection):
         raw = self._get(block_key(block, in_channels, tuple(in_hw), stride, projection))
-        return self.scale * max(raw - self.call_overhead, 1e-6)
+        return self.scale * max(raw - self.part_overhead, 1e-6)
 
     def head(self, in_channels, in_hw, num_classes):
         raw = self._get(head_key(in_channels, tuple(in_hw), num_classes))
-        return self.scale * max(raw - self.call_overhead, 1e-6)
+        return self.scale * max(raw - self.part_overhead, 1e-6)
 
     def missing(self, keys: Iterable[LutKey]) -> list[LutKey]:
         return [k for k in keys if k not in self.entries]

@@ -14,7 +14,7 @@ import yaml
 
 from prototxt_gen.encoding import BasicBlock, BottleneckBlock
 from pop.backends import BackendError, make_backend
-from pop.lut import LatencyTable, LutError, LutKey, block_key, build, required_keys
+from pop.lut import LatencyTable, LutError, LutKey, block_key, build, required_keys, table_from_model
 from pop.space import Space, SpaceConfig
 
 REPO = Path(__file__).resolve().parent.parent
@@ -88,6 +88,10 @@ def test_cli_build_validate_and_foreign_platform(tmp_path):
     summary = json.loads((tmp_path / "val" / "lut_validation.json").read_text())
     assert summary["n"] == 4 and len(summary["records"]) == 4
     assert all(r["measured_ms"] > 0 for r in summary["records"])
+    # three runs and one beside a busy neighbour, each reported; the worst of them named
+    assert len(summary["repeats"]) == 3 and summary["busy"]["n"] == 4
+    assert summary["worst"]["within_10pct"] == min(r["within_10pct"] for r in summary["repeats"] + [summary["busy"]])
+    assert "busy neighbour:" in out.stdout and "worst run:" in out.stdout
     assert (tmp_path / "val" / "lut_validation.png").read_bytes()[:4] == b"\x89PNG"
     # the same file claimed by another CPU is refused
     data = json.loads((tmp_path / "lut.json").read_text())
@@ -162,7 +166,7 @@ def test_onnxruntime_backend_profiles_a_block():
 
 
 def test_calibration_is_measured_stored_applied_and_dropped_on_rebuild(tmp_path, opencv):
-    from pop.validate import calibrate
+    from pop.validate import calibrate, calibrated_estimates
     cfg = SpaceConfig.from_dict(TINY)
     table = LatencyTable(opencv.platform())
     keys = required_keys(cfg)
@@ -171,9 +175,12 @@ def test_calibration_is_measured_stored_applied_and_dropped_on_rebuild(tmp_path,
     raw = Space.enumerate(cfg, table)
     cal = calibrate(raw, table, opencv, n=3, progress=False)
     assert cal["nets"] == 3 and len(cal["ratios"]) == 3 and cal["scale"] > 0
-    assert table.scale == cal["scale"]
+    assert table.scale == cal["scale"] and table.part_overhead == cal["part_overhead_ms"]
+    # the calibration nets span Ŝ: its fastest and its slowest architecture among them
+    assert {0, raw.size - 1} <= set(cal["rows"])
     scaled = Space.enumerate(cfg, table)
-    assert np.allclose(np.sort(scaled.latency), np.sort(raw.latency) * cal["scale"])
+    every = list(range(raw.size))
+    assert np.allclose(np.sort(scaled.latency), np.sort(calibrated_estimates(raw, table, every, cal)))
     table.save(tmp_path / "lut.json")
     assert LatencyTable.load(tmp_path / "lut.json").scale == cal["scale"]
     # new entries were measured in another state: the old factor no longer holds
@@ -183,7 +190,7 @@ def test_calibration_is_measured_stored_applied_and_dropped_on_rebuild(tmp_path,
 
 
 def test_validation_calibrates_on_other_nets_in_the_same_rounds(tmp_path, opencv):
-    from pop.validate import validate
+    from pop.validate import calibrated_estimates, validate
     cfg = SpaceConfig.from_dict(TINY)
     table = LatencyTable(opencv.platform())
     build(table, required_keys(cfg), opencv, progress=False)
@@ -193,6 +200,44 @@ def test_validation_calibrates_on_other_nets_in_the_same_rounds(tmp_path, opencv
     assert v["calibration_nets"] == 2 and v["calibration_scale"] == cal["scale"] > 0
     checked = {r["encoding"] for r in v["records"]}
     assert len(checked) == 3 and not checked & set(cal["encodings"])
-    by_encoding = {raw.encoding(i): float(raw.latency[i]) for i in range(raw.size)}
+    every = list(range(raw.size))
+    by_encoding = dict(zip(raw.encodings(), calibrated_estimates(raw, table, every, cal)))
     for r in v["records"]:
-        assert r["estimated_ms"] == pytest.approx(by_encoding[r["encoding"]] * cal["scale"])
+        assert r["estimated_ms"] == pytest.approx(by_encoding[r["encoding"]])
+
+
+def test_calibration_fit_recovers_a_known_scale_and_part_overhead():
+    """Whole nets made to cost exactly 0.9 x (Σ parts - (parts - 1) x 0.2 ms): the fit finds both
+    numbers from three nets of different depths, and the calibrated estimates are exact."""
+    from pop.lut import FlopsProxy, backbone_keys
+    from pop.validate import calibrated_estimates, calibration_rows, fit_calibration
+    cfg = SpaceConfig.from_dict(TINY)
+    table = table_from_model(cfg, FlopsProxy(ms_per_gmac=50.0))
+    table.meta["call_overhead_ms"] = 0.05
+    raw = Space.enumerate(cfg, table)
+    rows = calibration_rows(raw, 4)
+    parts = np.array([len(backbone_keys(cfg, raw.backbone(i))) for i in range(raw.size)])
+    sums = raw.latency + (parts - 1) * 0.05
+    truth = 0.9 * (sums - (parts - 1) * 0.2)
+    cal = fit_calibration(raw, table, rows, list(truth[rows]))
+    assert cal["scale"] == pytest.approx(0.9) and cal["part_overhead_ms"] == pytest.approx(0.2)
+    assert cal["fit_median_abs_error_pct"] == pytest.approx(0.0, abs=1e-9)
+    every = list(range(raw.size))
+    assert np.allclose(calibrated_estimates(raw, table, every, cal), truth)
+    # one depth only: the per-part cost cannot be told from the scale; the scale alone is fitted
+    same_depth = [i for i in every if parts[i] == parts[rows[0]]][:3]
+    cal = fit_calibration(raw, table, same_depth, list(truth[same_depth]))
+    assert cal["part_overhead_ms"] == 0.05
+
+
+def test_busy_neighbour_runs_on_another_core_and_ends_with_the_block():
+    import os
+    from tools.engines import busy_neighbour
+    before = os.sched_getaffinity(0)
+    with busy_neighbour(limit_s=30) as pid:
+        stat = open(f"/proc/{pid}/stat").read()
+        assert stat.split(") ")[1].split()[0] in "RS"        # alive
+        if len(before) > 1:
+            assert os.sched_getaffinity(pid).isdisjoint(os.sched_getaffinity(0))
+    assert os.sched_getaffinity(0) == before
+    assert not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split(") ")[1][0] == "Z"

@@ -14,7 +14,7 @@ tools.caffe_time run, the POP LUT and its validation) goes through here.
 """
 from .base import Engine, EngineError, PreparedRun
 from .caffe import CaffeTimeEngine, CaffeTimeError, PycaffeEngine, run_caffe_time
-from .machine import busy_cpu_report, describe_machine
+from .machine import busy_cpu_report, busy_neighbour, describe_machine
 from .nets import PreparedNet, prepare_net
 from .onnxruntime import OnnxRuntimeEngine
 from .opencv import OpenCVEngine
@@ -37,6 +37,6 @@ def make_engine(name: str, threads: int = 1, **options) -> Engine:
 
 __all__ = ["ENGINES", "Engine", "EngineError", "PreparedRun", "PreparedNet", "prepare_net",
            "make_engine", "CaffeTimeEngine", "CaffeTimeError", "PycaffeEngine", "OpenCVEngine",
-           "OnnxRuntimeEngine", "TensorRTEngine", "TorchEngine", "run_caffe_time", "busy_cpu_report",
+           "OnnxRuntimeEngine", "TensorRTEngine", "TorchEngine", "run_caffe_time", "busy_cpu_report", "busy_neighbour",
            "describe_machine", "Protocol", "Timing", "compare", "ratio_interval", "summarize",
            "time_one"]

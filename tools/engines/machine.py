@@ -2,12 +2,16 @@
 thread settings) and whether other processes are using the CPU right now."""
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
+import subprocess
+import sys
 import time
 from pathlib import Path
 
-__all__ = ["busy_cpu_report", "cpu_model", "describe_machine", "thread_env", "BUSY_CORE_FRACTION"]
+__all__ = ["busy_cpu_report", "busy_neighbour", "cpu_model", "describe_machine", "thread_env",
+           "BUSY_CORE_FRACTION"]
 
 BUSY_CORE_FRACTION = 0.2   # warn when other processes use more than this share of one core
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -74,3 +78,46 @@ def busy_cpu_report(sample_s: float = 0.5, top: int = 5) -> str | None:
     top = ", ".join(f"{name} (pid {pid}, {share:.0%})" for share, name, pid in users[:top])
     return (f"CPU busy: load average {load1:.2f} on {cores} cores; other processes use "
             f"{busy:.2f} cores" + (f": {top}" if top else "") + " — timings will be skewed")
+
+
+#: The neighbour's work: sweep a 16 MB array (half this machine's last-level cache or more,
+#: so it competes for cache and memory bandwidth as another job does, not only for a core)
+#: until told to stop or `limit` seconds have passed; it says "busy" once it runs.
+_NEIGHBOUR = """
+import sys, time
+import numpy as np
+limit = float(sys.argv[1])
+a = np.ones(2 * 1024 * 1024)
+print("busy", flush=True)
+end = time.monotonic() + limit
+while time.monotonic() < end:
+    a *= 1.0000001
+"""
+
+
+@contextlib.contextmanager
+def busy_neighbour(limit_s: float = 1800.0):
+    """A second process busy on another core for the duration of the block: what "the machine
+    is not quiet" means in a check that must hold on a user's machine.  Where there are two
+    CPUs or more, this process is pinned to one and the neighbour to another (restored after);
+    the neighbour ends with the block, and by itself after `limit_s` whatever happens here."""
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    mine = set(cpus)
+    proc = subprocess.Popen([sys.executable, "-c", _NEIGHBOUR, str(limit_s)],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        if len(cpus) > 1:
+            os.sched_setaffinity(proc.pid, {cpus[-1]})
+            os.sched_setaffinity(0, set(cpus[:-1]))
+        if proc.stdout.readline().strip() != "busy":
+            raise RuntimeError("the busy neighbour process did not start")
+        yield proc.pid
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if len(cpus) > 1:
+            os.sched_setaffinity(0, mine)
