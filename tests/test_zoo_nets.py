@@ -272,33 +272,21 @@ def test_bad_architecture_is_one_error_line():
     assert enet.num_classes == 19
 
 
+@pytest.mark.parametrize("exporter,suffix", [("to_onnx", ".onnx"), ("to_torch", ".py")])
 @pytest.mark.parametrize("name,form", [(n, f) for n in NINE for f in default_forms(n) if f.startswith("deploy")])
-def test_exports_to_onnx_and_passes_the_check(caffe, name, form, tmp_path, capsys):
-    """`python -m tools.to_onnx NET --check`: ONNX Runtime computes every blob Caffe computes
-    (random weights, ≤ 1e-4 relative), the nets that need our Upsample/ShuffleChannel too."""
+def test_exports_and_passes_the_check(caffe, name, form, exporter, suffix, tmp_path, capsys):
+    """`python -m tools.to_onnx NET --check` and `python -m tools.to_torch NET --check`: ONNX
+    Runtime and the generated PyTorch module compute every blob Caffe computes (random weights,
+    ≤ 1e-4 relative), the nets that need our Upsample/ShuffleChannel too."""
+    import importlib
+
     from google.protobuf import text_format
 
-    from tools.to_onnx import main as to_onnx_main
+    main = importlib.import_module(f"tools.{exporter}").main
     param = _caffe_param(caffe, name, form)
     proto = tmp_path / "net.prototxt"
     proto.write_text(text_format.MessageToString(param))
-    code = to_onnx_main([str(proto), "--out", str(tmp_path / "net.onnx"), "--check"])
-    out, err = capsys.readouterr()
-    assert code == 0, err
-    assert "check passed" in out
-
-
-@pytest.mark.parametrize("name,form", [(n, f) for n in NINE for f in default_forms(n) if f.startswith("deploy")])
-def test_converts_to_torch_and_passes_the_check(caffe, name, form, tmp_path, capsys):
-    """`python -m tools.to_torch NET --check`: the generated PyTorch module computes every blob
-    Caffe computes (random weights, ≤ 1e-4 relative), Upsample/ShuffleChannel nets included."""
-    from google.protobuf import text_format
-
-    from tools.to_torch import main as to_torch_main
-    param = _caffe_param(caffe, name, form)
-    proto = tmp_path / "net.prototxt"
-    proto.write_text(text_format.MessageToString(param))
-    code = to_torch_main([str(proto), "--out", str(tmp_path / "net.py"), "--check"])
+    code = main([str(proto), "--out", str(tmp_path / f"net{suffix}"), "--check"])
     out, err = capsys.readouterr()
     assert code == 0, err
     assert "check passed" in out

@@ -33,7 +33,6 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
 import onnx
 
 from tools.caffe_locate import CaffeNotFound
@@ -41,7 +40,8 @@ from tools.export.caffe_net import CaffeNetError
 from tools.export.caffemodel import CaffemodelError
 from tools.common.atomic import atomic_write_bytes
 from tools.common.cli import nchw_argument, one_line
-from tools.export.onnx_check import REL_TOL, CheckError, check
+from tools.export.blob_check import add_check_arguments, load_input
+from tools.export.onnx_check import CheckError, check
 from tools.export.onnx_convert import SUPPORTED, check_supported, convert
 from tools.export.onnx_graph import IR_VERSION, OPSET, UnsupportedLayerError
 
@@ -59,15 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--weights", dest="weights_option", metavar="WEIGHTS",
                     help="caffemodel, as the positional WEIGHTS")
     ap.add_argument("--out", required=True, help="ONNX file to write")
-    ap.add_argument("--input", type=parse_shape, help="input shape NxCxHxW (needed for data "
-                    "layers such as ImageData; overrides a declared input)")
-    ap.add_argument("--seed", type=int, default=0, help="seed of the random weights and input")
-    ap.add_argument("--check", action="store_true",
-                    help="compare every layer's output with pycaffe; exit 1 if any differs")
-    ap.add_argument("--data", type=Path, help="with --check: the input as a .npy array "
-                    "(default: random normal)")
-    ap.add_argument("--tolerance", type=float, default=REL_TOL,
-                    help="with --check: largest relative difference allowed (default 1e-4)")
+    add_check_arguments(ap)
     return ap
 
 
@@ -75,13 +67,7 @@ def _export(args, weights):
     """(model, check report or None)."""
     if not args.check:
         return convert(args.net, weights, args.input, seed=args.seed), None
-    data = None
-    if args.data is not None:
-        try:
-            data = np.load(args.data)
-        except (OSError, ValueError) as err:
-            raise CheckError(f"{args.data}: not a readable .npy array ({err})") from None
-    return check(args.net, weights, args.input, seed=args.seed, data=data,
+    return check(args.net, weights, args.input, seed=args.seed, data=load_input(args.data),
                  tolerance=args.tolerance)
 
 

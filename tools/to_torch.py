@@ -22,12 +22,11 @@ import io
 import sys
 from pathlib import Path
 
-import numpy as np
 
 from tools.caffe_locate import CaffeNotFound
 from tools.common.atomic import atomic_write_group
-from tools.common.cli import CliError, nchw_argument, run_cli
-from tools.export.blob_check import REL_TOL, CheckError
+from tools.common.cli import CliError, run_cli
+from tools.export.blob_check import CheckError, add_check_arguments, load_input
 from tools.export.caffe_net import CaffeNetError
 from tools.export.caffemodel import CaffemodelError
 from tools.export.torch_check import check
@@ -43,15 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("weights", nargs="?", help="caffemodel (omit for random weights)")
     ap.add_argument("--out", required=True, type=Path,
                     help="the module to write, NAME.py (the weights go to NAME.pt beside it)")
-    ap.add_argument("--input", type=nchw_argument, help="input shape NxCxHxW (needed for data "
-                    "layers such as ImageData; overrides a declared input)")
-    ap.add_argument("--seed", type=int, default=0, help="seed of the random weights and input")
-    ap.add_argument("--check", action="store_true",
-                    help="compare every layer's output with pycaffe; exit 1 if any differs")
-    ap.add_argument("--data", type=Path, help="with --check: the input as a .npy array "
-                    "(default: random normal)")
-    ap.add_argument("--tolerance", type=float, default=REL_TOL,
-                    help="with --check: largest relative difference allowed (default 1e-4)")
+    add_check_arguments(ap)
     return ap
 
 
@@ -71,15 +62,6 @@ def write_module(module: TorchModule, out: Path) -> tuple[Path, Path]:
     return out, weights
 
 
-def _input_data(path: Path | None):
-    if path is None:
-        return None
-    try:
-        return np.load(path)
-    except (OSError, ValueError) as err:
-        raise CliError(f"{path}: not a readable .npy array ({err})") from None
-
-
 def _run(argv) -> int:
     args = _parser().parse_args(argv)
     if args.out.suffix != ".py":
@@ -89,7 +71,7 @@ def _run(argv) -> int:
     report = None
     if args.check:
         module, report = check(args.net, args.weights, args.input, seed=args.seed,
-                               data=_input_data(args.data), tolerance=args.tolerance)
+                               data=load_input(args.data), tolerance=args.tolerance)
     else:
         module = convert(args.net, args.weights, args.input, seed=args.seed)
     source, weights = write_module(module, args.out)

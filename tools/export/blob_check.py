@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from google.protobuf import text_format
 
+from tools.common.cli import nchw_argument
 from tools.export.caffe_net import CaffeNet, CaffeNetError, Write
 from tools.export.caffemodel import (Weights, fit_weights, random_weights, read_caffemodel,
                                      write_caffemodel)
@@ -208,6 +209,30 @@ def input_feeds(net: CaffeNet, data: np.ndarray | None, seed: int) -> dict[str, 
     rng = np.random.default_rng(seed + 1)
     return {name: rng.normal(0.0, 1.0, shape).astype(np.float32)
             for name, shape in net.inputs.items()}
+
+
+def add_check_arguments(parser) -> None:
+    """The exporters' shared options (`to_onnx`, `to_torch`): input shape, seed, --check."""
+    parser.add_argument("--input", type=nchw_argument, help="input shape NxCxHxW (needed for "
+                        "data layers such as ImageData; overrides a declared input)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the random weights and input")
+    parser.add_argument("--check", action="store_true",
+                        help="compare every layer's output with pycaffe; exit 1 if any differs")
+    parser.add_argument("--data", type=Path, help="with --check: the input as a .npy array "
+                        "(default: random normal)")
+    parser.add_argument("--tolerance", type=float, default=REL_TOL,
+                        help="with --check: largest relative difference allowed (default 1e-4)")
+
+
+def load_input(path: Path | None) -> np.ndarray | None:
+    """--data: the check's input array (None: random)."""
+    if path is None:
+        return None
+    try:
+        return np.load(path)
+    except (OSError, ValueError) as err:
+        raise CheckError(f"{path}: not a readable .npy array ({err})") from None
 
 
 def reference_run(caffe, param, cnet: CaffeNet, weights, data, seed: int):
