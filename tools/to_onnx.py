@@ -40,7 +40,7 @@ from tools.export.caffe_net import CaffeNetError
 from tools.export.caffemodel import CaffemodelError
 from tools.common.atomic import atomic_write_bytes
 from tools.common.cli import nchw_argument, one_line
-from tools.export.blob_check import add_check_arguments, load_input
+from tools.export.blob_check import add_check_arguments, load_input, report_exit
 from tools.export.onnx_check import CheckError, check
 from tools.export.onnx_convert import SUPPORTED, check_supported, convert
 from tools.export.onnx_graph import IR_VERSION, OPSET, UnsupportedLayerError
@@ -98,13 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     outs = ", ".join(o.name for o in model.graph.output)
     source = weights or f"random weights (seed {args.seed})"
     print(f"{out}: {len(model.graph.node)} nodes, inputs {ins}, outputs {outs}; weights: {source}")
-    if report is None:
-        return 0
-    if report.ok:
-        print(report.summary())
-        return 0
-    print(f"to_onnx: {report.summary()}", file=sys.stderr)
-    return 1
+    return report_exit(report, "to_onnx")
 
 
 if __name__ == "__main__":

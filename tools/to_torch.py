@@ -26,7 +26,7 @@ from pathlib import Path
 from tools.caffe_locate import CaffeNotFound
 from tools.common.atomic import atomic_write_group
 from tools.common.cli import CliError, run_cli
-from tools.export.blob_check import CheckError, add_check_arguments, load_input
+from tools.export.blob_check import CheckError, add_check_arguments, load_input, report_exit
 from tools.export.caffe_net import CaffeNetError
 from tools.export.caffemodel import CaffemodelError
 from tools.export.torch_check import check
@@ -79,13 +79,7 @@ def _run(argv) -> int:
                        for name, shape in module.inputs.items())
     print(f"{source}, {weights.name}: {len(module.state)} tensors, inputs {inputs}, outputs "
           f"{', '.join(module.outputs)}; weights: {module.weights}")
-    if report is None:
-        return 0
-    if report.ok:
-        print(report.summary())
-        return 0
-    print(f"{PROG}: {report.summary()}", file=sys.stderr)
-    return 1
+    return report_exit(report, PROG)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,6 +8,7 @@ Random weights are calibrated in Caffe first (see `calibrate`) so that a deep ra
 neither explodes nor turns float32 rounding into large differences."""
 from __future__ import annotations
 
+import sys
 import tempfile
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -223,6 +224,18 @@ def add_check_arguments(parser) -> None:
                         "(default: random normal)")
     parser.add_argument("--tolerance", type=float, default=REL_TOL,
                         help="with --check: largest relative difference allowed (default 1e-4)")
+
+
+def report_exit(report: "CheckReport | None", prog: str) -> int:
+    """An exporter command's last word: no check, 0; a passed one, its summary and 0; a failed
+    one, its summary on stderr and 1 (the files are written either way)."""
+    if report is None:
+        return 0
+    if report.ok:
+        print(report.summary())
+        return 0
+    print(f"{prog}: {report.summary()}", file=sys.stderr)
+    return 1
 
 
 def load_input(path: Path | None) -> np.ndarray | None:
