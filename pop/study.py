@@ -117,6 +117,22 @@ def completed_results(study: optuna.Study) -> dict[int, float]:
     return out
 
 
+def settled_results(study: optuna.Study) -> dict[int, float]:
+    """Completed results in trial order, up to the first trial still running: what every
+    replay of the study consumes.  A result that finished after a later-numbered one is seen
+    at once by a replay that reads the study later, but only after it by a worker that read
+    in between; cut at the first running trial, each read is a prefix of every later read,
+    so a worker's replay and the final one consume the same results in the same order."""
+    out = {}
+    for t in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number):
+        if t.state in (TrialState.RUNNING, TrialState.WAITING):
+            break
+        c = t.user_attrs.get("candidate")
+        if t.state == TrialState.COMPLETE and c is not None:
+            out[int(c)] = float(t.values[1])
+    return out
+
+
 class Replay:
     """Algorithm 1 state rebuilt from completed trials, consumed in sampling order."""
 
@@ -127,20 +143,20 @@ class Replay:
         self.budget = spec.budget
 
     def advance(self, results: dict[int, float]) -> None:
-        """Consume `results` (candidate -> accuracy, in trial order) in sampling order.  With
-        boundary sampling a speculative result (trained by another worker from an earlier
-        state) is rarely the next draw of a later state, so any result still in Ŝ \\ (P ∪ D)
-        is consumed when the next draw has none, in trial order: no training is wasted."""
+        """Consume `results` (candidate -> accuracy, in trial order: `settled_results`).  With
+        uniform sampling in sampling order, each draw waiting for its result.  With boundary
+        sampling a speculative result (trained by another worker from an earlier state) is
+        rarely the next draw of a later state, so every result still in Ŝ \\ (P ∪ D) is
+        consumed in trial order, one per draw: no training is wasted, and the order depends on
+        the trials alone, not on when a worker happened to read them."""
         while not self.done:
             x = self.state.next_candidate()
             if x is None:
                 return
-            if x not in results:
-                if self.state.sampling == "uniform":
-                    return
+            if self.state.sampling != "uniform":
                 x = next((c for c in results if not (self.state.trained[c] or self.state.pruned[c])), None)
-                if x is None:
-                    return
+            if x is None or x not in results:
+                return
             self.state.add(x, results[x])
 
     @property
@@ -239,7 +255,7 @@ def _run_worker(storage_url: str, study_name: str, evaluator: Evaluator | None =
 
     while True:
         results = completed_results(study)
-        replay.advance(results)
+        replay.advance(settled_results(study))
         st = replay.state
         bar.n = len(st.D)
         bar.set_postfix(pruned=st.pruned_not_trained, boundary=len(st.boundary), unchanged=st.unchanged)
@@ -265,5 +281,5 @@ def _run_worker(storage_url: str, study_name: str, evaluator: Evaluator | None =
 def final_state(storage_url: str, study_name: str) -> tuple[Replay, optuna.Study, SearchSpec]:
     study, spec = load_study(storage_url, study_name)
     replay = Replay(spec.build_space(), spec)
-    replay.advance(completed_results(study))
+    replay.advance(settled_results(study))
     return replay, study, spec
