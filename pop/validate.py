@@ -23,6 +23,7 @@ from prototxt_gen.netbuilder import NetBuilder
 from tools.common.atomic import atomic_save_figure, atomic_write_text
 from tools.engines import busy_neighbour
 
+from .estimate import estimate_backbone
 from .lut import backbone_keys
 
 
@@ -92,11 +93,17 @@ def fit_calibration(space, table, rows: list[int], measured: list[float]) -> dic
 
 
 def calibrated_estimates(space, table, rows: list[int], calibration: dict) -> np.ndarray:
-    """The calibrated table's estimates of `rows` of a space enumerated from the uncalibrated
-    table (what `Space.enumerate` gives once the calibration is stored)."""
-    parts = _parts(space, rows)
-    shift = (parts - 1) * (table.call_overhead - calibration["part_overhead_ms"])
-    return calibration["scale"] * (np.asarray(space.latency[rows], float) + shift)
+    """What the table estimates for `rows` once `calibration` is stored in it (the space may
+    have been enumerated from the uncalibrated table)."""
+    stored = table.meta.get("calibration")
+    table.meta["calibration"] = calibration
+    try:
+        return np.array([estimate_backbone(space.config, table, space.backbone(i)) for i in rows])
+    finally:
+        if stored is None:
+            table.meta.pop("calibration")
+        else:
+            table.meta["calibration"] = stored
 
 
 def calibrate(space, table, backend, n: int = 10, progress: bool = True) -> dict:

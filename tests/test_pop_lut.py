@@ -207,27 +207,28 @@ def test_validation_calibrates_on_other_nets_in_the_same_rounds(tmp_path, opencv
 
 
 def test_calibration_fit_recovers_a_known_scale_and_part_overhead():
-    """Whole nets made to cost exactly 0.9 x (Σ parts - (parts - 1) x 0.2 ms): the fit finds both
-    numbers from three nets of different depths, and the calibrated estimates are exact."""
+    """Whole nets made to cost exactly 0.9 x (Σ parts - (parts - 1) x 0.01 ms): the fit finds both
+    numbers from four nets of different depths, and the table's calibrated estimates are exact
+    (every part here costs more than 0.01 ms: none is clamped)."""
     from pop.lut import FlopsProxy, backbone_keys
     from pop.validate import calibrated_estimates, calibration_rows, fit_calibration
     cfg = SpaceConfig.from_dict(TINY)
-    table = table_from_model(cfg, FlopsProxy(ms_per_gmac=50.0))
-    table.meta["call_overhead_ms"] = 0.05
+    table = table_from_model(cfg, FlopsProxy(ms_per_gmac=5000.0))   # parts of 1 ms and more
+    table.meta["call_overhead_ms"] = 0.005
     raw = Space.enumerate(cfg, table)
     rows = calibration_rows(raw, 4)
     parts = np.array([len(backbone_keys(cfg, raw.backbone(i))) for i in range(raw.size)])
-    sums = raw.latency + (parts - 1) * 0.05
-    truth = 0.9 * (sums - (parts - 1) * 0.2)
+    sums = raw.latency + (parts - 1) * 0.005
+    truth = 0.9 * (sums - (parts - 1) * 0.01)
     cal = fit_calibration(raw, table, rows, list(truth[rows]))
-    assert cal["scale"] == pytest.approx(0.9) and cal["part_overhead_ms"] == pytest.approx(0.2)
+    assert cal["scale"] == pytest.approx(0.9) and cal["part_overhead_ms"] == pytest.approx(0.01)
     assert cal["fit_median_abs_error_pct"] == pytest.approx(0.0, abs=1e-9)
     every = list(range(raw.size))
     assert np.allclose(calibrated_estimates(raw, table, every, cal), truth)
     # one depth only: the per-part cost cannot be told from the scale; the scale alone is fitted
     same_depth = [i for i in every if parts[i] == parts[rows[0]]][:3]
     cal = fit_calibration(raw, table, same_depth, list(truth[same_depth]))
-    assert cal["part_overhead_ms"] == 0.05
+    assert cal["part_overhead_ms"] == 0.005
 
 
 def test_busy_neighbour_runs_on_another_core_and_ends_with_the_block():
