@@ -11,6 +11,7 @@ median |error| and the share of networks within ±10 % of every run.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -140,7 +141,7 @@ def check_once(space, table, backend, rows: list[int], cal_rows: list[int],
         estimated = np.asarray(space.latency[rows], float)
     meas = np.asarray(measured[len(cal_rows):], float)
     return {**_errors(estimated, meas), "calibration": calibration,
-            "load_average_1min": round(__import__("os").getloadavg()[0], 2),
+            "load_average_1min": round(os.getloadavg()[0], 2),
             "records": [{"encoding": space.encoding(i), "estimated_ms": float(e), "measured_ms": float(m)}
                         for i, e, m in zip(rows, estimated, meas)]}
 
