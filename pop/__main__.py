@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from prototxt_gen.encoding import EncodingError
-from tools.common.cli import one_line
+from dfseg.base.cli import one_line
 
 from .backends import BackendError
 from .cli_parser import build_parser

@@ -34,8 +34,8 @@ from .evaluators import Surrogate
 from .lut import FlopsProxy, LatencyTable, LutError, build, required_keys
 from .order import predecessors_mask, suffix_counts
 from .space import Space, SpaceConfig, SpaceError
-from tools.common.atomic import atomic_write_text
-from tools.common.cli import run_cli
+from dfseg.base.atomic import atomic_write_text
+from dfseg.base.cli import run_cli
 
 BENCH_SPACE = {"stages": [{"widths": [64, 128, 256, 512], "max_depth": 4},
                           {"widths": [64, 128, 256, 512], "max_depth": 6},

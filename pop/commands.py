@@ -5,8 +5,8 @@ import json
 
 import numpy as np
 
-from tools.common.atomic import atomic_write_text
-from tools.common.textfile import TextFileError, read_yaml
+from dfseg.base.atomic import atomic_write_text
+from dfseg.base.textfile import TextFileError, read_yaml
 
 from .backends import current_platform_of, make_backend
 from .decoder import DecoderSpace, measure

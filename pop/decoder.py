@@ -30,8 +30,8 @@ from tqdm import tqdm
 
 from prototxt_gen.encoding import SegmentationNet, parse_backbone, EncodingError
 from prototxt_gen.generate import CITYSCAPES, net_for
-from tools.common.atomic import atomic_write_text
-from tools.common.textfile import TextFileError, read_yaml
+from dfseg.base.atomic import atomic_write_text
+from dfseg.base.textfile import TextFileError, read_yaml
 
 from .lut import LutError, same_platform
 from .space_config import SpaceError

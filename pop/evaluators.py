@@ -31,7 +31,7 @@ from prototxt_gen.encoding import (
     SegmentationNet,
     parse_encoding,
 )
-from tools.common.textfile import TextFileError, read_text
+from dfseg.base.textfile import TextFileError, read_text
 
 
 class EvaluationError(RuntimeError):

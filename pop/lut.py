@@ -28,8 +28,8 @@ from tqdm import tqdm
 
 from prototxt_gen.encoding import Backbone, BasicBlock, Block, BottleneckBlock
 from tools.engines.machine import cpu_model
-from tools.common.textfile import TextFileError, read_json
-from tools.common.atomic import atomic_write_text
+from dfseg.base.textfile import TextFileError, read_json
+from dfseg.base.atomic import atomic_write_text
 
 from .estimate import STEM_OUT, block_placements, conv_out, head_channels, stage_resolutions
 from .space_config import SpaceConfig, may_follow

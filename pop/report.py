@@ -24,7 +24,7 @@ import numpy as np
 from optuna.trial import TrialState
 
 from .study import Replay, SearchSpec, final_state
-from tools.common.atomic import atomic_write, atomic_write_bytes, atomic_write_text
+from dfseg.base.atomic import atomic_write, atomic_write_bytes, atomic_write_text
 
 
 def _plt():

@@ -46,8 +46,8 @@ from .noise import comparable_pairs, inverted_share, noisy, sigma_for_share
 from .noise_aware import pruning_state
 from .sampler import PartialOrderSampler, SpaceParams
 from prototxt_gen.encoding import parse_encoding
-from tools.common.atomic import atomic_save_figure, atomic_write_text
-from tools.common.textfile import TextFileError, read_json
+from dfseg.base.atomic import atomic_save_figure, atomic_write_text
+from dfseg.base.textfile import TextFileError, read_json
 
 MEASURED_FILE = Path(__file__).with_name("measured_order.json")
 METHODS = ("pop", "pop_boundary", "pop_noise_aware", "pop_noise_aware_boundary", "random", "nsga2", "nsga2_order")

@@ -11,7 +11,7 @@ import dataclasses
 from pathlib import Path
 
 from prototxt_gen.encoding import WIDTH_CHOICES, BasicBlock, Block, BottleneckBlock, STAGE_NAMES
-from tools.common.textfile import TextFileError, read_yaml
+from dfseg.base.textfile import TextFileError, read_yaml
 
 __all__ = ["SpaceConfig", "SpaceError", "StageSpec", "block_from_choice", "may_follow"]
 

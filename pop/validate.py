@@ -21,7 +21,7 @@ from prototxt_gen import caffe_pb2
 from prototxt_gen import layers as L
 from prototxt_gen.backbone import OUTPUT_STRIDE, backbone as build_backbone, feature_size
 from prototxt_gen.netbuilder import NetBuilder
-from tools.common.atomic import atomic_save_figure, atomic_write_text
+from dfseg.base.atomic import atomic_save_figure, atomic_write_text
 from tools.engines import busy_neighbour
 
 from .estimate import estimate_backbone

@@ -14,8 +14,8 @@ from pathlib import Path
 from .encoding import EncodingError
 from .generate import FORMS, _default_data, available_forms, default_forms, form_filename, net_for, to_text
 from .models import UnknownModelError, load_model, model_names, resolve, zoo_names
-from tools.common.atomic import atomic_write_text
-from tools.common.cli import one_line, run_cli
+from dfseg.base.atomic import atomic_write_text
+from dfseg.base.cli import one_line, run_cli
 
 
 def _hw(text: str) -> tuple[int, int]:

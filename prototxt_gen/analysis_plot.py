@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .analysis import NetAnalysis
-from tools.common.atomic import atomic_save_figure
+from dfseg.base.atomic import atomic_save_figure
 
 
 def plot_analysis(result: NetAnalysis, path: str | Path, label: str | None = None) -> Path:

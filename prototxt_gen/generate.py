@@ -33,7 +33,7 @@ from .encoding import Backbone, Block, SegmentationNet
 from .models import NamedModel, resolve
 from .netbuilder import NetBuilder
 from . import zoo
-from tools.common.atomic import atomic_write_text
+from dfseg.base.atomic import atomic_write_text
 
 FORMS = ("val", "val_mergebn", "train", "deploy", "deploy_mergebn", "caffetime", "caffetime_mergebn")
 IGNORE_LABEL = 255

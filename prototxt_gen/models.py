@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tools.common.textfile import TextFileError, read_yaml
+from dfseg.base.textfile import TextFileError, read_yaml
 
 from .encoding import Backbone, EncodingError, SegmentationNet, parse_backbone, parse_encoding
 from .zoo import ZooNet, zoo_net

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from tools.lmdb_tools import write_arrays_lmdb
-from tools.common.atomic import atomic_write_text
+from dfseg.base.atomic import atomic_write_text
 
 
 def load_digits_images(size: int) -> tuple[np.ndarray, np.ndarray]:

@@ -33,9 +33,9 @@ import yaml
 from pop.evaluators import EvaluationError
 from pop.order import precedes
 from prototxt_gen.encoding import parse_backbone
-from tools.common.atomic import atomic_save_figure, atomic_write_group, atomic_write_text
-from tools.common.cli import CliError, run_cli
-from tools.common.textfile import TextFileError, read_json
+from dfseg.base.atomic import atomic_save_figure, atomic_write_group, atomic_write_text
+from dfseg.base.cli import CliError, run_cli
+from dfseg.base.textfile import TextFileError, read_json
 
 from .pop_evaluator import CaffeEvaluator, ClassificationTask
 from .digits import prepare as prepare_digits

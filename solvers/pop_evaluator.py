@@ -33,8 +33,8 @@ from dataclasses import asdict, dataclass, fields
 
 from pop.evaluators import EvaluationError, Evaluator
 from prototxt_gen.generate import to_text
-from tools.common.atomic import atomic_write_text
-from tools.common.textfile import TextFileError, read_yaml
+from dfseg.base.atomic import atomic_write_text
+from dfseg.base.textfile import TextFileError, read_yaml
 
 from .net_data import classification_train_net
 from .runner import train

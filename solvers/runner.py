@@ -47,7 +47,7 @@ from .snapshots import (complete_snapshots, learnable_shapes, newest_sound_snaps
                         take_snapshot, weights_problem)
 from .solver_gen import RecipeError, learning_rate, read_solver
 from .train_logs import CsvLog, plot_curves
-from tools.common.atomic import atomic_write_text
+from dfseg.base.atomic import atomic_write_text
 from tools.lmdb_tools import DataError
 
 _NEVER = 2**31 - 1

@@ -28,7 +28,7 @@ from prototxt_gen.generate import net_for, to_text
 from prototxt_gen.models import resolve
 from tools import cityscapes_data as cs
 from tools.cityscapes_eval import evaluate_dirs, format_report
-from tools.common.atomic import atomic_write_text
+from dfseg.base.atomic import atomic_write_text
 
 from .caffe_env import load_caffe
 from .net_data import segmentation_train_net

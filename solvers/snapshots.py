@@ -20,7 +20,7 @@ from google.protobuf.message import DecodeError
 
 from prototxt_gen import caffe_pb2
 from tools.export.caffemodel import CaffemodelError, read_caffemodel
-from tools.common.atomic import atomic_write_text
+from dfseg.base.atomic import atomic_write_text
 
 _SNAPSHOT_RE = re.compile(r"^snap_iter_(\d+)\.done$")
 

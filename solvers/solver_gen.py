@@ -27,10 +27,10 @@ from pathlib import Path
 import yaml
 from google.protobuf import text_format
 
-from tools.common.cli import run_cli
+from dfseg.base.cli import run_cli
 from prototxt_gen import caffe_pb2
-from tools.common.atomic import atomic_write_text
-from tools.common.textfile import TextFileError, read_text, read_yaml
+from dfseg.base.atomic import atomic_write_text
+from dfseg.base.textfile import TextFileError, read_text, read_yaml
 
 RECIPES_DIR = Path(__file__).resolve().parent / "recipes"
 

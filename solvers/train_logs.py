@@ -6,7 +6,7 @@ import csv
 import math
 import io
 from pathlib import Path
-from tools.common.atomic import atomic_save_figure, atomic_write_text
+from dfseg.base.atomic import atomic_save_figure, atomic_write_text
 
 __all__ = ["CsvLog", "plot_curves"]
 

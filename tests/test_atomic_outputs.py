@@ -12,7 +12,7 @@ from google.protobuf import text_format
 from prototxt_gen import caffe_pb2
 from tools import merge_bn
 from tools.export.caffemodel import write_caffemodel
-from tools.common import atomic
+from dfseg.base import atomic
 
 TINY_BN_NET = """
 name: "tiny"
@@ -38,7 +38,7 @@ def tiny_pair(tmp_path):
 
 
 def _disk_full_on_write(monkeypatch, after_bytes=10):
-    """Every file written through tools.common.atomic fails with ENOSPC after a few bytes."""
+    """Every file written through dfseg.base.atomic fails with ENOSPC after a few bytes."""
     real_fdopen = os.fdopen
 
     class FullDisk:

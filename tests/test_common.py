@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from tools.common import (CliError, SizeError, TextFileError, atomic_write, atomic_write_group,
+from dfseg.base import (CliError, SizeError, TextFileError, atomic_write, atomic_write_group,
                           atomic_write_text, parse_hxw, read_json, read_yaml, run_cli)
 
 

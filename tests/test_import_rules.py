@@ -5,12 +5,13 @@ import ast
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-PACKAGES = ("prototxt_gen", "pop", "solvers", "tools")
+PACKAGES = ("dfseg", "prototxt_gen", "pop", "solvers", "tools")
 
 # package (or subpackage) -> dfseg packages it may import besides itself
 ALLOWED = {
-    "tools.common": set(),
-    "prototxt_gen": {"tools.common"},
+    "dfseg.base": set(),
+    "dfseg": set(),
+    "prototxt_gen": {"dfseg.base"},
     "tools": {"tools", "prototxt_gen"},
     "pop": {"prototxt_gen", "tools"},
     "solvers": {"prototxt_gen", "tools", "pop"},
@@ -18,7 +19,7 @@ ALLOWED = {
 
 
 def _owner(module: str) -> str:
-    return "tools.common" if module.startswith("tools.common") else module.split(".")[0]
+    return "dfseg.base" if module.startswith("dfseg.base") else module.split(".")[0]
 
 
 def _dfseg_imports(path: Path):
@@ -48,16 +49,16 @@ def test_each_package_imports_only_lower_floors():
         allowed = ALLOWED[owner] | {owner}
         for line, name in _dfseg_imports(path):
             target = _owner(name)
-            # tools.common is floor 0: everyone may import it; tools.X may import tools.Y
-            if target in allowed or target == "tools.common" or (owner == "tools" and target == "tools"):
+            # dfseg.base is floor 0: everyone may import it; tools.X may import tools.Y
+            if target in allowed or target == "dfseg.base" or (owner == "tools" and target == "tools"):
                 continue
             bad.append(f"{path.relative_to(REPO)}:{line} imports {name}")
     assert not bad, "imports against docs/architecture.md:\n" + "\n".join(bad)
 
 
 def test_floor_zero_imports_nothing_of_dfseg():
-    for path in sorted((REPO / "tools" / "common").glob("*.py")):
-        outside = [n for _, n in _dfseg_imports(path) if not n.startswith("tools.common")]
+    for path in sorted((REPO / "dfseg" / "base").glob("*.py")):
+        outside = [n for _, n in _dfseg_imports(path) if not n.startswith("dfseg.base")]
         assert not outside, f"{path.name} imports {outside}"
 
 

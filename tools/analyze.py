@@ -20,7 +20,7 @@ from prototxt_gen.analysis import AnalysisError, analyze, parse_input_shape
 from prototxt_gen.encoding import EncodingError
 from prototxt_gen.netio import NetReadError, read_net
 from prototxt_gen.reverse import encoding_of
-from tools.common.cli import one_line
+from dfseg.base.cli import one_line
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -32,9 +32,9 @@ import numpy as np
 import yaml
 from tqdm import tqdm
 
-from tools.common.atomic import atomic_save_figure, atomic_write_group
-from tools.common.cli import CliError, run_cli
-from tools.common.sizes import format_hxw
+from dfseg.base.atomic import atomic_save_figure, atomic_write_group
+from dfseg.base.cli import CliError, run_cli
+from dfseg.base.sizes import format_hxw
 from tools.engines import (EngineError, Protocol, busy_cpu_report, compare, describe_machine,
                            make_engine, prepare_net, ratio_interval)
 from tools.engines.nets import scaled_difference

@@ -25,7 +25,7 @@ from tools.caffe_locate import CaffeNotFound
 from tools.engines.caffe import CaffeTimeError, run_caffe_time
 from tools.engines.machine import busy_cpu_report
 from tools.report.log_parsers import LogParseError, parse_caffe_time
-from tools.common.cli import nchw_argument, one_line
+from dfseg.base.cli import nchw_argument, one_line
 from tools.export.netparam import DATA_LAYER_TYPES, NetDefinitionError, check_prototxt, read_net, write_net
 
 DEFAULT_ITERATIONS = 100   # the paper's and the release log's setting

@@ -30,9 +30,9 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from tools.common.cli import run_cli
+from dfseg.base.cli import run_cli
 from tools.lmdb_tools import DataError, datum_key, encode_datum, parse_size, read_image, write_lmdb_group
-from tools.common.atomic import atomic_write_text
+from dfseg.base.atomic import atomic_write_text
 
 IGNORE = 255
 

@@ -29,7 +29,7 @@ import math
 import sys
 from pathlib import Path
 
-from tools.common.atomic import atomic_write_text
+from dfseg.base.atomic import atomic_write_text
 from tools.data.cityscapes_files import evaluate_dirs, pair_files
 from tools.data.cityscapes_labels import (AVG_INSTANCE_SIZE, CATEGORIES, IGNORE_TRAIN_ID, LABELS,
                                           NUM_LABEL_IDS, NUM_TRAIN_CLASSES, TRAIN_CLASSES, Label,

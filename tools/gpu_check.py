@@ -37,9 +37,9 @@ import time
 from pathlib import Path
 
 from tools.caffe_locate import BUILT_CAFFE_GPU
-from tools.common.atomic import atomic_write_text
-from tools.common.cli import CliError, run_cli
-from tools.common.sizes import format_hxw, parse_hxw
+from dfseg.base.atomic import atomic_write_text
+from dfseg.base.cli import CliError, run_cli
+from dfseg.base.sizes import format_hxw, parse_hxw
 from tools.gpu_runs import paper_figures
 from tools.registry import reference_root
 

@@ -4,7 +4,7 @@ kit").
 
     python -m tools.gpu_kit --out build/gpu-kit [--sizes 1024x2048[,HxW...]]
 
-Writes into OUT, all files or none (tools.common.atomic.atomic_write_group):
+Writes into OUT, all files or none (dfseg.base.atomic.atomic_write_group):
 - one plain PyTorch module per net and size (tools.export.torch_convert; no weights files:
   run.py makes its own): DF1-Seg, DF1-Seg-d8, DFlite-Seg, DF2-Seg1, DF2-Seg2 as the merged-BN
   nets `caffe time` runs (tools.registry.timing_net: what the paper and `make bench` time), and
@@ -28,10 +28,10 @@ import sys
 from pathlib import Path
 
 from prototxt_gen.models import UnknownModelError
-from tools.common.atomic import atomic_write_group
-from tools.common.cli import CliError, run_cli
-from tools.common.sizes import SizeError, format_hxw, parse_hxw
-from tools.common.textfile import TextFileError, read_yaml
+from dfseg.base.atomic import atomic_write_group
+from dfseg.base.cli import CliError, run_cli
+from dfseg.base.sizes import SizeError, format_hxw, parse_hxw
+from dfseg.base.textfile import TextFileError, read_yaml
 from tools.export.caffe_net import CaffeNetError
 from tools.export.netparam import NetDefinitionError
 from tools.export.reference_nets import RELEASE_SEG_SIZE as FULL_HW

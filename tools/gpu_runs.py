@@ -16,8 +16,8 @@ from pathlib import Path
 import yaml
 
 from tools.caffe_locate import CaffeNotFound, import_caffe
-from tools.common.atomic import atomic_write_text
-from tools.common.sizes import format_hxw, parse_hxw
+from dfseg.base.atomic import atomic_write_text
+from dfseg.base.sizes import format_hxw, parse_hxw
 from tools.engines import (CaffeTimeEngine, EngineError, OnnxRuntimeEngine, Protocol, PycaffeEngine,
                            TensorRTEngine, compare, prepare_net, ratio_interval)
 from tools.engines.nets import scaled_difference

@@ -30,8 +30,8 @@ import numpy as np
 from tqdm import tqdm
 
 from prototxt_gen import caffe_pb2
-from tools.common.atomic import atomic_write_text
-from tools.common.cli import one_line, run_cli
+from dfseg.base.atomic import atomic_write_text
+from dfseg.base.cli import one_line, run_cli
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp"}
 _INITIAL_MAP_SIZE = 1 << 30

@@ -32,7 +32,7 @@ from google.protobuf import text_format
 
 from prototxt_gen import caffe_pb2
 from tools.export import caffemodel
-from tools.common.atomic import atomic_write_bytes, atomic_write_group
+from dfseg.base.atomic import atomic_write_bytes, atomic_write_group
 from tools.export.netparam import NetDefinitionError, read_net
 
 FOLDABLE_TYPES = ("Convolution", "InnerProduct", "Deconvolution")

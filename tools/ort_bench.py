@@ -37,9 +37,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from tools.common.atomic import atomic_save_figure, atomic_write_text
-from tools.common.cli import CliError, run_cli
-from tools.common.sizes import format_hxw, parse_hxw
+from dfseg.base.atomic import atomic_save_figure, atomic_write_text
+from dfseg.base.cli import CliError, run_cli
+from dfseg.base.sizes import format_hxw, parse_hxw
 from tools.engines import EngineError, OnnxRuntimeEngine, Protocol, describe_machine, time_one
 from tools.registry import ICNET, RegistryError, display_name, segmentation_models, timing_net
 

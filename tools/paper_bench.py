@@ -29,9 +29,9 @@ from pathlib import Path
 from tqdm import tqdm
 
 from tools.bench import REPORTED, measure_group
-from tools.common.atomic import atomic_write_text
-from tools.common.cli import CliError, run_cli
-from tools.common.sizes import format_hxw
+from dfseg.base.atomic import atomic_write_text
+from dfseg.base.cli import CliError, run_cli
+from dfseg.base.sizes import format_hxw
 from tools.engines import EngineError, Protocol, describe_machine, make_engine
 from tools.registry import RegistryError, display_name
 

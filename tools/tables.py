@@ -24,9 +24,9 @@ import sys
 from pathlib import Path
 
 from prototxt_gen.models import load_model, model_names
-from tools.common.atomic import atomic_write_group
-from tools.common.cli import CliError
-from tools.common.textfile import TextFileError, read_yaml
+from dfseg.base.atomic import atomic_write_group
+from dfseg.base.cli import CliError
+from dfseg.base.textfile import TextFileError, read_yaml
 from tools.report.comparison import ComparisonFormatError, comparison_tables, load_paper_bench, plot_fig5
 from tools.report.build import (DASH, Table, build_tables, fps, measured_comparison_tables,
                                 release_tables)

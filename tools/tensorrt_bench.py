@@ -29,8 +29,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from tools.common.atomic import atomic_write_text
-from tools.common.sizes import format_hxw
+from dfseg.base.atomic import atomic_write_text
+from dfseg.base.sizes import format_hxw
 from tools.engines import EngineError, prepare_net
 from tools.engines.onnxruntime import export_onnx
 from tools.ort_bench import (DEFAULT_SIZES, BenchError, check_model_name, default_models,

@@ -38,8 +38,8 @@ import onnx
 from tools.caffe_locate import CaffeNotFound
 from tools.export.caffe_net import CaffeNetError
 from tools.export.caffemodel import CaffemodelError
-from tools.common.atomic import atomic_write_bytes
-from tools.common.cli import nchw_argument, one_line
+from dfseg.base.atomic import atomic_write_bytes
+from dfseg.base.cli import nchw_argument, one_line
 from tools.export.blob_check import add_check_arguments, load_input, report_exit
 from tools.export.onnx_check import CheckError, check
 from tools.export.onnx_convert import SUPPORTED, check_supported, convert

@@ -24,8 +24,8 @@ from pathlib import Path
 
 
 from tools.caffe_locate import CaffeNotFound
-from tools.common.atomic import atomic_write_group
-from tools.common.cli import CliError, run_cli
+from dfseg.base.atomic import atomic_write_group
+from dfseg.base.cli import CliError, run_cli
 from tools.export.blob_check import CheckError, add_check_arguments, load_input, report_exit
 from tools.export.caffe_net import CaffeNetError
 from tools.export.caffemodel import CaffemodelError

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-from tools.common.sizes import SizeError, parse_hxw
+from dfseg.base.sizes import SizeError, parse_hxw
 
 from .. import caffe_pb2
 from .. import layers as L

@@ -16,7 +16,7 @@ from google.protobuf import text_format
 from tqdm import tqdm
 
 from tools.caffe_locate import CaffeNotFound, caffe_binary, caffe_device, import_caffe
-from tools.common.atomic import atomic_write_text
+from dfseg.base.atomic import atomic_write_text
 from tools.report.log_parsers import LogParseError, caffe_failure_reason, parse_caffe_time
 from tools.export.netparam import load_net
 

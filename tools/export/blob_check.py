@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from google.protobuf import text_format
 
-from tools.common.cli import nchw_argument
+from dfseg.base.cli import nchw_argument
 from tools.export.caffe_net import CaffeNet, CaffeNetError, Write
 from tools.export.caffemodel import (Weights, fit_weights, random_weights, read_caffemodel,
                                      write_caffemodel)

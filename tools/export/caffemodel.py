@@ -15,7 +15,7 @@ from google.protobuf.message import DecodeError
 from prototxt_gen import caffe_pb2
 from tools.export.caffe_net import (CaffeNet, CaffeNetError, build_net, check_supported,
                                     load_net_param)
-from tools.common.atomic import atomic_write_bytes
+from dfseg.base.atomic import atomic_write_bytes
 
 Weights = dict[str, list[np.ndarray]]
 MAX_RANDOM_PARAMS = 2**29

@@ -13,8 +13,8 @@ from pathlib import Path
 from google.protobuf import text_format
 
 from prototxt_gen import analysis, caffe_pb2, netio
-from tools.common.atomic import atomic_write_text
-from tools.common.textfile import TextFileError, read_text
+from dfseg.base.atomic import atomic_write_text
+from dfseg.base.textfile import TextFileError, read_text
 
 # Layers that read a dataset: replaced by an Input layer to run a net without data.
 DATA_LAYER_TYPES = {"Data", "ImageData", "HDF5Data", "MemoryData", "WindowData",

@@ -12,7 +12,7 @@ import io
 import re
 from pathlib import Path
 
-from tools.common.textfile import TextFileError, read_json
+from dfseg.base.textfile import TextFileError, read_json
 
 __all__ = ["ComparisonFormatError", "load_paper_bench", "comparison_tables", "plot_fig5", "ENGINES"]
 

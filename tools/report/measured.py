@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from tools.common.textfile import TextFileError, read_json
+from dfseg.base.textfile import TextFileError, read_json
 
 from .log_figures import model_key
 

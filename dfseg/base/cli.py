@@ -11,7 +11,7 @@ import os
 import sys
 from typing import Callable, Sequence
 
-from tools.common.sizes import SizeError, parse_nchw
+from dfseg.base.sizes import SizeError, parse_nchw
 
 __all__ = ["CliError", "nchw_argument", "one_line", "run_cli"]
 
@@ -50,7 +50,7 @@ def one_line(exc: BaseException) -> str:
 
 
 def nchw_argument(text: str) -> tuple[int, int, int, int]:
-    """An argparse `type` for a blob shape NxCxHxW (tools.common.sizes.parse_nchw): a bad
+    """An argparse `type` for a blob shape NxCxHxW (dfseg.base.sizes.parse_nchw): a bad
     one is argparse's one-line usage error, exit 2."""
     try:
         return parse_nchw(text)

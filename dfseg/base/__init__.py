@@ -1,10 +1,10 @@
 """Floor 0 of dfseg: helpers every package may import (and that import nothing of dfseg).
 
-- :mod:`tools.common.atomic`: write a file (or a set of files) beside its destination and
+- :mod:`dfseg.base.atomic`: write a file (or a set of files) beside its destination and
   rename it into place, so a failed write never leaves a half-new file.
-- :mod:`tools.common.sizes`: the one ``HxW`` size parser (1024x2048 is height 1024, width 2048).
-- :mod:`tools.common.cli`: the CLI convention, bad input -> exit 2 and one line.
-- :mod:`tools.common.textfile`: read a text, JSON or YAML input file; a binary or malformed one
+- :mod:`dfseg.base.sizes`: the one ``HxW`` size parser (1024x2048 is height 1024, width 2048).
+- :mod:`dfseg.base.cli`: the CLI convention, bad input -> exit 2 and one line.
+- :mod:`dfseg.base.textfile`: read a text, JSON or YAML input file; a binary or malformed one
   is one error line.
 """
 from .atomic import atomic_save_figure, atomic_write, atomic_write_bytes, atomic_write_group, atomic_write_text
