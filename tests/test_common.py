@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from dfseg.base import (CliError, SizeError, TextFileError, atomic_write, atomic_write_group,
+from dfseg.base import (CliError, InputError, SizeError, TextFileError, atomic_write, atomic_write_group,
                           atomic_write_text, parse_hxw, read_json, read_yaml, run_cli)
 
 
@@ -52,9 +52,26 @@ def test_run_cli_one_line(capsys):
 
     def bug():
         raise KeyError("x")
-    assert run_cli(bug, prog="tool") == 2
+    assert run_cli(bug, prog="tool") == 1      # a bug is not bad input: exit 1
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "internal error" in err
+    assert err.count("\n") == 1 and "internal error" in err and "--debug" in err
+
+    class NamedError(InputError, ValueError):
+        pass
+
+    def named():
+        raise NamedError("spec.yaml: stages: not a list")
+    assert run_cli(named, prog="tool") == 2    # any InputError subclass, no list needed
+    assert capsys.readouterr().err == "tool: error: spec.yaml: stages: not a list\n"
+
+
+def test_run_cli_shows_the_traceback_when_asked(capsys, monkeypatch):
+    monkeypatch.setenv("DFSEG_DEBUG", "1")
+
+    def bug():
+        raise KeyError("x")
+    assert run_cli(bug, prog="tool") == 1
+    assert "Traceback" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("reader, content, problem", [

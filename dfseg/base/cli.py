@@ -1,23 +1,41 @@
-"""The CLI convention: bad input -> exit 2 and one line naming the file and the problem.
+"""The one error path of every dfseg command: bad input -> exit 2 and one line naming the file
+and the problem; a bug -> exit 1, one line and a hint, the traceback only when asked for.
 
-``run_cli(main)`` turns the errors a tool expects (:class:`CliError`, ``OSError``, the
-tool's own error classes) into that line; anything else is a bug and still gets one line
-(plus a hint to rerun with ``DFSEG_TRACEBACK=1`` for the traceback) instead of a traceback.
+Every error class of the package that means "what the user gave is wrong" derives from
+:class:`InputError` (alongside ``ValueError`` or ``RuntimeError`` where code catches those), so
+``run_cli`` needs no list of them.  ``OSError`` (a missing file, a full disk) counts as bad input
+too.  The traceback of a bug is shown with ``dfseg --debug`` or ``DFSEG_DEBUG=1``
+(``DFSEG_TRACEBACK=1``, the older name, still works).
+
+A command module exposes ``main(argv=None, prog=None) -> int``: ``prog`` is how the usage line
+names it (``dfseg to-onnx`` when the ``dfseg`` command dispatches, ``python -m tools.to_onnx``
+by default).
 """
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+import traceback
 from typing import Callable, Sequence
 
+from dfseg.base.errors import InputError
 from dfseg.base.sizes import SizeError, parse_nchw
 
-__all__ = ["CliError", "nchw_argument", "one_line", "run_cli"]
+__all__ = ["CliError", "InputError", "EXIT_BAD_INPUT", "EXIT_BUG", "debug_requested", "nchw_argument",
+           "one_line", "run_cli"]
+
+EXIT_BAD_INPUT = 2
+EXIT_BUG = 1
+DEBUG_VARIABLES = ("DFSEG_DEBUG", "DFSEG_TRACEBACK")
 
 
-class CliError(Exception):
+class CliError(InputError):
     """An error whose message is already the one line the user should read."""
+
+
+def debug_requested() -> bool:
+    return any(os.environ.get(name) for name in DEBUG_VARIABLES)
 
 
 def run_cli(main: Callable[[], int | None], prog: str | None = None,
@@ -30,16 +48,19 @@ def run_cli(main: Callable[[], int | None], prog: str | None = None,
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:   # output piped into e.g. `head`, which stopped reading
+        _silence_closed_stdout()
         return 0
-    except (CliError, OSError, *expected) as exc:
+    except (InputError, OSError, *expected) as exc:
+        if debug_requested():
+            traceback.print_exc()
         print(f"{prog}: error: {one_line(exc)}", file=sys.stderr)
-        return 2
-    except Exception as exc:  # a bug, but the user still gets one line, not a traceback
-        if os.environ.get("DFSEG_TRACEBACK"):
-            raise
+        return EXIT_BAD_INPUT
+    except Exception as exc:  # a bug: exit 1, so scripts tell it from bad input
+        if debug_requested():
+            traceback.print_exc()
         print(f"{prog}: internal error: {type(exc).__name__}: {one_line(exc)} "
-              f"(rerun with DFSEG_TRACEBACK=1 for the traceback)", file=sys.stderr)
-        return 2
+              f"(a bug: rerun with --debug or DFSEG_DEBUG=1 for the traceback)", file=sys.stderr)
+        return EXIT_BUG
 
 
 def one_line(exc: BaseException) -> str:
@@ -56,3 +77,14 @@ def nchw_argument(text: str) -> tuple[int, int, int, int]:
         return parse_nchw(text)
     except SizeError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _silence_closed_stdout() -> None:
+    """After a BrokenPipeError, Python's exit flush of stdout would fail again and print
+    "Exception ignored ..."; point stdout at /dev/null so the exit stays quiet."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import re
 
+from dfseg.base.errors import InputError
+
 __all__ = ["SizeError", "format_hxw", "parse_hxw", "parse_nchw"]
 
 _HXW = re.compile(r"^\s*([0-9]+)\s*[xX]\s*([0-9]+)\s*$")
 
 
-class SizeError(ValueError):
+class SizeError(InputError, ValueError):
     pass
 
 

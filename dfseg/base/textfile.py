@@ -15,10 +15,12 @@ from pathlib import Path
 
 import yaml
 
+from dfseg.base.errors import InputError
+
 __all__ = ["TextFileError", "read_json", "read_text", "read_yaml"]
 
 
-class TextFileError(ValueError):
+class TextFileError(InputError, ValueError):
     """The file could not be read as text; ``str()`` is ``path: problem``."""
 
 
