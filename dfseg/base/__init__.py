@@ -5,6 +5,7 @@
 - :mod:`dfseg.base.sizes`: the one ``HxW`` size parser (1024x2048 is height 1024, width 2048).
 - :mod:`dfseg.base.errors`: ``InputError``, the root of every bad-input error.
 - :mod:`dfseg.base.cli`: the one error path: bad input -> exit 2 and one line; a bug -> exit 1.
+- :mod:`dfseg.base.secrets`: a URL's password masked before anything prints, logs or writes it.
 - :mod:`dfseg.base.textfile`: read a text, JSON or YAML input file; a binary or malformed one
   is one error line.
 """
