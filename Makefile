@@ -8,8 +8,15 @@ VENV_STAMP := $(VENV)/.installed
 TORCH_VERSION ?= 2.13.0
 SCHEMA := prototxt_gen/caffe_pb2.py
 PATCHED_PROTO := build/proto/caffe.proto
+# Set-up and the Caffe build say what they do in one line per step and keep the whole output
+# here (mk/logged.sh: a failed step shows its last lines; DFSEG_VERBOSE=1 shows everything).
+LOGS := build/logs
+STEP := bash mk/logged.sh
+# The official Cityscapes evaluator, for the tests' cross-check against ours: without its
+# declared dependencies, which pull in the obsolete `typing` backport and `requests`.
+CITYSCAPES_SCRIPTS := cityscapesscripts==2.3.0 pyquaternion coloredlogs humanfriendly appdirs
 
-# The model registry is the YAML under caffe_models/ (tools/registry.py reads the same files):
+# The model registry is the YAML under caffe_models/ (prototxt_gen.models reads the same files):
 # the DF models in caffe_models/*.yaml,
 DF_MODELS := $(basename $(notdir $(wildcard caffe_models/*.yaml)))
 # the paper's comparison nets in caffe_models/zoo/*.yaml (deploy and caffetime forms).
@@ -21,23 +28,30 @@ MODELS := $(DF_MODELS) $(ZOO_MODELS)
 
 setup: $(VENV_STAMP) $(SCHEMA)
 
+# Exactly this torch first: the project's machines hold its CPU build, and a looser spec
+# would download a CUDA build of several GB (a GPU user: see README, "PyTorch").
 $(VENV_STAMP): pyproject.toml Makefile
-	$(SYSTEM_PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	# Exactly this torch first: the project's machines hold its CPU build, and a looser spec
-	# would download a CUDA build of several GB (a GPU user: see README, "PyTorch").
-	$(PY) -m pip install -q torch==$(TORCH_VERSION)
-	$(PY) -m pip install -q -e '.[test]'
-	touch $@
+	@$(STEP) --new $(LOGS)/setup.log "setup: creating $(VENV) from $(SYSTEM_PYTHON) (log: $(LOGS)/setup.log)" \
+	  $(SYSTEM_PYTHON) -m venv $(VENV)
+	@$(STEP) $(LOGS)/setup.log "setup: upgrading pip (seconds)" $(PY) -m pip install --upgrade pip
+	@$(STEP) $(LOGS)/setup.log "setup: installing PyTorch $(TORCH_VERSION) (pip; a few minutes on a first run)" \
+	  $(PY) -m pip install torch==$(TORCH_VERSION)
+	@$(STEP) $(LOGS)/setup.log "setup: installing dfseg and its Python dependencies (pip; 1-3 min on a first run)" \
+	  $(PY) -m pip install -e '.[test]'
+	@$(STEP) $(LOGS)/setup.log "setup: installing cityscapesScripts, the official evaluator the tests check against (seconds)" \
+	  $(PY) -m pip install --no-deps $(CITYSCAPES_SCRIPTS)
+	@touch $@
 
 $(PATCHED_PROTO): caffe/fetch_source.sh caffe/patches/caffe-proto-pop-fork.patch
-	bash caffe/fetch_source.sh build/caffe-src
-	mkdir -p $(dir $@)
-	cp build/caffe-src/src/caffe/proto/caffe.proto $@
-	patch -s -p4 -d $(dir $@) < caffe/patches/caffe-proto-pop-fork.patch
+	@$(STEP) --new $(LOGS)/schema.log "setup: fetching Caffe's Debian source package for its schema (apt; under a minute; log: $(LOGS)/schema.log)" \
+	  bash caffe/fetch_source.sh build/caffe-src
+	@mkdir -p $(dir $@)
+	@cp build/caffe-src/src/caffe/proto/caffe.proto $@
+	@patch -s -p4 -d $(dir $@) < caffe/patches/caffe-proto-pop-fork.patch
 
 $(SCHEMA): $(PATCHED_PROTO) $(VENV_STAMP)
-	$(PY) -m grpc_tools.protoc -I$(dir $(PATCHED_PROTO)) --python_out=$(dir $@) $(PATCHED_PROTO)
+	@$(STEP) $(LOGS)/schema.log "setup: compiling the Caffe schema into $@ (seconds)" \
+	  $(PY) -m grpc_tools.protoc -I$(dir $(PATCHED_PROTO)) --python_out=$(dir $@) $(PATCHED_PROTO)
 
 test: setup
 	$(PY) -m pytest -q

@@ -10,7 +10,10 @@
 #
 # Environment: DFSEG_CACHE (default ~/.cache/dfseg), VENV_PYTHON (default .venv/bin/python:
 # its numpy headers are compiled into pycaffe), JOBS (default: number of cores),
-# DFSEG_SKIP_APT=1 to never call apt-get.  GPU only: DFSEG_CUDA_ROOT (a CUDA toolkit to use;
+# DFSEG_SKIP_APT=1 to never call apt-get, DFSEG_VERBOSE=1 to see every step's output as it
+# comes (by default each step is one line, its output goes to DFSEG_LOG_DIR (default
+# build/logs)/<caffe|caffe-gpu>-build.log and a failed step shows its last lines:
+# mk/logged.sh).  GPU only: DFSEG_CUDA_ROOT (a CUDA toolkit to use;
 # default: the CUDA 13.0 wheels caffe/cuda_toolkit.sh installs), DFSEG_CUDA_ARCHS (SASS
 # targets, default "75 80 86 89 90": Turing to Hopper; PTX for the last one, which newer
 # GPUs compile at load time).
@@ -30,6 +33,8 @@ JOBS=${JOBS:-$(nproc)}
 
 say() { echo "caffe/build.sh: $*" >&2; }
 die() { say "error: $*"; exit 2; }
+# logged_step LOG "what (how long)" COMMAND...: one line, the output into LOG, its tail on failure
+source "$REPO/mk/logged.sh"
 
 [ -x "$VENV_PYTHON" ] || die "$VENV_PYTHON not found: run 'make setup' first"
 [ -x "$SYSTEM_PYTHON" ] || die "$SYSTEM_PYTHON not found (Debian's python3 is needed)"
@@ -70,6 +75,16 @@ if [ -f "$PREFIX/.complete" ]; then
   exit 0
 fi
 
+LOG="${DFSEG_LOG_DIR:-$REPO/build/logs}/$FLAVOUR-build.log"
+STEP="caffe/build.sh:"
+if [ "$GPU" = 1 ]; then
+  say "building Caffe with CUDA into $PREFIX: long from a clean cache (about 40 min here, docs/gpu.md), minutes with a warm ccache; log: ${LOG#"$REPO"/}"
+else
+  say "building Caffe (CPU) into $PREFIX: about 3-4 min on 2 cores from scratch, under a minute with a warm ccache; log: ${LOG#"$REPO"/}"
+fi
+mkdir -p "$(dirname "$LOG")"
+: > "$LOG"
+
 # ---- build dependencies (Debian 12 package names) ----
 APT_PACKAGES=(build-essential cmake ccache pkg-config
   libopenblas-dev libboost-system-dev libboost-thread-dev libboost-filesystem-dev
@@ -83,9 +98,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   [ "${DFSEG_SKIP_APT:-0}" = 1 ] && die "missing build dependencies: ${missing[*]}"
   SUDO=""
   [ "$(id -u)" = 0 ] || SUDO=sudo
-  say "installing build dependencies: ${missing[*]}"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  say "build dependencies missing: ${missing[*]}"
+  logged_step "$LOG" "$STEP updating apt's package lists (under a minute)" $SUDO apt-get update
+  logged_step "$LOG" "$STEP installing the build dependencies with apt (a few minutes on a fresh machine)" \
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
 fi
 
 # ---- source tree: one fixed work directory per flavour, so ccache hits across cache keys ----
@@ -95,8 +111,7 @@ exec 9>"$WORK/.lock"
 flock 9   # two builds at once would share the work tree
 SRC="$WORK/src"
 BLD="$WORK/build"
-say "fetching the Debian source package"
-bash caffe/fetch_source.sh "$SRC"
+logged_step "$LOG" "$STEP fetching Caffe's Debian source package (under a minute)" bash caffe/fetch_source.sh "$SRC"
 patch -s -p1 -d "$SRC" < caffe/patches/caffe-proto-pop-fork.patch
 for p in caffe/patches/*.patch; do
   [ "$p" = caffe/patches/caffe-proto-pop-fork.patch ] || patch -s -p1 -d "$SRC" < "$p"
@@ -130,29 +145,28 @@ if [ "$GPU" = 1 ]; then
     # (FindCUDA forgets a given nvcc when the toolkit root differs from its cached copy.)
     DEVICE+=(-DCUDA_NVCC_EXECUTABLE="$WORK/nvcc-ccache" -DCUDA_TOOLKIT_ROOT_DIR_INTERNAL="$CUDA_ROOT")
   fi
-  say "configuring (CUDA: $NVCC_RELEASE, sm $CUDA_ARCHS + PTX $CUDA_PTX, no cuDNN; OpenBLAS, python $PY_MM)"
+  CONFIGURE="CUDA: $NVCC_RELEASE, sm $CUDA_ARCHS + PTX $CUDA_PTX, no cuDNN; OpenBLAS, python $PY_MM"
+  COMPILE="CUDA, 5 GPU archs: long, see docs/gpu.md; minutes with a warm ccache"
 else
   DEVICE=(-DCPU_ONLY=ON)
-  say "configuring (CPU_ONLY, OpenBLAS, python $PY_MM)"
+  CONFIGURE="CPU_ONLY, OpenBLAS, python $PY_MM"
+  COMPILE="about 3 min on 2 cores from scratch; seconds with a warm ccache"
 fi
-cmake -S "$SRC" -B "$BLD" -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX="$PREFIX" \
+logged_step "$LOG" "$STEP configuring with CMake ($CONFIGURE)" \
+  cmake -S "$SRC" -B "$BLD" -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX="$PREFIX" \
   "${DEVICE[@]}" -DBLAS=Open -DUSE_OPENCV=ON -DUSE_LEVELDB=ON -DUSE_LMDB=ON -DUSE_NCCL=OFF \
   -DBUILD_python=ON -DBUILD_python_layer=ON -Dpython_version="$PY_MM" \
   -DPYTHON_EXECUTABLE="$SYSTEM_PYTHON" -DBUILD_docs=OFF -DBUILD_matlab=OFF \
-  "${LAUNCHER[@]}" > "$WORK/cmake.log" 2>&1 || { tail -n 40 "$WORK/cmake.log" >&2; die "cmake failed (log: $WORK/cmake.log)"; }
-grep -q "NumPy ver. 2" "$WORK/cmake.log" || say "warning: pycaffe is not built against numpy 2 headers; it may not import under the venv's numpy"
+  "${LAUNCHER[@]}"
+grep -q "NumPy ver. 2" "$LOG" || say "warning: pycaffe is not built against numpy 2 headers; it may not import under the venv's numpy"
 if [ "$GPU" = 1 ]; then
   # Caffe's CMake quietly falls back to CPU_ONLY when it does not find CUDA.
-  grep -q "CUDA detected" "$WORK/cmake.log" || { tail -n 40 "$WORK/cmake.log" >&2; die "CMake did not find CUDA in $CUDA_ROOT (log: $WORK/cmake.log)"; }
-  say "compiling with $JOBS jobs (CUDA, 5 GPU archs: long, see docs/gpu.md; minutes with a warm ccache)"
-else
-  say "compiling with $JOBS jobs (about 2.5 min on 2 cores from scratch; seconds with a warm ccache)"
+  grep -q "CUDA detected" "$LOG" || die "CMake did not find CUDA in $CUDA_ROOT (log: $LOG)"
 fi
-if ! make -C "$BLD" -j"$JOBS" 2>&1 | tee "$WORK/make.log" | grep --line-buffered -E '^\[ *[0-9]+%\] (Building|Linking)' >&2; then
-  grep -E -m 20 -A 5 'error' "$WORK/make.log" >&2 || tail -n 40 "$WORK/make.log" >&2
-  die "compilation failed (log: $WORK/make.log)"
-fi
-make -C "$BLD" install > "$WORK/install.log" 2>&1 || { tail -n 40 "$WORK/install.log" >&2; die "make install failed"; }
+# a parallel make's error can lie further up than the usual tail
+DFSEG_LOG_TAIL=${DFSEG_LOG_TAIL:-80} logged_step "$LOG" "$STEP compiling with $JOBS jobs ($COMPILE)" \
+  make -C "$BLD" -j"$JOBS"
+logged_step "$LOG" "$STEP installing into the cache (seconds)" make -C "$BLD" install
 if [ "$GPU" = 1 ]; then
   # A GPU library whose layers only fell back to the CPU would pass every CPU test: check
   # that our layers' GPU passes and their kernels are compiled in.
@@ -162,7 +176,7 @@ fi
 
 # ---- pycaffe shares dfseg's schema module (one caffe.proto per process) ----
 PYCAFFE="$PREFIX/lib/python3/dist-packages/caffe"
-[ -f "$PYCAFFE/_caffe.so" ] || die "pycaffe was not built (see $WORK/cmake.log)"
+[ -f "$PYCAFFE/_caffe.so" ] || die "pycaffe was not built (see $LOG)"
 mv "$PYCAFFE/proto/caffe_pb2.py" "$PYCAFFE/proto/caffe_pb2_protoc.py"
 cp caffe/pycaffe/caffe_pb2.py "$PYCAFFE/proto/caffe_pb2.py"
 cat > "$PREFIX/dfseg-build.txt" <<INFO

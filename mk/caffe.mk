@@ -2,9 +2,10 @@
 # fork's schema, cached under ~/.cache/dfseg/caffe/<key> and linked at build/caffe.
 .PHONY: caffe
 
-# caffe/build.sh is a quick no-op when the cached install for the current sources exists.
+# caffe/build.sh is a quick no-op when the cached install for the current sources exists;
+# a build says what it does in a few lines and keeps its output in build/logs/caffe-build.log.
 caffe: setup
-	bash caffe/build.sh build/caffe
+	@bash caffe/build.sh build/caffe
 
 # The Caffe-backed tests must run, never skip, wherever `make test` runs.
 test: caffe

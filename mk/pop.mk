@@ -5,6 +5,7 @@
 # POP vs random vs NSGA-II: writes bench/pop.json (+ bench/pop_details.json); then the same at
 # growing order-violation levels (pop/robustness.py, the measured level from
 # pop/measured_order.json): bench/pop_details.json -> robustness, bench/pop_robustness.png.
+# Both comparisons run the one search loop of pop/search_loop.py.
 bench-pop: setup
 	$(PY) -m pop.bench --seeds 5
 

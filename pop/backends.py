@@ -28,13 +28,14 @@ from typing import Callable, Mapping
 from prototxt_gen import caffe_pb2
 from prototxt_gen.generate import block_net, head_net, stem_net
 from tools.engines import EngineError, Protocol, compare, make_engine
+from dfseg.base.errors import InputError
 
 from .lut import LutKey, this_platform
 
 __all__ = ["BACKENDS", "Backend", "BackendError", "key_net", "make_backend", "current_platform_of"]
 
 
-class BackendError(RuntimeError):
+class BackendError(InputError, RuntimeError):
     pass
 
 

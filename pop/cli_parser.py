@@ -12,17 +12,30 @@ lies in [Tmin, Tmax] for the best speed/accuracy trade-off.  Latency is estimate
 look-up table of block latencies (Lat(x) = stem + sum of blocks + head); the partial order
 "shallower or narrower is less accurate" prunes every model that is slower than a known
 model at least as accurate, so far fewer models need training.
-
-  pop space          enumerate the search space S^ and report its size
-  pop lut build      profile every block configuration on this machine (incremental)
-  pop lut validate   compare estimated and measured whole-network latencies (Fig. 3a)
-  pop lut decoder    profile the decoder settings [C3,C4,C5] of a fixed backbone
-  pop search         run Algorithm 1 (creates the study, trains with one worker)
-  pop worker         join a study as one more worker (e.g. on PostgreSQL)
-  pop optuna         Optuna's NSGA-II (or TPE, random) on S^, skipping the models the partial
-                     order settles; same space, storage and evaluators as pop search
-  pop report         boundary table and Fig. 5, 7, 8a, 8b plots, one HTML page
 """
+
+# the subcommand table of --help, laid out for whatever name the command runs under
+SUBCOMMANDS = (
+    ("space", "enumerate the search space S^ and report its size"),
+    ("lut build", "profile every block configuration on this machine (incremental)"),
+    ("lut validate", "compare estimated and measured whole-network latencies (Fig. 3a)"),
+    ("lut decoder", "profile the decoder settings [C3,C4,C5] of a fixed backbone"),
+    ("search", "run Algorithm 1 (creates the study, trains with one worker)"),
+    ("worker", "join a study as one more worker (e.g. on PostgreSQL)"),
+    ("optuna", "Optuna's NSGA-II (or TPE, random) on S^, skipping the models the partial\n"
+               "order settles; same space, storage and evaluators as pop search"),
+    ("report", "boundary table and Fig. 5, 7, 8a, 8b plots, one HTML page"),
+)
+
+
+def _description(prog: str) -> str:
+    width = max(len(f"{prog} {name}") for name, _ in SUBCOMMANDS) + 3
+    rows = []
+    for name, text in SUBCOMMANDS:
+        first, *more = text.split("\n")
+        rows.append(f"  {f'{prog} {name}':<{width}}{first}")
+        rows += [f"  {'':<{width}}{line}" for line in more]
+    return DESCRIPTION + "\n" + "\n".join(rows) + "\n"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -165,8 +178,10 @@ def _add_report(sub) -> None:
     r.set_defaults(func=cmd_report)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="pop", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser(prog: str = "pop") -> argparse.ArgumentParser:
+    """The parser; ``prog`` is how usage lines name the command (``dfseg pop`` under ``dfseg``)."""
+    p = _Parser(prog=prog, description=_description(prog),
+                formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     for add in (_add_space, _add_lut, _add_search, _add_worker, _add_optuna, _add_report):

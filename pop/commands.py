@@ -6,6 +6,7 @@ import json
 import numpy as np
 
 from dfseg.base.atomic import atomic_write_text
+from dfseg.base.errors import InputError
 from dfseg.base.textfile import TextFileError, read_yaml
 
 from .backends import current_platform_of, make_backend
@@ -19,8 +20,8 @@ from .study import SearchSpec, create_study, run_worker
 from .validate import calibrate, validate
 
 
-class UsageError(Exception):
-    pass
+class UsageError(InputError):
+    """A flag or a combination of flags that cannot work; the message says which."""
 
 
 def _space_config(args):

@@ -32,9 +32,10 @@ from prototxt_gen.encoding import (
     parse_encoding,
 )
 from dfseg.base.textfile import TextFileError, read_text
+from dfseg.base.errors import InputError
 
 
-class EvaluationError(RuntimeError):
+class EvaluationError(InputError, RuntimeError):
     pass
 
 

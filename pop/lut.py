@@ -30,6 +30,7 @@ from prototxt_gen.encoding import Backbone, BasicBlock, Block, BottleneckBlock
 from tools.engines.machine import cpu_model
 from dfseg.base.textfile import TextFileError, read_json
 from dfseg.base.atomic import atomic_write_text
+from dfseg.base.errors import InputError
 
 from .estimate import STEM_OUT, block_placements, conv_out, head_channels, stage_resolutions
 from .space_config import SpaceConfig, may_follow
@@ -38,7 +39,7 @@ FORMAT = "dfseg-pop-lut"
 VERSION = 1
 
 
-class LutError(ValueError):
+class LutError(InputError, ValueError):
     pass
 
 

@@ -35,29 +35,26 @@ from __future__ import annotations
 
 import json
 import time
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
-import optuna
 
-from .algorithm import HypervolumeTracker, PartialOrderPruning, hypervolume
+from .algorithm import hypervolume
 from .evaluators import Surrogate
 from .noise import comparable_pairs, inverted_share, noisy, sigma_for_share
-from .noise_aware import pruning_state
-from .sampler import PartialOrderSampler, SpaceParams
+from .search_loop import MAX_ASKS, METHODS, POP_VARIANTS, TARGET, run_method
 from prototxt_gen.encoding import parse_encoding
 from dfseg.base.atomic import atomic_save_figure, atomic_write_text
+from dfseg.base.errors import InputError
 from dfseg.base.textfile import TextFileError, read_json
 
-MEASURED_FILE = Path(__file__).with_name("measured_order.json")
-METHODS = ("pop", "pop_boundary", "pop_noise_aware", "pop_noise_aware_boundary", "random", "nsga2", "nsga2_order")
-POP_VARIANTS = ("pop", "pop_boundary", "pop_noise_aware", "pop_noise_aware_boundary")
+# package data (pyproject.toml), so an installed dfseg has it too
+MEASURED_FILE = resources.files("pop") / "measured_order.json"
 PAIRS = 20_000
-TARGET = 0.99
-MAX_ASKS = 10_000   # NSGA-II draws (repeats and draws outside Ŝ are asks, not trainings)
 
 
-class MeasuredOrderError(ValueError):
+class MeasuredOrderError(InputError, ValueError):
     """The measured order check (``--measured``) cannot be read or makes no noise level."""
 
 
@@ -110,86 +107,6 @@ def level_accuracies(level: dict, encodings: list[str], keys: np.ndarray, seed: 
     pairs = comparable_pairs(keys, PAIRS, seed)
     sigma = sigma_for_share(clean, pairs, level["target_inverted_pct"] / 100.0, seed)
     return noisy(clean, sigma, seed), clean, sigma
-
-
-# ----------------------------------------------------------------------------- methods
-class _Curve:
-    """HV fraction after each training, until the target or the budget."""
-
-    def __init__(self, ref, exhaustive):
-        self.hv = HypervolumeTracker(*ref)
-        self.exhaustive = exhaustive
-        self.values: list[float] = []
-
-    def add(self, lat, acc) -> bool:
-        self.values.append(self.hv.add(float(lat), float(acc)) / self.exhaustive)
-        return self.values[-1] >= TARGET
-
-    def result(self) -> dict:
-        reached = bool(self.values) and self.values[-1] >= TARGET
-        return {"trainings": len(self.values) if reached else None, "curve": np.asarray(self.values),
-                "final_hv": self.values[-1] if self.values else 0.0}
-
-
-def run_algorithm1(state: PartialOrderPruning, lat, acc, truth, budget, curve: _Curve) -> dict:
-    for _ in range(budget):
-        x = state.next_candidate()
-        if x is None:
-            break
-        state.add(x, acc[x])
-        if curve.add(lat[x], truth[x]):
-            break
-    return curve.result()
-
-
-def run_random(lat, truth, seed, budget, curve: _Curve) -> dict:
-    for x in np.random.default_rng(seed).permutation(lat.size)[:budget]:
-        if curve.add(lat[x], truth[x]):
-            break
-    return curve.result()
-
-
-def run_nsga2(space, acc, truth, seed, budget, curve: _Curve, order: bool, max_asks: int = MAX_ASKS) -> dict:
-    """NSGA-II; a draw outside Ŝ is a failed trial, a repeated one is told its known result —
-    neither is a training.  With ``order`` the sampler never proposes a settled model."""
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    base = optuna.samplers.NSGAIISampler(seed=seed, population_size=50)
-    sampler = PartialOrderSampler(space, base=base, seed=seed, noise_aware=True) if order else base
-    params = sampler.params if order else SpaceParams(space)
-    study = optuna.create_study(directions=["minimize", "maximize"], sampler=sampler)
-    seen: set[int] = set()
-    for _ in range(max_asks):
-        if len(seen) >= budget or (order and sampler.exhausted):
-            break
-        t = study.ask()
-        i = params.suggest(t)
-        if i is None:
-            study.tell(t, state=optuna.trial.TrialState.FAIL)
-            continue
-        values = (float(space.latency[i]), float(acc[i]))
-        if i not in seen:
-            seen.add(i)
-            if curve.add(values[0], truth[i]):
-                study.tell(t, values)
-                break
-        study.tell(t, values)
-    return curve.result()
-
-
-def run_method(method, space, keys, acc, truth, seed, budget, ref, exhaustive, max_asks: int = MAX_ASKS) -> dict:
-    """One search; decisions on `acc` (what training returned), hypervolume on `truth`."""
-    lat = space.latency
-    curve = _Curve(ref, exhaustive)
-    if method in POP_VARIANTS:
-        rule = "noise-aware" if method.startswith("pop_noise_aware") else "pop"
-        sampling = "boundary" if method.endswith("_boundary") else "uniform"
-        state = pruning_state(rule, keys, lat, seed, 10 ** 9, sampling=sampling)
-        return run_algorithm1(state, lat, acc, truth, budget, curve)
-    if method == "random":
-        return run_random(lat, truth, seed, budget, curve)
-    if method in ("nsga2", "nsga2_order"):
-        return run_nsga2(space, acc, truth, seed, budget, curve, order=method == "nsga2_order", max_asks=max_asks)
-    raise ValueError(f"unknown method {method!r}")
 
 
 # ----------------------------------------------------------------------------- one level

@@ -12,13 +12,14 @@ from pathlib import Path
 
 from prototxt_gen.encoding import WIDTH_CHOICES, BasicBlock, Block, BottleneckBlock, STAGE_NAMES
 from dfseg.base.textfile import TextFileError, read_yaml
+from dfseg.base.errors import InputError
 
 __all__ = ["SpaceConfig", "SpaceError", "StageSpec", "block_from_choice", "may_follow"]
 
 _FIELDS = {"stages", "input_size", "num_classes", "latency_ms"}
 
 
-class SpaceError(ValueError):
+class SpaceError(InputError, ValueError):
     """Bad search-space configuration; the message says which field."""
 
 

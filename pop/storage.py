@@ -7,9 +7,11 @@ import time
 import optuna
 import sqlalchemy as sa
 
+from dfseg.base.errors import InputError
+
 from .storage_url import resolve_storage_url
 
-class StudyError(RuntimeError):
+class StudyError(InputError, RuntimeError):
     pass
 
 

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import importlib.util
 
+from dfseg.base.errors import InputError
+
 # SQLAlchemy driver name -> (module it imports, what to pip install)
 PG_DRIVERS = {"psycopg": ("psycopg", "psycopg[binary]"), "psycopg2": ("psycopg2", "psycopg2-binary"),
               "pg8000": ("pg8000", "pg8000")}
 
 
-class StorageUrlError(ValueError):
+class StorageUrlError(InputError, ValueError):
     """The URL names a database whose driver is not installed; the message says what to do."""
 
 

@@ -23,16 +23,12 @@ from dataclasses import dataclass, field
 
 from . import caffe_pb2
 from .netio import read_net
-# Caffe's preparation steps, re-exported: tools and tests import them from here.
-from .netprep import (PHASES, AnalysisError, filter_net, insert_splits,  # noqa: F401
-                      layer_included, phase_view, prepare_net, split_blob_name,
-                      split_layer_name, upgrade_net_input)
-from .shapes import LOSS_TYPES, RULES, NeedsInputShape, Shape, ShapeError
+from .netprep import AnalysisError, prepare_net
+from .shapes import LOSS_TYPES, RULES, NeedsInputShape, Shape, ShapeError, is_data_layer
+
+__all__ = ["AnalysisError", "LayerInfo", "NetAnalysis", "TopInfo", "analyze", "stated_phase"]
 
 BYTES_PER_FLOAT = 4
-# Layer types whose first top is the network input that --input replaces.
-DATA_TYPES = {"Input", "ImageData", "Data", "MemoryData", "DummyData", "HDF5Data",
-              "WindowData", "DenseImageData"}
 
 
 @dataclass(frozen=True)
@@ -126,15 +122,11 @@ def _format_tops(tops: list[TopInfo]) -> str:
 
 # --------------------------------------------------------------------------- analysis
 
-def parse_input_shape(text: str) -> Shape:
-    """"1x3x1024x2048" -> (1, 3, 1024, 2048)."""
-    try:
-        dims = tuple(int(d) for d in text.lower().replace("*", "x").split("x"))
-    except ValueError:
-        raise ValueError(f"input shape {text!r} is not of the form NxCxHxW (e.g. 1x3x1024x2048)") from None
-    if not dims or any(d <= 0 for d in dims):
-        raise ValueError(f"input shape {text!r} must have positive dimensions")
-    return dims
+def stated_phase(net: caffe_pb2.NetParameter) -> str:
+    """The phase a net's ``state`` names (a Caffe log prints the state it built), or TEST."""
+    if net.HasField("state") and net.state.HasField("phase"):
+        return caffe_pb2.Phase.Name(net.state.phase)
+    return "TEST"
 
 
 def _source_tops(layer: caffe_pb2.LayerParameter, stated: list[Shape] | None,
@@ -175,7 +167,7 @@ class _CallerShapes:
         if layer.bottom:
             return overrides
         if (self.input_shape is not None and not self.input_used
-                and (layer.type in DATA_TYPES or layer.type == "Python") and layer.top):
+                and is_data_layer(layer) and layer.top):
             overrides[0] = self.input_shape
             self.input_used = True
         for j, name in enumerate(layer.top):

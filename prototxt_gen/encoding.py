@@ -24,13 +24,15 @@ import re
 from dataclasses import dataclass, field
 from typing import Union
 
+from dfseg.base.errors import InputError
+
 WIDTH_CHOICES = (64, 128, 256, 512, 1024)
 STEM_WIDTHS = (32, 64)
 STAGE_NAMES = ("res2", "res3", "res4")  # release names of paper stages 3, 4, 5
 WC_CHOICES = ("K", 32, 64, 128, 256, 512)  # K = number of classes
 
 
-class EncodingError(ValueError):
+class EncodingError(InputError, ValueError):
     """An impossible or malformed architecture encoding; the message says where."""
 
 

@@ -30,10 +30,10 @@ from . import layers as L
 from .backbone import OUTPUT_STRIDE, backbone, block, feature_size, stem
 from .decoder import InterpSizes, decoder, pyramid_pooling
 from .encoding import Backbone, Block, SegmentationNet
-from .models import NamedModel, resolve
+from .models import NamedModel, load_model, model_names, resolve
 from .netbuilder import NetBuilder
+from .netio import write_net
 from . import zoo
-from dfseg.base.atomic import atomic_write_text
 
 FORMS = ("val", "val_mergebn", "train", "deploy", "deploy_mergebn", "caffetime", "caffetime_mergebn")
 IGNORE_LABEL = 255
@@ -55,6 +55,12 @@ class DataConfig:
     # random scaling and stretching of the training images (the POP fork's img_rand_*)
     rand_h: tuple[int, int] | None = None
     rand_w: tuple[int, int] | None = None
+    # The Python layer (module, class) that reads segmentation training pairs: BVLC's
+    # ImageData reads one integer label per image.  The training package provides it, so its
+    # name comes from the caller (the training code, the generator's command); without it the
+    # train form's data layers name no module: enough to analyse or compare the net, not to
+    # train it.
+    pairs_reader: tuple[str, str] | None = None
 
 
 IMAGENET = DataConfig(val_list="data/imagenet/val_256xN_list.txt", train_source="data/imagenet/train_lmdb",
@@ -64,12 +70,6 @@ CITYSCAPES = DataConfig(val_list="data/cityscapes/img_val_1024x2048_list.txt",
                         train_source="data/cityscapes/train_list.txt",
                         mean=(72.0, 83.0, 73.0), scale=0.008, val_batch=1, train_batch=8,
                         crop=(1024, 1024), test_size=(1024, 2048), rand_h=(512, 2048), rand_w=(1024, 4096))
-
-# Segmentation training reads image/label-map pairs through a Python data layer (BVLC's
-# ImageData reads one integer label per image); the training package provides it.
-SEG_DATA_MODULE = "solvers.data_layers"
-SEG_DATA_LAYER = "SegmentationDataLayer"
-
 
 def _model(model: str | NamedModel) -> NamedModel:
     return model if isinstance(model, NamedModel) else resolve(model)
@@ -86,7 +86,8 @@ def default_forms(model: str | NamedModel) -> tuple[str, ...]:
     return zoo.default_forms(named.net) if named.is_zoo else FORMS
 
 
-def _default_data(net) -> DataConfig:
+def default_data(net) -> DataConfig:
+    """The release's data settings for a net: Cityscapes for segmentation, else ImageNet."""
     return CITYSCAPES if isinstance(net, SegmentationNet) else IMAGENET
 
 
@@ -120,8 +121,8 @@ def _seg_pairs_data(data: DataConfig, phase: int) -> caffe_pb2.LayerParameter:
     """Image/label-map pairs: TRAIN crops, scales, stretches and mirrors; TEST reads whole images."""
     layer = caffe_pb2.LayerParameter(name="data", type="Python", top=["data", "label"])
     layer.include.add(phase=phase)
-    layer.python_param.module = SEG_DATA_MODULE
-    layer.python_param.layer = SEG_DATA_LAYER
+    if data.pairs_reader is not None:
+        layer.python_param.module, layer.python_param.layer = data.pairs_reader
     train = phase == L.TRAIN
     params = {"source": data.train_source if train else data.val_list,
               "batch_size": data.train_batch if train else data.val_batch,
@@ -253,7 +254,7 @@ def net_for(model: str | NamedModel, form: str = "val", input_size: tuple[int, i
     if named.is_zoo:
         return zoo.build_net(named.net, form, input_size, batch)
     net = named.net
-    data = data or _default_data(net)
+    data = data or default_data(net)
     classification = not isinstance(net, SegmentationNet)
     kind = form.removesuffix("_mergebn")
     input_hw = tuple(input_size) if input_size else data.test_size
@@ -312,6 +313,18 @@ def write_all(model: str | NamedModel, out_dir: str | Path, input_size: tuple[in
     written = {}
     for form in default_forms(named):
         path = out / form_filename(named.name, form)
-        atomic_write_text(path, to_text(net_for(named, form, input_size=input_size, data=data)))
-        written[form] = path
+        written[form] = write_net(net_for(named, form, input_size=input_size, data=data), path)
+    return written
+
+
+def write_release_set(out_dir: str | Path) -> list[Path]:
+    """Every file of the authors' release, under the release's own file names."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name in model_names():
+        model = load_model(name)
+        for kind, filename in model.release_files.items():
+            form = "val" if kind == "bn" else "val_mergebn"
+            written.append(write_net(net_for(model, form), out / filename))
     return written

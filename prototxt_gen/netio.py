@@ -1,15 +1,23 @@
-"""Reading Caffe ``NetParameter`` messages from prototxt files and from Caffe logs.
+"""Caffe ``NetParameter`` messages to and from prototxt text: the one reader of prototxt files
+and of the nets Caffe logs print, and the one writer.
 
-Every failure raises :class:`NetReadError`, whose text is one line of the form
-``path:line: message`` so that command-line tools can print it as is.
+Every reading failure raises :class:`NetReadError`, whose text is one line of the form
+``path:line: message`` so that command-line tools can print it as is.  It is a
+:class:`NetDefinitionError`, the error of a net that cannot be read or lacks what is asked of
+it (netprep's AnalysisError and the exporters' CaffeNetError are ones too).
 """
 from __future__ import annotations
 
+import os
 import re
 import sys
 from pathlib import Path
 
 from google.protobuf import text_format
+
+from dfseg.base.atomic import atomic_write_text
+from dfseg.base.errors import InputError
+from dfseg.base.textfile import TextFileError, read_text
 
 from . import caffe_pb2, unknown_fields
 
@@ -27,7 +35,11 @@ _GLOG_LINE = re.compile(r"^[IWEF]\d{4}(?:\d{4})? \d\d:\d\d:\d\d\.\d+\s+\d+ [^\]]
 _LINE_BREAKS = re.compile(r"[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]")
 
 
-class NetReadError(ValueError):
+class NetDefinitionError(InputError, ValueError):
+    """A network definition that cannot be read or does not have what is asked of it."""
+
+
+class NetReadError(NetDefinitionError):
     """A net could not be read; ``str()`` is ``path:line: message``."""
 
     def __init__(self, path: str, line: int | None, message: str):
@@ -110,8 +122,8 @@ def net_text_from_log(text: str, source: str = "<log>", index: int = 0) -> tuple
     if len(message.encode("utf-8", errors="replace")) >= GLOG_MAX_MESSAGE_BYTES - 3:
         raise NetReadError(source, end, f"the log's net is cut (glog prints at most "
                            f"{GLOG_MAX_MESSAGE_BYTES} bytes of a message, this net is longer): pass "
-                           "the prototxt Caffe was given instead, e.g. python -m tools.analyze "
-                           "NET.prototxt --phase TRAIN")
+                           "the prototxt Caffe was given instead (in the phase the log names, e.g. "
+                           "--phase TRAIN for a `caffe time` log)")
     return "\n".join(lines[begin:end]) + "\n", begin + 1
 
 
@@ -143,3 +155,20 @@ def read_net(path: str | Path, allow_unknown_fields: bool = False,
     if looks_like_log(text):
         return net_from_log(text, str(path), log_index, allow_unknown_fields)
     return parse_net_text(text, str(path), 1, allow_unknown_fields)
+
+
+def check_prototxt(path: str | os.PathLike) -> None:
+    """Fail as Caffe would on a prototxt it cannot parse, but with the reason: Caffe's own
+    message is "Failed to parse NetParameter file", the line and field are only in its log.
+    A binary file (a caffemodel passed by mistake) is named as such; V1 nets pass (Caffe
+    upgrades them)."""
+    try:
+        text = read_text(path, "prototxt (text)")
+    except TextFileError as e:
+        raise NetDefinitionError(str(e)) from None
+    parse_net_text(text, str(path), allow_v1=True)
+
+
+def write_net(net: caffe_pb2.NetParameter, path: str | os.PathLike) -> Path:
+    """Write ``net`` as a prototxt; the old file stays until the new one is complete."""
+    return atomic_write_text(path, text_format.MessageToString(net))

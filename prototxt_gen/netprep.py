@@ -1,14 +1,19 @@
 """Caffe's preparation of a net before it sets up a layer (``Net::Init``): the upgrade of
 old-style inputs (upgrade_proto.cpp ``UpgradeNetInput``), the phase filter (net.cpp
-``FilterNet``) and the inserted ``Split`` layers (insert_splits.cpp)."""
+``FilterNet``) and the inserted ``Split`` layers (insert_splits.cpp); and the one hand-over
+of a net's data layers to an Input layer: of given shapes for every data blob
+(:func:`with_input_layer`), or of one shape for the image blob alone, the label side dropped
+(:func:`with_image_input`, as `caffe time` and a deployed net see a net)."""
 from __future__ import annotations
 
 from . import caffe_pb2
+from .netio import NetDefinitionError
+from .shapes.catalogue import is_data_layer, is_scoring_layer
 
 PHASES = {"TRAIN": caffe_pb2.TRAIN, "TEST": caffe_pb2.TEST}
 
 
-class AnalysisError(ValueError):
+class AnalysisError(NetDefinitionError):
     """The net cannot be set up; the message names the layer and its type."""
 
 
@@ -163,3 +168,72 @@ def insert_splits(net: caffe_pb2.NetParameter) -> tuple[caffe_pb2.NetParameter, 
 def prepare_net(net: caffe_pb2.NetParameter, phase: str = "TEST") -> tuple[caffe_pb2.NetParameter, set[str]]:
     """The net Caffe actually sets up: upgraded, filtered by phase, with Split layers."""
     return insert_splits(filter_net(upgrade_net_input(net), phase))
+
+
+def with_input_layer(net: caffe_pb2.NetParameter,
+                     shapes: dict[str, tuple[int, ...]]) -> caffe_pb2.NetParameter:
+    """Copy of ``net`` whose data layers producing the blobs in ``shapes`` are replaced by one
+    Input layer giving each blob its shape (e.g. {"data": (1, 3, 1024, 2048), "label": ...});
+    old-style input fields count as a data layer."""
+    try:
+        net = upgrade_net_input(net)
+    except AnalysisError as e:
+        raise AnalysisError(f"net {net.name!r}: {e}") from None
+    kept, replaced = [], set()
+    for layer in net.layer:
+        if is_data_layer(layer) and set(layer.top) & shapes.keys():
+            replaced.update(layer.top)
+        else:
+            kept.append(layer)
+    missing = shapes.keys() - replaced
+    if missing:
+        raise AnalysisError(f"net {net.name!r}: no data layer produces {sorted(missing)}")
+    unshaped = replaced - shapes.keys()
+    if unshaped:
+        raise AnalysisError(f"net {net.name!r}: the data layer also produces {sorted(unshaped)}; "
+                            "give a shape for it too")
+    layer = caffe_pb2.LayerParameter(name="input", type="Input", top=list(shapes))
+    for dims in shapes.values():
+        layer.input_param.shape.add(dim=list(dims))
+    out = caffe_pb2.NetParameter()
+    out.CopyFrom(net)
+    del out.layer[:]
+    out.layer.append(layer)
+    out.layer.extend(kept)
+    return out
+
+
+def with_image_input(net: caffe_pb2.NetParameter, shape: tuple[int, ...],
+                     phase: str | None = None) -> caffe_pb2.NetParameter:
+    """Copy of ``net`` fed by one Input layer of ``shape`` for its image blob (the first top of
+    its first data layer, or its first old-style input); the other data blobs (labels) go, with
+    every layer that reads them and, transitively, what reads those.  With ``phase``, the layers
+    Caffe would not run in that phase, and the evaluation and loss layers, go too and the rest
+    lose their include/exclude rules (a deploy net); without it every phase's layers stay (what
+    `caffe time --phase` then filters itself)."""
+    data_layers = [layer for layer in net.layer if is_data_layer(layer)]
+    if net.input:
+        image, unavailable = net.input[0], set(net.input[1:])
+    elif data_layers:
+        image = data_layers[0].top[0]
+        unavailable = {t for layer in data_layers for t in layer.top} - {image}
+    else:
+        raise AnalysisError(f"net {net.name!r} has no data layer or input to resize")
+    state = caffe_pb2.NetState(phase=PHASES[phase]) if phase else None
+    out = caffe_pb2.NetParameter()
+    out.CopyFrom(net)
+    del out.input[:], out.input_dim[:], out.input_shape[:], out.layer[:]
+    entry = out.layer.add(name="input", type="Input", top=[image])
+    entry.input_param.shape.add(dim=[int(d) for d in shape])
+    for layer in net.layer:
+        if is_data_layer(layer) or (state is not None and not layer_included(layer, state)):
+            continue
+        if unavailable & set(layer.bottom) or (state is not None and is_scoring_layer(layer)):
+            unavailable.update(layer.top)
+            continue
+        kept = out.layer.add()
+        kept.CopyFrom(layer)
+        if state is not None:
+            kept.ClearField("include")
+            kept.ClearField("exclude")
+    return out

@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from .augment import apply
-from .caffe_env import load_caffe
+from tools.runtime.caffe import load_caffe
 from .data_sources import ClassificationSource, DataParams, SegmentationSource
 
 caffe = load_caffe()

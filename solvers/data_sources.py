@@ -1,13 +1,13 @@
 """Random-access readers for the Python data layers (no Caffe needed).
 
 * :class:`ClassificationSource` — an LMDB of encoded ``Datum`` records (our
-  :mod:`tools.lmdb_tools`, or Caffe's ``convert_imageset``) or a ``path label`` list file.
+  :mod:`tools.data.lmdb_store`, or Caffe's ``convert_imageset``) or a ``path label`` list file.
 * :class:`SegmentationSource` — an ``image label`` list file (label maps in train ids, e.g.
-  from ``tools.cityscapes_data list``) or an image LMDB plus a label LMDB with the same keys.
+  from ``python -m tools.cityscapes_data list``) or an image LMDB plus a label LMDB with the same keys.
 
 Every record is checked as it is read: an undecodable file, a label map whose size differs
 from its image's, or a label outside ``[0, num_classes)`` (other than the ignore label)
-raises :class:`~tools.lmdb_tools.DataError` naming the file or record.
+raises :class:`~tools.data.lmdb_store.DataError` naming the file or record.
 """
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from tools.cityscapes_data import read_pair_list
-from tools.lmdb_tools import DataError, decode_datum, open_readonly, read_image, read_list_file
+from tools.data.cityscapes_dataset import read_pair_list
+from tools.data.lmdb_store import DataError, decode_datum, open_readonly, read_image, read_list_file
 
 from .augment import Transform
 

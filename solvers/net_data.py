@@ -14,20 +14,26 @@ from dataclasses import replace
 from prototxt_gen import caffe_pb2
 from prototxt_gen.generate import DataConfig, net_for
 from prototxt_gen.models import resolve
+from prototxt_gen.shapes import is_data_layer
 
 from .data_sources import DataParams
 
+# Our Python data layers (solvers/data_layers.py): what the generated nets name.
 DATA_MODULE = "solvers.data_layers"
 CLASSIFICATION_LAYER = "ClassificationDataLayer"
 SEGMENTATION_LAYER = "SegmentationDataLayer"
-_DATA_TYPES = {"Data", "ImageData", "Python"}
+SEGMENTATION_READER = (DATA_MODULE, SEGMENTATION_LAYER)
 
 
 def params_from_layer(layer: caffe_pb2.LayerParameter) -> DataParams:
     """Read a Caffe ``Data`` / ``ImageData`` layer's settings (including the POP fork's
-    random scaling and stretching and rectangular crop) as Python-layer parameters."""
+    random scaling and stretching and rectangular crop), or our Python layer's, as
+    Python-layer parameters."""
     if layer.type == "Python":
         return DataParams.from_json(layer.python_param.param_str)
+    if layer.type not in ("Data", "ImageData"):
+        raise ValueError(f"data layer {layer.name!r}: a {layer.type} layer cannot be read as our "
+                         "Python data layer's parameters (Data, ImageData or Python only)")
     t = layer.transform_param
     crop = None
     if t.HasField("crop_h") or t.HasField("crop_w"):
@@ -73,7 +79,7 @@ def with_data(net: caffe_pb2.NetParameter, *, train: dict | None = None, test: d
     out.CopyFrom(net)
     found = set()
     for i, layer in enumerate(out.layer):
-        if layer.type not in _DATA_TYPES or "data" not in layer.top:
+        if not is_data_layer(layer) or layer.type == "Input" or "data" not in layer.top:
             continue
         if layer.type == "Python" and layer.python_param.module != DATA_MODULE:
             continue
@@ -144,7 +150,7 @@ def segmentation_train_net(encoding: str, *, train_list: str, val_list: str, num
     """The generator's DF-Seg ``train`` form on ``image label`` lists (train ids)."""
     data = DataConfig(val_list=val_list, train_source=train_list, mean=tuple(mean), scale=scale, val_batch=1,
                       train_batch=batch_size, crop=tuple(crop), test_size=tuple(test_size),
-                      rand_h=rand_h, rand_w=rand_w)
+                      rand_h=rand_h, rand_w=rand_w, pairs_reader=SEGMENTATION_READER)
     net = net_for(resolve(encoding, num_classes), "train", data=data)
     common = dict(num_classes=num_classes, mean=tuple(mean), scale=scale, ignore_label=ignore_label)
     net = with_data(net, segmentation=True,

@@ -6,11 +6,11 @@ Implements the POP engine's interface (``pop.evaluators.Evaluator``)::
 
 For a backbone encoding, the generator's ``train`` form (:func:`solvers.net_data.classification_train_net`)
 is trained on a classification task (:class:`ClassificationTask`: LMDBs, input size, classes,
-iterations, learning rate) with an SGD/poly solver, through :func:`solvers.runner.train`; the
+iterations, learning rate) with an SGD/poly solver, through :func:`solvers.training.train`; the
 result is the validation top-1 of the final weights over the whole validation set.
 
-Every candidate trains in its own process (``python -m solvers.pop_evaluator candidate
-WORKDIR``): a Caffe ``CHECK`` failure aborts that process, not the search, and several
+Every candidate trains in its own process (a child Python running :func:`train_in_child` on
+its workdir): a Caffe ``CHECK`` failure aborts that process, not the search, and several
 candidates train at once on separate workers — separate ``pop worker`` processes, or
 :meth:`CaffeEvaluator.evaluate_many` here.  The CPU threads per candidate are set with
 ``threads`` (OpenBLAS / OpenMP).
@@ -21,7 +21,6 @@ solvers.pop_evaluator:CaffeEvaluator``): the task then comes from the file named
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -37,10 +36,12 @@ from dfseg.base.atomic import atomic_write_text
 from dfseg.base.textfile import TextFileError, read_yaml
 
 from .net_data import classification_train_net
-from .runner import train
-from .solver_gen import sgd_solver, write_solver
+from .solver_recipes import sgd_solver, write_solver
+from .training import train
 
 TASK_ENV = "DFSEG_POP_TASK"
+# The child process's whole program: no command module, only this library's entry point.
+_CHILD = "import sys; from solvers.pop_evaluator import train_in_child; sys.exit(train_in_child(sys.argv[1]))"
 
 
 @dataclass(frozen=True)
@@ -161,7 +162,7 @@ class CaffeEvaluator(Evaluator):
         log = workdir / "train.log"
         with log.open("w") as f:
             try:
-                proc = subprocess.run([sys.executable, "-m", "solvers.pop_evaluator", "candidate", str(workdir)],
+                proc = subprocess.run([sys.executable, "-c", _CHILD, str(workdir)],
                                       stdout=f, stderr=subprocess.STDOUT, env=env, timeout=self.task.timeout_s)
             except subprocess.TimeoutExpired:
                 raise EvaluationError(f"{encoding}: training exceeded {self.task.timeout_s:g} s ({log})") from None
@@ -186,21 +187,16 @@ class CaffeEvaluator(Evaluator):
 
 
 # --------------------------------------------------------------------------- child process
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m solvers.pop_evaluator")
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    c = sub.add_parser("candidate", help="(internal) train the candidate described by WORKDIR/task.json")
-    c.add_argument("workdir", type=pathlib.Path)
-    args = ap.parse_args(argv)
-    spec = json.loads((args.workdir / "task.json").read_text())
+def train_in_child(workdir: str | pathlib.Path) -> int:
+    """The child process's work: train the candidate that ``WORKDIR/task.json`` describes.
+    Its stdout and stderr are ``train.log``: the record on success (0); on failure (2) the
+    error as the log's last line, which :meth:`CaffeEvaluator.evaluate` quotes."""
+    workdir = pathlib.Path(workdir)
+    spec = json.loads((workdir / "task.json").read_text())
     try:
-        record = train_candidate(spec["encoding"], ClassificationTask.from_dict(spec["task"]), args.workdir)
+        record = train_candidate(spec["encoding"], ClassificationTask.from_dict(spec["task"]), workdir)
     except Exception as e:
         print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
         return 2
     print(json.dumps(record))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -32,13 +32,13 @@ def paper_tables(reference_dir):
     return yaml.safe_load((reference_dir / "paper_tables.yaml").read_text())
 
 
-# Caffe comes from tools.caffe_locate.  `make test` builds it first (`make caffe`), so a
+# Caffe comes from tools.runtime.caffe.  `make test` builds it first (`make caffe`), so a
 # missing Caffe is a failure, never a skip.
 
 @pytest.fixture(scope="session")
 def caffe():
     """pycaffe, in CPU mode."""
-    from tools.caffe_locate import CaffeNotFound, import_caffe
+    from tools.runtime.caffe import CaffeNotFound, import_caffe
     try:
         module = import_caffe()
     except (CaffeNotFound, ImportError, OSError) as e:
@@ -50,7 +50,7 @@ def caffe():
 @pytest.fixture(scope="session")
 def caffe_bin() -> Path:
     """Path of the `caffe` command-line tool."""
-    from tools.caffe_locate import CaffeNotFound, caffe_binary
+    from tools.runtime.caffe import CaffeNotFound, caffe_binary
     try:
         return caffe_binary()
     except CaffeNotFound as e:

@@ -20,11 +20,12 @@ def analyze_cli(*args):
 
 
 def assert_one_line_error(proc, prefix):
+    """Exit 2, nothing on stdout, one line on stderr: run_cli's ``PROG: error: ...``."""
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert proc.stdout == ""
     assert "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
-    assert proc.stderr.startswith(prefix), proc.stderr
+    assert proc.stderr.startswith(f"python -m tools.analyze: {prefix}"), proc.stderr
 
 
 # --------------------------------------------------------------------------- netio

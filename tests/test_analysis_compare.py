@@ -125,5 +125,5 @@ def test_cli_exit_codes(tmp_path, reference_dir):
     broken = _cli(df1, bad)
     assert broken.returncode == 2
     assert broken.stdout == ""
-    assert broken.stderr.startswith(f"error: {bad}:3: ")
+    assert broken.stderr.startswith(f"python -m tools.compare_prototxt: error: {bad}:3: ")
     assert "Traceback" not in broken.stderr and len(broken.stderr.splitlines()) == 1

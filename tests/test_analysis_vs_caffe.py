@@ -3,7 +3,7 @@
 "Memory required for data"; ours must print the same, layer for layer.  Nets our analysis
 rejects must make Caffe fail too.
 
-Caffe comes from tools.caffe_locate (`make caffe`); a missing Caffe fails these tests, it
+Caffe comes from tools.runtime.caffe (`make caffe`); a missing Caffe fails these tests, it
 does not skip them."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""tools.bench: paper figures, the OpenCV hand-over rewrite, and one real end-to-end run.
+"""tools.bench (tools.engines.head_to_head, tools.report.head_to_head): paper figures, the OpenCV hand-over rewrite, and one real end-to-end run.
 Needs `make caffe` (a missing Caffe fails, never skips) and the reference material."""
 from __future__ import annotations
 
@@ -10,16 +10,20 @@ from pathlib import Path
 import pytest
 
 from prototxt_gen import caffe_pb2
-from prototxt_gen.analysis import phase_view as inference_view
-from tools.bench import ICNET_HW, padded, paper_figures
+from prototxt_gen.netprep import phase_view as inference_view
+from tools.engines.head_to_head import ICNET_HW
+from tools.models.registry import run_size
+from tools.report.paper import read_paper_tables, titanx_figures
 from tools.engines.nets import explicit_interp_sizes, prepare_net
-from tools.export.netparam import legacy_inputs_to_layer, load_net, read_net
+from prototxt_gen.netio import read_net
+from prototxt_gen.netprep import upgrade_net_input
+from tools.export.pycaffe_net import load_net
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 def test_paper_figures(reference_dir):
-    figures = paper_figures()
+    figures = titanx_figures(read_paper_tables())
     assert figures[("DF1-Seg", "1024x2048")] == (None, 30.7)
     assert figures[("ICNet", "1025x2049")] == (None, 30.3)
     assert figures[("DF1-Seg", "360x640")] == (3.65, 274.0)
@@ -27,7 +31,7 @@ def test_paper_figures(reference_dir):
 
 
 def test_icnet_interp_made_explicit_for_opencv(caffe, reference_dir):
-    param = legacy_inputs_to_layer(read_net(reference_dir / "icnet" / "icnet_cityscapes.prototxt"))
+    param = upgrade_net_input(read_net(reference_dir / "icnet" / "icnet_cityscapes.prototxt"))
     net = load_net(caffe, param)
     shapes = {name: blob.data.shape for name, blob in net.blobs.items()}
     rewritten = explicit_interp_sizes(prepare_net(param))
@@ -65,19 +69,22 @@ def test_bench_end_to_end_on_icnet(caffe, reference_dir, tmp_path):
         assert run["error"] is None, run["error"]
         assert run["fps"] > 0 and run["input_hw"] == list(ICNET_HW)
         lo, hi = run["ci95_ms"]
-        assert run["min_ms"] <= run["forward_ms"] and lo <= run["forward_ms"] <= hi
+        assert run["min_ms"] <= run["median_ms"] and lo <= run["median_ms"] <= hi
+        assert run["samples"] >= 2 and run["protocol"]["rounds"] == 2 and run["machine"]["cpu"]
     assert runs["caffe"]["paper_fps"] == 30.3 and runs["caffe"]["layers"]
     assert data["df1seg_over_icnet"]["paper"] == pytest.approx(30.7 / 30.3)
     assert data["df1seg_over_icnet"]["caffe"] is None   # no DF1-Seg in this run
     assert data["threads"] == 1 and data["protocol"]["caffe"]["rounds"] == 2
     assert data["machine"]["cpu"] and data["engines"]["caffe"]["version"]
-    assert data["models"]["ICNet"]["resolution"]["1025x2049"]["forward_ms"] == runs["caffe"]["forward_ms"]
+    entry = data["models"]["ICNet"]["resolution"]["1025x2049"]
+    assert entry["median_ms"] == runs["caffe"]["median_ms"] and entry["engine"] == "caffe"
+    assert entry["samples"] == 2 and entry["machine"]["cpu"] and entry["protocol"]["rounds"] == 2
     assert "| ICNet | caffe | 1025x2049 | 2 |" in (tmp_path / "results.md").read_text()
     assert (tmp_path / "fps.png").stat().st_size > 0
 
 
 def test_table4_sizes_padded_to_stride_32():
-    assert padded((360, 640)) == (384, 640)
-    assert padded((720, 1280)) == (736, 1280)
-    assert padded((1080, 1920)) == (1088, 1920)
-    assert padded((1024, 2048)) == (1024, 2048)
+    assert run_size("df1seg", (360, 640)) == (384, 640)
+    assert run_size("df1seg", (720, 1280)) == (736, 1280)
+    assert run_size("df1seg", (1080, 1920)) == (1088, 1920)
+    assert run_size("df1seg", (1024, 2048)) == (1024, 2048)

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tools.caffe_locate import BUILT_CAFFE_GPU
-from tools.gpu_layers import LAYER_CASES, _forward_backward
+from tools.runtime.caffe import BUILT_CAFFE_GPU
+from tools.gpu.layers import LAYER_CASES, _forward_backward
 
 REPO = Path(__file__).resolve().parent.parent
 CHECK = REPO / "caffe" / "check_gpu_symbols.sh"
@@ -34,7 +34,7 @@ def _symbols(lib: Path) -> str:
 
 
 def test_cpu_build_fails_the_check(caffe):
-    from tools.caffe_locate import caffe_root
+    from tools.runtime.caffe import caffe_root
     lib = caffe_root() / "lib" / "libcaffe.so"
     assert "caffe::InterpLayer<float>::Forward_gpu(" in _symbols(lib)   # STUB_GPU's stub
     done = subprocess.run(["bash", str(CHECK), str(lib)], capture_output=True, text=True)
@@ -66,8 +66,8 @@ def test_gpu_library_links_cuda_from_its_toolkit(gpu_lib):
 CPU_MODE_SCRIPT = """
 import json, sys
 import numpy as np
-from tools.caffe_locate import import_caffe
-from tools.gpu_layers import LAYER_CASES, _forward_backward
+from tools.runtime.caffe import import_caffe
+from tools.gpu.layers import LAYER_CASES, _forward_backward
 caffe = import_caffe()
 out = {}
 for i, case in enumerate(LAYER_CASES):

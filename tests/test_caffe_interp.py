@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from prototxt_gen import caffe_pb2
-from tools.export.netparam import load_net
+from tools.export.pycaffe_net import load_net
 
 
 # ---- independent reference: pad/crop with NumPy, then separable np.interp on the

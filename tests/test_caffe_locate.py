@@ -1,4 +1,4 @@
-"""tools.caffe_locate finds dfseg's Caffe and rejects a Caffe without the Interp layer."""
+"""tools.runtime.caffe (and its command, tools.caffe_locate) finds dfseg's Caffe and rejects a Caffe without the Interp layer."""
 from __future__ import annotations
 
 import os
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tools.caffe_locate import BUILT_CAFFE, CaffeNotFound, caffe_binary, caffe_root, import_caffe
+from tools.runtime.caffe import BUILT_CAFFE, CaffeNotFound, caffe_binary, caffe_root, import_caffe
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -65,7 +65,7 @@ def test_caffe_without_interp_is_rejected_by_its_library(tmp_path):
     binary.write_text("#!/bin/sh\nexit 0\n")
     binary.chmod(0o755)
     (tmp_path / "lib" / "libcaffe.so").write_bytes(b"\0ConvolutionLayer\0ReLULayer\0")
-    code = ("from tools.caffe_locate import caffe_binary, CaffeNotFound\n"
+    code = ("from tools.runtime.caffe import caffe_binary, CaffeNotFound\n"
             "try:\n    caffe_binary()\nexcept CaffeNotFound as e:\n    print(e)\n")
     result = locate({"CAFFE_ROOT": str(tmp_path)}, code)
     assert "no Interp layer" in result.stdout
@@ -80,7 +80,7 @@ def test_repository_caffe_directory_does_not_shadow_pycaffe():
     """From the repository root `import caffe` finds caffe/ (build scripts) as a namespace
     package; import_caffe must still return pycaffe."""
     code = ("import caffe\nassert not hasattr(caffe, 'layer_type_list')\n"
-            "from tools.caffe_locate import import_caffe\n"
+            "from tools.runtime.caffe import import_caffe\n"
             "print('Interp' in import_caffe().layer_type_list())\n")
     result = locate({}, code)
     assert result.stdout.strip() == "True", result.stderr

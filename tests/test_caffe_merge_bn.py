@@ -13,8 +13,10 @@ from google.protobuf import text_format
 from prototxt_gen import caffe_pb2
 from prototxt_gen.generate import net_for
 from prototxt_gen.models import model_names
-from tools.merge_bn import MergeError, merge_files, merge_net, read_caffemodel
-from tools.export.netparam import load_net, read_net, with_input_layer, write_net
+from tools.export.merge_bn import MergeError, merge_files, merge_net, read_caffemodel
+from prototxt_gen.netio import read_net, write_net
+from prototxt_gen.netprep import with_input_layer
+from tools.export.pycaffe_net import load_net
 
 REPO = Path(__file__).resolve().parent.parent
 RELEASE_SEG_INPUT = {"data": (1, 3, 1024, 2048), "label": (1, 1, 1024, 2048)}

@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tools.export.netparam import legacy_inputs_to_layer, load_net, read_net, with_input_layer
+from prototxt_gen.netio import read_net
+from prototxt_gen.netprep import upgrade_net_input, with_input_layer
+from tools.export.pycaffe_net import load_net
 
 
 def assert_shapes_as_analysed(net, param, phase="TEST"):
@@ -30,7 +32,7 @@ def test_icnet_full_resolution_forward(caffe, reference_dir):
     with shrink_factor, zoom_factor and explicit sizes."""
     param = read_net(reference_dir / "icnet" / "icnet_cityscapes.prototxt")
     assert list(param.input_dim) == [1, 3, 1025, 2049]
-    net = load_net(caffe, legacy_inputs_to_layer(param))
+    net = load_net(caffe, upgrade_net_input(param))
     assert_shapes_as_analysed(net, param)
     out = run_random(net)
     shapes = {name: blob.data.shape for name, blob in net.blobs.items()}

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from prototxt_gen import caffe_pb2
-from tools.gpu_layers import analytic_gradient, numeric_gradient
-from tools.export.netparam import load_net
+from tools.gpu.layers import analytic_gradient, numeric_gradient
+from tools.export.pycaffe_net import load_net
 
 MAX = caffe_pb2.PoolingParameter.MAX
 REPO = Path(__file__).resolve().parent.parent
@@ -191,7 +191,7 @@ def test_mask_outside_the_output_aborts_with_the_layer_name(tmp_path):
     proto.write_text(text_format.MessageToString(unpool_net((1, 1, 2, 2), scale=2)))
     script = (
         "import numpy as np\n"
-        "from tools.caffe_locate import import_caffe\n"
+        "from tools.runtime.caffe import import_caffe\n"
         "caffe = import_caffe(); caffe.set_mode_cpu()\n"
         f"net = caffe.Net({str(proto)!r}, caffe.TEST)\n"
         "net.blobs['mask'].data[...] = 16\n"
@@ -239,7 +239,7 @@ def test_shuffle_rejects_groups_that_do_not_divide_the_channels(tmp_path):
     from google.protobuf import text_format
     proto = tmp_path / "bad.prototxt"
     proto.write_text(text_format.MessageToString(shuffle_net((1, 6, 2, 2), 4)))
-    script = ("from tools.caffe_locate import import_caffe\n"
+    script = ("from tools.runtime.caffe import import_caffe\n"
               "caffe = import_caffe(); caffe.set_mode_cpu()\n"
               f"caffe.Net({str(proto)!r}, caffe.TEST)\n")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO)

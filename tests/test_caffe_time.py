@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from prototxt_gen import caffe_pb2
-from tools.caffe_time import busy_cpu_report, with_timed_input
-from tools.export.netparam import read_net, write_net
+from prototxt_gen.netprep import with_image_input as with_timed_input
+from tools.engines.machine import busy_cpu_report
+from prototxt_gen.netio import read_net, write_net
 
 REPO = Path(__file__).resolve().parent.parent
 

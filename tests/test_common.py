@@ -6,6 +6,7 @@ import pytest
 
 from dfseg.base import (CliError, InputError, SizeError, TextFileError, atomic_write, atomic_write_group,
                           atomic_write_text, parse_hxw, read_json, read_yaml, run_cli)
+from dfseg.base.sizes import parse_hxw_list
 
 
 def test_failed_write_keeps_previous_file(tmp_path):
@@ -42,6 +43,13 @@ def test_parse_hxw(text, expected):
 def test_parse_hxw_rejects(text):
     with pytest.raises(SizeError):
         parse_hxw(text)
+
+
+def test_parse_hxw_list():
+    assert parse_hxw_list("360x640, 1024x2048,360x640") == [(360, 640), (1024, 2048)]
+    for bad in ("", "360x640,", "360x640,,1024x2048", "360x640;1024x2048", "３60x640"):
+        with pytest.raises(SizeError, match="^--sizes: size"):
+            parse_hxw_list(bad, "--sizes")
 
 
 def test_run_cli_one_line(capsys):

@@ -11,7 +11,8 @@ from prototxt_gen.models import load_model, model_names
 from prototxt_gen.reverse import encoding_of
 from tests.test_encoding import backbones
 from prototxt_gen.encoding import SegmentationNet, BasicBlock, BottleneckBlock
-from tools.compare_prototxt import compare_nets, load_net
+from prototxt_gen.compare import compare_nets
+from prototxt_gen.netio import read_net as load_net
 
 
 @pytest.mark.parametrize("release_file, model, form", [

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from tools.caffe_locate import CaffeNotFound, caffe_device
+from tools.runtime.caffe import CaffeNotFound, caffe_device
 from tools.engines import CaffeTimeError, CaffeTimeEngine, prepare_net
-from tools.gpu_check import CHECKS, find_gpu, gpu_build_problem
-from tools.registry import timing_net
+from tools.gpu.host import CHECKS, find_gpu, gpu_build_problem
+from tools.models.registry import timing_net
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -46,7 +46,7 @@ def test_bad_arguments_exit_2_with_one_line(tmp_path):
 
 
 def test_cpu_build_is_named_no_cuda_build(caffe):
-    from tools.caffe_locate import caffe_root
+    from tools.runtime.caffe import caffe_root
     assert "no CUDA build with our kernels" in gpu_build_problem(caffe_root())
     assert "make caffe-gpu" in gpu_build_problem(REPO / "build" / "no-such-caffe")
 
@@ -69,6 +69,8 @@ def test_net_and_timing_checks_run_on_the_cpu(caffe, tmp_path):
     assert nets["status"] == "pass" and nets["rows"][0]["max_scaled_diff"] == 0
     h2h = timing["head_to_head"]
     assert h2h["device"] == "cpu" and h2h["fps"]["df1seg"] > 0
+    record = h2h["timings"]["df1seg"]   # a timing record (tools.report.timings)
+    assert record["samples"] == 2 and record["protocol"]["rounds"] == 2 and record["engine"] == "caffe-time"
     if "icnet" in h2h["fps"]:   # ICNet needs the reference prototxt
         ratio = h2h["fps_ratio_df1seg_over_icnet"]
         assert ratio["ci95"][0] <= ratio["ratio"] <= ratio["ci95"][1]

@@ -1,5 +1,5 @@
-"""The GPU kit (`make gpu-kit`: tools/gpu_kit.py writes it, tools/gpu_kit_run.py is its run.py;
-docs/gpu.md, "The GPU kit").
+"""The GPU kit (`make gpu-kit`: tools/gpu_kit.py writes it with tools.gpu.kit_build,
+tools/gpu/kit/run.py is its run.py; docs/gpu.md, "The GPU kit").
 
 The kit's promise is that it runs where dfseg is not: the slow test here builds a bare
 virtualenv from Debian's /usr/bin/python3 that holds torch, numpy and what they declare they
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import importlib.util
 import json
 import os
 import shutil
@@ -25,11 +26,23 @@ import torch
 from torch import nn
 
 from tools import gpu_kit
-from tools import gpu_kit_core as core
-from tools import gpu_kit_run as kit_run
-from tools.gpu_check import run_torch_kit
+from tools.gpu.host import run_torch_kit
 
 REPO = Path(__file__).resolve().parent.parent
+KIT_SOURCES = REPO / "tools" / "gpu" / "kit"
+
+
+def _load(path: Path, name: str):
+    """A file of the kit, loaded by path as run.py loads its core (the kit is no package)."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+kit_run = _load(KIT_SOURCES / "run.py", "dfseg_gpu_kit_run")
+core = kit_run.core   # run.py's own gpu_kit_core, loaded from beside it
 NETS = ("df1seg", "icnet", "df1seg_d8", "dflite_seg", "df2seg1", "df2seg2")
 MAX_KIT_BYTES = 3_000_000
 
@@ -61,8 +74,8 @@ def test_the_kit_holds_the_modules_kit_json_and_run_py(kit, paper_tables):
     assert files == sorted([*(f"{n}.py" for n in NETS), *(f"256x512/{n}.py" for n in NETS),
                             "kit.json", "run.py", "gpu_kit_core.py"])
     assert not list(kit.rglob("*.pt")) and not list(kit.rglob("*.partial"))
-    assert (kit / "run.py").read_bytes() == (REPO / "tools" / "gpu_kit_run.py").read_bytes()
-    assert (kit / "gpu_kit_core.py").read_bytes() == (REPO / "tools" / "gpu_kit_core.py").read_bytes()
+    assert (kit / "run.py").read_bytes() == (KIT_SOURCES / "run.py").read_bytes()
+    assert (kit / "gpu_kit_core.py").read_bytes() == (KIT_SOURCES / "gpu_kit_core.py").read_bytes()
     assert sum(p.stat().st_size for p in kit.rglob("*") if p.is_file()) < MAX_KIT_BYTES
 
     description = json.loads((kit / "kit.json").read_text())
@@ -169,6 +182,7 @@ def test_the_kit_runs_on_the_cpu_without_dfseg(kit, bare_python, tmp_path):
     for key in NETS:
         t = fp32["nets"][key]
         assert len(t["samples_ms"]) == 2 and t["median_ms"] > 0 and t["min_ms"] <= t["median_ms"]
+        assert t["samples"] == 2 and t["ci95_ms"][0] <= t["median_ms"] <= t["ci95_ms"][1]
         assert t["fps"] == pytest.approx(1000 / t["median_ms"])
     ratio = fp32["df1seg_over_icnet_fps"]
     rounds = {key: np.array(fp32["nets"][key]["round_medians_ms"]) for key in ("df1seg", "icnet")}
@@ -225,7 +239,7 @@ def test_run_py_bad_size_in_the_bare_python(kit, bare_python, tmp_path):
 
 
 def test_run_py_alone_asks_for_the_whole_folder(bare_python, tmp_path):
-    shutil.copy(REPO / "tools" / "gpu_kit_run.py", tmp_path / "run.py")
+    shutil.copy(KIT_SOURCES / "run.py", tmp_path / "run.py")
     done = _run([bare_python, tmp_path / "run.py", "--device", "cpu"], cwd=tmp_path)
     assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
     assert "gpu_kit_core.py is missing: copy the whole kit folder" in done.stderr
@@ -394,5 +408,8 @@ def test_gpu_checks_torch_check_runs_the_kit(tmp_path):
     assert "6 nets against the CPU" in result["detail"] and "DF1-Seg/ICNet" in result["detail"]
     h2h = result["head_to_head"]
     assert h2h["engine"] == "torch" and set(h2h["fps"]["fp32"]) == set(NETS)
+    timing = h2h["timings"]["fp32"]["df1seg"]   # a timing record (tools.report.timings)
+    assert timing["engine"] == "torch fp32" and timing["samples"] == 2 and timing["machine"]["device"] == "cpu"
+    assert timing["protocol"]["rounds"] == 2 and timing["median_ms"] == pytest.approx(1000 / h2h["fps"]["fp32"]["df1seg"])
     assert "ratio" in h2h["fps_ratio_df1seg_over_icnet"]["fp32"]
     assert json.loads((tmp_path / "kit" / "kit.json").read_text())["sizes"] == ["256x512"]

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tools import lmdb_tools as lt
+from tools.data import lmdb_store as lt
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -64,12 +64,12 @@ def test_open_readonly_refuses_a_truncated_lmdb_in_process(small_lmdb, tmp_path)
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A 30-iteration training with snapshots at 20 and 30 (two kept)."""
-    from solvers.caffe_env import caffe_available
+    from tools.runtime.caffe import caffe_available
     ok, why = caffe_available()
     if not ok:
         pytest.fail(f"pycaffe is needed here: {why}")
     from tests.test_train_runner import _solver
-    from solvers.digits import prepare
+    from solvers.digits_data import prepare
     root = tmp_path_factory.mktemp("snap")
     digits = prepare(root / "digits", size=32, val=497)
     solver = _solver(digits, root, max_iter=30)

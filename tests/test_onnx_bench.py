@@ -1,5 +1,6 @@
-"""tools.ort_bench (runs here) and tools.tensorrt_bench (its profile log format here; engines
-only where the tensorrt wheel and an NVIDIA GPU are present)."""
+"""tools.ort_bench (runs here) and tools.tensorrt_bench (its profile log format here,
+tools.engines.tensorrt_profile; engines only where the tensorrt wheel and an NVIDIA GPU are
+present)."""
 from __future__ import annotations
 
 import json
@@ -11,7 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tools.tensorrt_bench import LayerTimes, format_profile
+from tools.engines.tensorrt import LayerTimes
+from tools.engines.tensorrt_profile import format_profile
+from tools.report.measured import load_measured
+from tools.report.timings import TIMING_KEYS, models_view
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -37,27 +41,30 @@ def test_ort_bench_writes_schema_table_and_plot(tmp_path):
     assert rows["icnet"]["run_hw"] == [193, 321]  # 32k + 1
     for r in rows.values():
         assert len(r["times_ms"]) == 2 and all(t > 0 for t in r["times_ms"])
+        assert r["samples"] == 2 and r["engine"] == "onnxruntime" and r["protocol"]["repeats"] == 2
+        assert r["machine"]["cpu"] and r["min_ms"] <= r["median_ms"]
         assert r["median_ms"] == pytest.approx(float(np.median(r["times_ms"])), abs=1e-3)
         assert r["fps"] == pytest.approx(1000 / r["median_ms"], rel=1e-3)
     assert (tmp_path / "bench" / "onnxruntime.png").stat().st_size > 1000
     # the "models" view is what `make tables` reads, keyed by the asked size, height first
-    from tools.tables import load_measured
     measured = load_measured(out)
     assert len(measured) == 2
     assert sorted(ms for ms in measured.values()) == sorted(r["median_ms"] for r in rows.values())
-    assert report["models"]["ICNet"]["resolution"]["180x320"]["run_hw"] == "193x321"
+    entry = report["models"]["ICNet"]["resolution"]["180x320"]
+    assert entry["run_hw"] == "193x321" and set(TIMING_KEYS) <= set(entry)
     assert re.search(r"\| ICNet \| [\d.]+ \([\d.]+\) @193x321 \|", result.stdout)
     assert "random" in result.stdout
 
 
 def test_tensorrt_summary_prefers_fp16_and_keeps_both():
-    from tools.ort_bench import models_summary
     rows = [{"model": "DF1-Seg", "input_hw": [1024, 2048], "run_hw": [1024, 2048],
-             "median_ms": ms, "fps": 1000 / ms, "precision": p}
+             "median_ms": ms, "min_ms": ms, "ci95_ms": [ms, ms], "samples": 3, "protocol": {},
+             "engine": f"tensorrt {p}", "machine": {}, "fps": 1000 / ms, "precision": p}
             for p, ms in (("fp32", 9.0), ("fp16", 5.0))]
     for order in (rows, rows[::-1]):
-        entry = models_summary(order, prefer="fp16")["DF1-Seg"]["resolution"]["1024x2048"]
+        entry = models_view(order, prefer="fp16")["DF1-Seg"]["resolution"]["1024x2048"]
         assert entry["median_ms"] == 5.0 and entry["precision"] == "fp16"
+        assert entry["engine"] == "tensorrt fp16" and entry["fps"] == 200.0
         assert entry["fp32_ms"] == 9.0 and entry["fp16_ms"] == 5.0
 
 
@@ -116,7 +123,7 @@ def tensorrt_or_skip():
                               "GPU and `pip install -e '.[tensorrt]'` from NVIDIA's index (PyPI's "
                               "tensorrt-cu12-libs is a stub that downloads from there, which the "
                               "project's machines cannot reach); see docs/gpu.md")
-    from tools.tensorrt_bench import Cuda, TensorRTUnavailable
+    from tools.engines.tensorrt import Cuda, TensorRTUnavailable
     try:
         return trt, Cuda()
     except TensorRTUnavailable as err:
@@ -129,8 +136,8 @@ def test_tensorrt_engine_matches_onnxruntime(precision, tolerance):
     import onnxruntime as ort
 
     from prototxt_gen.generate import net_for
-    from tools.tensorrt_bench import build_engine, run_engine
-    from tools.to_onnx import convert
+    from tools.engines.tensorrt import build_engine, run_engine
+    from tools.export.onnx_convert import convert
     model = convert(net_for("dflite_seg", "caffetime_mergebn", input_size=(128, 256)), None)
     x = np.random.default_rng(0).normal(size=(1, 3, 128, 256)).astype(np.float32)
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
@@ -151,8 +158,8 @@ def test_fp16_model_for_strongly_typed_tensorrt_runs_in_onnxruntime():
     import onnxruntime as ort
 
     from prototxt_gen.generate import net_for
-    from tools.tensorrt_bench import fp16_model
-    from tools.to_onnx import convert
+    from tools.engines.tensorrt import fp16_model
+    from tools.export.onnx_convert import convert
     model = convert(net_for("dflite_seg", "caffetime_mergebn", input_size=(64, 128)), None)
     half = fp16_model(model)
     onnx.checker.check_model(half, full_check=True)

@@ -18,7 +18,8 @@ from tests.zoo_fixtures import FIXTURES
 from tools.export.caffe_net import build_net
 from tools.export.caffemodel import random_weights, write_caffemodel
 from tools.export import onnx_convert
-from tools.to_onnx import check, main
+from tools.export.onnx_check import check
+from tools.to_onnx import main
 
 REPO = __import__("pathlib").Path(__file__).resolve().parent.parent
 

@@ -12,10 +12,12 @@ from google.protobuf import text_format
 
 from prototxt_gen import caffe_pb2
 from prototxt_gen.generate import net_for
+from prototxt_gen.netio import NetReadError
 from tools.export.caffe_net import CaffeNetError, build_net
 from tools.export.caffemodel import (CaffemodelError, fit_weights, random_weights, read_caffemodel,
                               write_caffemodel)
-from tools.to_onnx import UnsupportedLayerError, convert
+from tools.export.caffe_net import UnsupportedLayerError
+from tools.export.onnx_convert import convert
 
 REPO_ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
 
@@ -163,5 +165,5 @@ def test_unknown_bottom_and_missing_file_errors(tmp_path):
     net.layer.add(name="relu", type="ReLU", bottom=["nothing"], top=["r"])
     with pytest.raises(CaffeNetError, match="'relu' reads blob 'nothing'"):
         build_net(net)
-    with pytest.raises(CaffeNetError, match="cannot read"):
+    with pytest.raises(NetReadError, match="cannot read"):  # the one reader's error
         build_net(tmp_path / "missing.prototxt")

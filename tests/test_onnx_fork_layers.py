@@ -11,7 +11,8 @@ from google.protobuf import text_format
 from prototxt_gen import caffe_pb2
 from tools.export.caffe_net import build_net
 from tools.export.caffemodel import caffemodel_bytes, random_weights, read_caffemodel
-from tools.to_onnx import UnsupportedLayerError, convert
+from tools.export.caffe_net import UnsupportedLayerError
+from tools.export.onnx_convert import convert
 
 RNG = np.random.default_rng(7)
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from prototxt_gen import caffe_pb2
 from tools.export.caffe_net import build_net, interp_geometry, pool_geometry
-from tools.to_onnx import convert
+from tools.export.onnx_convert import convert
 
 RNG = np.random.default_rng(1234)
 

@@ -10,7 +10,7 @@ pyramid re-sized by tools.export.reference_nets) and ICNet at 1x3x257x513 (its p
 fixed 33x65 Interp sizes re-sized the same way; its evaluation size 1025x2049 is too heavy for
 a 2-core test run).
 
-Caffe comes from tools.caffe_locate (`make caffe`); a missing Caffe is a failure, not a skip.
+Caffe comes from tools.runtime.caffe (`make caffe`); a missing Caffe is a failure, not a skip.
 """
 from __future__ import annotations
 
@@ -23,7 +23,8 @@ from prototxt_gen import caffe_pb2
 from prototxt_gen.models import model_names
 from tools.export.caffemodel import write_caffemodel
 from tools.export.reference_nets import RELEASE_SEG_SIZE, deploy_param, fit_fixed_sizes, icnet_deploy
-from tools.to_onnx import check, convert
+from tools.export.onnx_check import check
+from tools.export.onnx_convert import convert
 
 
 def compare_with_caffe(caffe, param, tmp_path, seed=0):

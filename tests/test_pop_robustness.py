@@ -11,14 +11,14 @@ import optuna
 import pytest
 import yaml
 
-from pop import robustness
-from pop.algorithm import PartialOrderPruning
-from pop.bench import nsga2_curve
+from pop import benchmark, robustness
+from pop.algorithm import PartialOrderPruning, hypervolume
 from pop.evaluators import Surrogate
 from pop.lut import FlopsProxy, table_from_model
 from pop.noise import noisy
 from pop.noise_aware import NoiseAwarePruning, estimate_margin, trained_pair_diffs
 from pop.sampler import PartialOrderSampler, SpaceParams
+from pop.search_loop import METHODS, run_method
 from pop.space import Space, SpaceConfig
 from pop.study import final_state
 
@@ -93,18 +93,20 @@ def test_space_params_round_trip_and_repair(space):
     assert row is None or space.encoding(row).startswith("[(256,256)")
 
 
-def test_plain_nsga2_equals_the_benchs():
-    """The robustness runs' NSGA-II is the main table's NSGA-II (same draws, same repair; the
-    bench's repair assumes one width list for all stages, as in its space)."""
+def test_bench_and_robustness_run_one_search_loop():
+    """`make bench-pop`'s comparison and the robustness runs share pop.search_loop: the same
+    trainings to 99 % HV as the bench's own loops gave before they were merged into it
+    (POP 98, random 198, NSGA-II 182 on this space, seed 2)."""
     same = {"stages": [{"widths": [64, 128, 256], "max_depth": d} for d in (3, 3, 2)],
             "input_size": [64, 64], "latency_ms": [0.0, 1e9]}
     space = Space.enumerate(SpaceConfig.from_dict(same), FlopsProxy())
     acc = accuracies(space, seed=2)
     ref = (space.latency.max(), float(acc.min()))
-    target = 0.99 * robustness.hypervolume(space.latency, acc, *ref)
-    curve = robustness._Curve(ref, target / 0.99)
-    ours = robustness.run_nsga2(space, acc, acc, 2, space.size, curve, order=False, max_asks=20 * space.size)
-    assert ours["trainings"] == nsga2_curve(space, acc, 2, space.size, ref, target)
+    exhaustive = hypervolume(space.latency, acc, *ref)
+    got = {m: run_method(m, space, space.order_keys(), acc, acc, 2, space.size, ref, exhaustive,
+                         max_asks=20 * space.size)["trainings"] for m in ("pop", "random", "nsga2")}
+    assert got == {"pop": 98, "random": 198, "nsga2": 182}
+    assert robustness.run_method is run_method and benchmark.run_method is run_method
 
 
 def test_sampler_never_proposes_what_the_order_settles(space):
@@ -138,7 +140,7 @@ def test_robustness_json_has_every_level_and_keeps_other_keys(space, tmp_path):
     levels = data["robustness"]
     assert [e["level"] for e in levels] == ["none", "paper", "1pct", "3pct", "10pct", "measured"]
     for e in levels:
-        assert set(e["trainings_to_99pct"]) == set(robustness.METHODS)
+        assert set(e["trainings_to_99pct"]) == set(METHODS)
         assert all(v is None or v >= 1 for v in e["trainings_to_99pct"].values())
         assert all((r is None) == (v is not None) for r, v in
                    zip(e["final_hv_regret_pct"].values(), e["trainings_to_99pct"].values()))

@@ -4,13 +4,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pop import robustness
 from pop.algorithm import PartialOrderPruning, hypervolume
 from pop.evaluators import Surrogate
 from pop.lut import FlopsProxy, table_from_model
 from pop.noise_aware import pruning_state
 from pop.order import predecessors_mask
 from pop.sampling import check_sampling, local_draw, nearest_group
+from pop.search_loop import HypervolumeCurve, run_algorithm1
 from pop.space import Space, SpaceConfig
 from pop.study import Replay, SearchSpec
 from tests.pop_cli import pop
@@ -103,7 +103,7 @@ def test_boundary_sampling_reaches_the_boundary_with_fewer_trainings(space):
         exhaustive = hypervolume(lat, acc, *ref)
         for sampling in needed:
             state = PartialOrderPruning(keys, lat, seed, 10 ** 9, sampling=sampling)
-            r = robustness.run_algorithm1(state, lat, acc, acc, space.size, robustness._Curve(ref, exhaustive))
+            r = run_algorithm1(state, lat, acc, acc, space.size, HypervolumeCurve(ref, exhaustive))
             needed[sampling].append(r["trainings"])
     assert np.mean(needed["boundary"]) < 0.8 * np.mean(needed["uniform"]), needed
 

@@ -15,9 +15,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tools.cityscapes_eval import (CATEGORIES, LABELS, TRAIN_CLASSES, CityscapesEvaluator, EvalResult,
-                                   format_confusion, format_confusion_row, format_report,
-                                   labelid_to_trainid_lut, parse_cityscapes_eval, trainid_to_labelid_lut)
+from tools.data.cityscapes_files import evaluate_dirs
+from tools.data.cityscapes_labels import (CATEGORIES, LABELS, TRAIN_CLASSES, labelid_to_trainid_lut,
+                                          trainid_to_labelid_lut)
+from tools.data.cityscapes_report import format_confusion, format_confusion_row, format_report
+from tools.data.cityscapes_scores import CityscapesEvaluator, EvalResult
+from tools.report.cityscapes_log import parse_cityscapes_eval
 from tools.report.log_parsers import LogParseError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -289,7 +292,6 @@ def test_matches_official_cityscapes_scripts(tmp_path):
     if not hasattr(np, "in1d"):   # removed in NumPy 2; the official script still calls it
         np.in1d = lambda a, b, invert=False: np.isin(a, b, invert=invert).ravel()
     import cityscapesscripts.evaluation.evalPixelLevelSemanticLabeling as official
-    from tools.cityscapes_eval import evaluate_dirs
 
     pred_dir, label_dir = _write_cityscapes(tmp_path / "cs", np.random.default_rng(4))
     # the official script wants label-id predictions

@@ -172,14 +172,27 @@ def test_cli(reference_dir):
     import subprocess
     import sys
     log = reference_dir / "release" / "log" / CAFFE_TIME
-    p = subprocess.run([sys.executable, "-m", "tools.report.log_parsers", "caffe-time", str(log)],
+    p = subprocess.run([sys.executable, "-m", "tools.parse_log", "caffe-time", str(log)],
                        capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
     out = json.loads(p.stdout)
     assert out["forward_ms"] == 32.5541 and "layers" not in out
-    p = subprocess.run([sys.executable, "-m", "tools.report.log_parsers", "tensorrt-profile", str(log)],
+    p = subprocess.run([sys.executable, "-m", "tools.parse_log", "tensorrt-profile", str(log)],
                        capture_output=True, text=True)
     assert p.returncode == 2 and CAFFE_TIME in p.stderr and "Traceback" not in p.stderr
+
+
+def test_one_caffe_time_reader(reference_dir, capsys):
+    """`tools.caffe_time parse` and `tools.parse_log caffe-time` are one parser and one printer."""
+    import json
+    from tools.caffe_time import main as caffe_time_main
+    from tools.parse_log import main as parse_log_main
+    log = str(reference_dir / "release" / "log" / CAFFE_TIME)
+    assert caffe_time_main(["parse", log, "--json"]) == 0
+    from_caffe_time = capsys.readouterr().out
+    assert parse_log_main(["caffe-time", log, "--layers"]) == 0
+    assert capsys.readouterr().out == from_caffe_time
+    assert json.loads(from_caffe_time)["forward_ms"] == 32.5541
 
 
 def test_caffe_test_appended_runs(logs):

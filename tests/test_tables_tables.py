@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tools.tables import load_measured, MeasuredFormatError, model_key
+from tools.report.log_figures import model_key
+from tools.report.measured import MeasuredFormatError, load_measured
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -113,6 +114,12 @@ def test_release_d8_u8_predictions_give_the_d8_models_miou(log_dir, empty_bench)
     assert "d8_u8" not in p.stderr                                          # none skipped
 
 
+def _timing(ms: float, engine: str = "caffe") -> dict:
+    """A timing record (tools.report.timings) of `ms`."""
+    return {"median_ms": ms, "min_ms": ms, "ci95_ms": [ms, ms], "samples": 1, "protocol": {"rounds": 1},
+            "engine": engine, "machine": {"cpu": "test"}}
+
+
 def test_measured_results_hook(log_dir, tmp_path):
     bench = tmp_path / "bench"
     bench.mkdir()
@@ -123,10 +130,10 @@ def test_measured_results_hook(log_dir, tmp_path):
     df1 = next(l for l in md.splitlines() if l.startswith("| DF1-Seg |") and "73.0" in l)   # Table 3 row
     assert df1.endswith("| — | — | — |")                           # no measurements yet
     (bench / "results.json").write_text(json.dumps({"engine": "caffe time", "models": {
-        "df1seg": {"resolution": {"1024x2048": {"forward_ms": 2000.0, "fps": 0.5}, "360x640": {"forward_ms": 250.0}}},
-        "ICNet": {"resolution": {"1024x2048": {"fps": 0.25}}}}}))
+        "df1seg": {"resolution": {"1024x2048": {**_timing(2000.0), "fps": 0.5}, "360x640": _timing(250.0)}},
+        "ICNet": {"resolution": {"1024x2048": _timing(4000.0)}}}}))
     (bench / "onnxruntime.json").write_text(json.dumps({"models": {
-        "DF1-Seg-d8": {"resolution": {"1024x2048": {"median_ms": 800.0}}}}}))
+        "DF1-Seg-d8": {"resolution": {"1024x2048": _timing(800.0, "onnxruntime")}}}}))
     p = _tables("--logs", log_dir, "--bench", bench, "--out", out_dir)
     assert p.returncode == 0, p.stderr
     md = (out_dir / "tables.md").read_text()
@@ -143,20 +150,34 @@ def test_measured_results_hook(log_dir, tmp_path):
     (bench / "tensorrt.json").write_text(json.dumps({"models": {"df1seg": {"resolution": {"1024x2048": {}}}}}))
     p = _tables("--logs", log_dir, "--bench", bench, "--json")
     assert p.returncode == 2 and "tensorrt.json" in p.stderr and "1024x2048" in p.stderr
-    assert "Traceback" not in p.stderr
+    assert "Traceback" not in p.stderr and p.stderr.count("\n") == 1
+    # a file of the benches before the one timing schema: one line naming the file and the key
+    (bench / "tensorrt.json").unlink()
+    (bench / "results.json").write_text(json.dumps({"models": {
+        "df1seg": {"resolution": {"1024x2048": {"forward_ms": 2000.0, "fps": 0.5}}}}}))
+    p = _tables("--logs", log_dir, "--bench", bench, "--json")
+    assert p.returncode == 2 and p.stderr.count("\n") == 1, p.stderr
+    assert "results.json: models.df1seg.resolution.1024x2048" in p.stderr and '"forward_ms"' in p.stderr
 
 
 def test_load_measured_schema(tmp_path):
     assert load_measured(tmp_path / "absent.json") is None
     f = tmp_path / "r.json"
-    f.write_text(json.dumps({"models": {"DF1-Seg": {"resolution": {"1024x2048": {"fps": 4.0}}}}}))
+    f.write_text(json.dumps({"models": {"DF1-Seg": {"resolution": {"1024x2048": _timing(250.0)}}}}))
     assert load_measured(f) == {("df1seg", "1024x2048"): 250.0}
-    f.write_text(json.dumps({"models": {"df1seg_d8": {"360x640": {"ms": 5}}}}))   # no "resolution" level
+    f.write_text(json.dumps({"models": {"df1seg_d8": {"resolution": {"360x640": {**_timing(5), "fps": 200}}}}}))
     assert load_measured(f) == {("df1segd8", "360x640"): 5.0}
-    for bad in ("[]", "{", json.dumps({"models": {"x": {"resolution": {"big": {"ms": 1}}}}})):
+    for bad, problem in (("[]", "models"), ("{", "not JSON"),
+                         (json.dumps({"models": {"x": {"resolution": {"big": _timing(1)}}}}), "HxW"),
+                         (json.dumps({"models": {"x": {"360x640": _timing(1)}}}), "resolution"),
+                         (json.dumps({"models": {"x": {"resolution": {"1x2": {"fps": 4.0}}}}}), "lacks"),
+                         (json.dumps({"models": {"x": {"resolution": {"1x2": {"ms": 5}}}}}), '"ms" is the old'),
+                         (json.dumps({"models": {"x": {"resolution": {"1x2": 5}}}}), "bare number"),
+                         (json.dumps({"models": {"x": {"resolution": {"1x2": _timing(0)}}}}), "positive")):
         f.write_text(bad)
-        with pytest.raises(MeasuredFormatError, match="r.json"):
+        with pytest.raises(MeasuredFormatError, match="r.json") as err:
             load_measured(f)
+        assert problem in str(err.value), str(err.value)
     assert model_key("DF1-Seg-d8") == model_key("df1seg_d8") == "df1segd8"
 
 

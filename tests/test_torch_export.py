@@ -169,10 +169,10 @@ def trained(tmp_path_factory):
     """A small DF-style net with BatchNorm, trained by our runner on the digits: its
     BatchNorm statistics are learnt ones, not the initial zeros."""
     from prototxt_gen.generate import to_text
-    from solvers.digits import prepare
+    from solvers.digits_data import prepare
     from solvers.net_data import classification_train_net
-    from solvers.runner import train
-    from solvers.solver_gen import sgd_solver, write_solver
+    from solvers.training import train
+    from solvers.solver_recipes import sgd_solver, write_solver
     work = tmp_path_factory.mktemp("trained")
     digits = prepare(work / "digits", size=32, val=497)
     net = classification_train_net("[(64),(128),(256)]", train_source=digits["train_db"],

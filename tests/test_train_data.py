@@ -10,8 +10,9 @@ import pytest
 
 from solvers.augment import Transform, apply
 from solvers.data_sources import ClassificationSource, SegmentationSource
-from tools import cityscapes_data as cs
-from tools import lmdb_tools as lt
+from tools.data import cityscapes_dataset as cs
+from tools.data import lmdb_store as lt
+from tools.data.cityscapes_labels import LABELS, NUM_TRAIN_CLASSES, TRAIN_CLASSES, labelid_to_trainid_lut
 
 
 def _folder(tmp_path, classes=("cat", "dog"), per_class=3, size=(12, 10)):
@@ -87,16 +88,19 @@ def test_cli_build_verify_and_errors(tmp_path):
     assert r.returncode == 2 and "already exists" in r.stderr and "Traceback" not in r.stderr
     r = run("verify", str(tmp_path / "nothing"))
     assert r.returncode == 2 and "not an LMDB database" in r.stderr
+    # sizes go through the one HxW parser (dfseg.base.sizes): ASCII digits only
+    r = run("build", str(root), str(tmp_path / "db2"), "--resize", "\uff18x8")
+    assert r.returncode == 2 and "ASCII digits" in r.stderr and not (tmp_path / "db2").exists()
 
 
 # --------------------------------------------------------------------------- Cityscapes
 def test_official_label_mapping():
-    assert cs.NUM_CLASSES == len(cs.CLASS_NAMES) == 19
-    assert cs.CLASS_NAMES[0] == "road" and cs.CLASS_NAMES[-1] == "bicycle"
+    assert NUM_TRAIN_CLASSES == len(TRAIN_CLASSES) == 19
+    assert TRAIN_CLASSES[0] == "road" and TRAIN_CLASSES[-1] == "bicycle"
     ids = np.array([[7, 8, 11, 26, 33, 0, 1, 9, 14, 29, 30, 31]], np.uint8)
     np.testing.assert_array_equal(cs.to_train_ids(ids), [[0, 1, 2, 13, 18, 255, 255, 255, 255, 255, 255, 16]])
     # every train id 0..18 is produced by exactly one label id
-    assert sorted(t for _, _, t in cs.LABELS if t != 255) == list(range(19))
+    assert sorted(label.train_id for label in LABELS if label.train_id != 255) == list(range(19))
     with pytest.raises(lt.DataError, match="x.png: label id 40 outside the Cityscapes range"):
         cs.to_train_ids(np.array([[40]], np.uint8), "x.png")
 
@@ -111,7 +115,7 @@ def test_synthetic_cityscapes_to_lists_and_lmdb(tmp_path):
     lines = list_file.read_text().split("\n")
     first_img, first_lbl = lines[0].split()
     ids = cv2.imread(str(pairs[0].label), cv2.IMREAD_UNCHANGED)
-    np.testing.assert_array_equal(cv2.imread(first_lbl, cv2.IMREAD_UNCHANGED), cs.TRAIN_ID_LUT[ids])
+    np.testing.assert_array_equal(cv2.imread(first_lbl, cv2.IMREAD_UNCHANGED), labelid_to_trainid_lut()[ids])
     img_db, lbl_db, n = cs.build_lmdb_pairs(tmp_path / "cs", "val", tmp_path / "out")
     assert n == 2
     src = SegmentationSource(img_db, lbl_db, num_classes=19)

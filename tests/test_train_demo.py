@@ -7,11 +7,11 @@ import json
 import numpy as np
 import pytest
 
-from tools.lmdb_tools import verify_lmdb
+from tools.data.lmdb_store import verify_lmdb
 
 
 def test_digits_are_a_real_data_set_split_into_lmdbs(tmp_path):
-    from solvers.digits import load_digits_images, prepare
+    from solvers.digits_data import load_digits_images, prepare
     images, labels = load_digits_images(32)
     assert images.shape == (1797, 32, 32, 3) and images.dtype == np.uint8
     assert sorted(set(labels.tolist())) == list(range(10))
@@ -27,7 +27,7 @@ def test_digits_are_a_real_data_set_split_into_lmdbs(tmp_path):
 
 @pytest.mark.skipif(importlib.util.find_spec("pop.order") is None, reason="needs the POP engine (pop.order)")
 def test_order_check_counts_held_and_violated_pairs(tmp_path):
-    from solvers.pop_demo import order_check, trained_results
+    from solvers.order_check import order_check, trained_results
     results = {"[(64),(128),(256)]": 0.90, "[(64,64),(128),(256)]": 0.95, "[(128),(128),(256)]": 0.85,
                "[(64,64),(128),(256,256)]": 0.96}
     for i, (enc, acc) in enumerate(results.items()):
@@ -49,7 +49,7 @@ def test_order_check_counts_held_and_violated_pairs(tmp_path):
 def test_the_engine_builds_our_evaluator_from_its_cli_spec(tmp_path, monkeypatch):
     import yaml
     from pop.evaluators import Evaluator, make_evaluator
-    from solvers.pop_demo import prepare
+    from solvers.pop_demo_setup import prepare
     from solvers.pop_evaluator import CaffeEvaluator
     info = prepare(tmp_path)
     monkeypatch.setenv("DFSEG_POP_TASK", info["task"])
@@ -61,7 +61,7 @@ def test_the_engine_builds_our_evaluator_from_its_cli_spec(tmp_path, monkeypatch
 
 
 def test_warped_digits_are_a_harder_split_of_the_same_scans(tmp_path):
-    from solvers.digits import load_digits_images, prepare
+    from solvers.digits_data import load_digits_images, prepare
     warp = {"rotation": 45.0, "scale": [0.6, 1.0], "shift": 5.0}
     info = prepare(tmp_path, size=32, val=100, warp=warp, train_copies=3, val_copies=2)
     assert (info["train_size"], info["val_size"]) == (3 * 1697, 200)
@@ -70,14 +70,14 @@ def test_warped_digits_are_a_harder_split_of_the_same_scans(tmp_path):
     plain = prepare(tmp_path / "plain", size=32, val=100)
     assert verify_lmdb(plain["val_db"], num_classes=10)["count"] == 100
     images, _ = load_digits_images(32)
-    from solvers.digits import warped
+    from solvers.digits_data import warped
     a, _ = warped(images[:5], np.arange(5), 2, warp, np.random.default_rng(0))
     assert a.shape == (10, 32, 32, 3) and not np.array_equal(a[:5], a[5:])   # every copy a new pose
 
 
 @pytest.mark.skipif(importlib.util.find_spec("pop.order") is None, reason="needs the POP engine (pop.order)")
 def test_demo_summary_weighs_the_order_check_against_seed_noise():
-    from solvers.pop_demo import order_check, pick_for_noise, summary
+    from solvers.order_check import order_check, pick_for_noise, summary
     results = {"[(64),(128),(256)]": 0.60, "[(64,64),(128),(256)]": 0.58, "[(128),(128),(256)]": 0.70,
                "[(64,64),(128),(256,256)]": 0.75}
     assert pick_for_noise(results, 2) == ["[(64,64),(128),(256)]", "[(64,64),(128),(256,256)]"]

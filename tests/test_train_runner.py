@@ -16,10 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from solvers.caffe_env import caffe_available
-
-OK, WHY = caffe_available()
-pytestmark = pytest.mark.skipif(not OK, reason=f"needs pycaffe: {WHY}")
+# pycaffe must be there wherever the tests run (`make test` builds it): the conftest fixture
+# fails without it, never skips
+pytestmark = pytest.mark.usefixtures("caffe")
 
 ENCODING = "[(64),(128),(256)]"
 REPO = Path(__file__).resolve().parent.parent
@@ -27,14 +26,14 @@ REPO = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="module")
 def digits(tmp_path_factory):
-    from solvers.digits import prepare
+    from solvers.digits_data import prepare
     return prepare(tmp_path_factory.mktemp("digits"), size=32, val=497)
 
 
 def _solver(digits, tmp_path, *, max_iter=40, base_lr=0.1, policy="poly", snapshot=0, name="solver.prototxt"):
     from prototxt_gen.generate import to_text
     from solvers.net_data import classification_train_net
-    from solvers.solver_gen import sgd_solver, write_solver
+    from solvers.solver_recipes import sgd_solver, write_solver
     net = classification_train_net(ENCODING, train_source=digits["train_db"], val_source=digits["val_db"],
                                    num_classes=10, input_hw=(32, 32), batch_size=16, val_batch_size=71,
                                    mean=(64.0,), scale=1 / 128, rand_h=(28, 36), rand_w=(28, 36))
@@ -57,7 +56,7 @@ def _env():
 
 
 def test_training_lowers_the_loss_and_writes_curves(digits, tmp_path):
-    from solvers.runner import train
+    from solvers.training import train
     result = train(_solver(digits, tmp_path, max_iter=60), tmp_path / "run", snapshot_every=20, progress=False)
     rows = _log(tmp_path / "run" / "train_log.csv")
     assert [int(r["iteration"]) for r in rows] == list(range(1, 61))
@@ -104,7 +103,8 @@ def test_nan_stops_with_a_clear_message_and_keeps_the_good_snapshot(digits, tmp_
                         str(tmp_path / "run"), "--snapshot-every", "1"], env=_env(), capture_output=True, text=True)
     assert r.returncode == 3, r.stderr[-2000:]
     last = r.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: training diverged at iteration ") and "Traceback" not in r.stderr
+    assert last.startswith("python -m solvers.runner: error: training diverged at iteration ")
+    assert "Traceback" not in r.stderr
     assert "last good snapshot: iteration" in last or "no snapshot was taken" in last
     diverged_at = int(last.split("iteration ")[1].split(":")[0])
     snaps = [int(p.stem.split("_")[-1]) for p in (tmp_path / "run" / "snapshots").glob("*.done")]
@@ -113,8 +113,8 @@ def test_nan_stops_with_a_clear_message_and_keeps_the_good_snapshot(digits, tmp_
 
 
 def test_warmup_weights_are_carried_into_the_main_phase(digits, tmp_path):
-    from solvers.caffe_env import load_caffe
-    from solvers.runner import train_phases
+    from tools.runtime.caffe import load_caffe
+    from solvers.training import train_phases
     caffe = load_caffe()
     warm = _solver(digits, tmp_path, max_iter=10, base_lr=0.1, policy="fixed", name="warm.prototxt")
     main = _solver(digits, tmp_path, max_iter=3, base_lr=0.0, policy="fixed", name="main.prototxt")
@@ -136,11 +136,11 @@ def test_topk_centre_crop_evaluation_agrees_with_the_accuracy_layer(digits, tmp_
     from prototxt_gen.generate import net_for, to_text
     from prototxt_gen.models import resolve
     from solvers.augment import Transform
-    from solvers.caffe_env import load_caffe
+    from tools.runtime.caffe import load_caffe
     from solvers.data_sources import ClassificationSource
-    from solvers.evaluate import evaluate_classifier, topk_counts
+    from solvers.topk_accuracy import evaluate_classifier, topk_counts
     from solvers.net_data import set_num_classes
-    from solvers.runner import train
+    from solvers.training import train
     caffe = load_caffe()
     result = train(_solver(digits, tmp_path, max_iter=40), tmp_path / "run", progress=False)
     deploy = set_num_classes(net_for(resolve(ENCODING), "deploy", input_size=(32, 32)), 10)
@@ -165,7 +165,7 @@ def test_topk_centre_crop_evaluation_agrees_with_the_accuracy_layer(digits, tmp_
 def test_bad_data_inside_training_is_a_one_line_error(digits, tmp_path):
     from prototxt_gen.generate import to_text
     from solvers.net_data import classification_train_net
-    from solvers.solver_gen import sgd_solver, write_solver
+    from solvers.solver_recipes import sgd_solver, write_solver
     import cv2
     good = tmp_path / "ok.png"
     cv2.imwrite(str(good), np.zeros((32, 32, 3), np.uint8))
@@ -180,18 +180,18 @@ def test_bad_data_inside_training_is_a_one_line_error(digits, tmp_path):
     r = subprocess.run([sys.executable, "-m", "solvers.runner", "train", str(tmp_path / "solver.prototxt"),
                         "--workdir", str(tmp_path / "run")], env=_env(), capture_output=True, text=True)
     assert r.returncode == 2, r.stderr[-2000:]
-    assert r.stderr.strip().splitlines()[-1].startswith("error: ")
+    assert r.stderr.strip().splitlines()[-1].startswith("python -m solvers.runner: error: ")
     assert "broken.png: cannot decode image" in r.stderr.strip().splitlines()[-1]
 
 
 def test_backbone_weights_initialise_a_segmentation_net(digits, tmp_path):
     """DF-Seg training starts from an ImageNet-style backbone caffemodel (layers by name)."""
     from prototxt_gen.generate import to_text
-    from solvers.caffe_env import load_caffe
+    from tools.runtime.caffe import load_caffe
     from solvers.net_data import segmentation_train_net
-    from solvers.runner import train
-    from solvers.solver_gen import sgd_solver, write_solver
-    from tools.cityscapes_data import make_synthetic, write_lists
+    from solvers.training import train
+    from solvers.solver_recipes import sgd_solver, write_solver
+    from tools.data.cityscapes_dataset import make_synthetic, write_lists
     caffe = load_caffe()
     backbone = train(_solver(digits, tmp_path, max_iter=5), tmp_path / "backbone", progress=False)
     make_synthetic(tmp_path / "cs", size=(256, 256), per_city=1)

@@ -9,7 +9,7 @@ import pytest
 from google.protobuf import text_format
 
 from prototxt_gen import caffe_pb2
-from solvers import solver_gen as sg
+from solvers import solver_recipes as sg
 
 
 def test_total_batch_is_batch_size_times_iter_size_times_devices():
@@ -80,5 +80,5 @@ def test_cli_writes_solvers_and_rejects_bad_batches(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "solvers.solver_gen", "imagenet", "--train-net", "t.prototxt",
                           "--batch-size", "100", "--out", str(tmp_path)], capture_output=True, text=True)
     assert bad.returncode == 2
-    assert bad.stderr.strip().startswith("solver_gen: error: total batch 2048 is not a multiple")
+    assert bad.stderr.strip().startswith("python -m solvers.solver_gen: error: total batch 2048 is not a multiple")
     assert "Traceback" not in bad.stderr

@@ -1,199 +1,29 @@
-"""Find the Caffe that dfseg runs on — the one place the rest of the project asks.
+"""Where is the Caffe dfseg runs on?  Prints its root, binary and pycaffe folder, or why
+there is none (the search itself: tools.runtime.caffe).
 
-Search order:
-1. ``$CAFFE_ROOT`` — an install prefix (``bin/caffe``, ``lib/python3/dist-packages/caffe``)
-   or a BVLC source tree built in place (``build/tools/caffe``, ``python/caffe``);
-2. a pycaffe that is already importable (``import caffe`` works on the current ``sys.path``);
-3. ``build/caffe`` in this repository, made by ``make caffe``.
-
-Whatever is found must have the Interp layer (the released DF-Seg nets and ICNet use it);
-a Caffe without it is rejected with a message saying so, not used to fail later.
-
-``make caffe-gpu`` builds the CUDA Caffe at ``build/caffe-gpu``; ``make ... CAFFE_GPU=1``
-points ``$CAFFE_ROOT`` at it and sets ``DFSEG_CAFFE_DEVICE=gpu`` (read by
-:func:`caffe_device`), which the Caffe engines (tools.engines.caffe) run on.
+    python -m tools.caffe_locate
 """
 from __future__ import annotations
 
-import importlib
-import importlib.util
-import os
+import argparse
 import sys
-from dataclasses import dataclass
-from pathlib import Path
-from types import ModuleType
 
-REPO = Path(__file__).resolve().parent.parent
-BUILT_CAFFE = REPO / "build" / "caffe"
-BUILT_CAFFE_GPU = REPO / "build" / "caffe-gpu"
-REQUIRED_LAYERS = ("Interp",)
-DEVICE_VARIABLE = "DFSEG_CAFFE_DEVICE"
-
-_BINARY_CANDIDATES = ("bin/caffe", "build/tools/caffe", "build/tools/caffe.bin",
-                      ".build_release/tools/caffe.bin", "build/install/bin/caffe")
-_PYTHON_CANDIDATES = ("lib/python3/dist-packages", "python", "build/install/python")
-_LIBRARY_GLOBS = ("lib/libcaffe.so*", "build/lib/libcaffe.so*", ".build_release/lib/libcaffe.so*")
+from dfseg.base.cli import run_cli
+from tools.runtime.caffe import checked_install
 
 
-class CaffeNotFound(RuntimeError):
-    """No usable Caffe: none found, or one without a layer dfseg needs."""
-
-
-@dataclass(frozen=True)
-class CaffeInstall:
-    root: Path
-    source: str                 # how it was found: "$CAFFE_ROOT", "importable pycaffe", "make caffe"
-    binary: Path | None         # the `caffe` command-line tool
-    python_dir: Path | None     # directory to put on sys.path for `import caffe`
-
-
-def _python_dir(root: Path) -> Path | None:
-    candidates = [root / c for c in _PYTHON_CANDIDATES]
-    candidates += sorted(root.glob("lib/python3*/site-packages"))
-    for d in candidates:
-        if (d / "caffe" / "__init__.py").is_file() and any((d / "caffe").glob("_caffe*.so")):
-            return d
-    return None
-
-
-def _binary(root: Path) -> Path | None:
-    for c in _BINARY_CANDIDATES:
-        p = root / c
-        if p.is_file() and os.access(p, os.X_OK):
-            return p
-    return None
-
-
-def _install_at(root: Path, source: str) -> CaffeInstall:
-    root = root.resolve()
-    if not root.is_dir():
-        raise CaffeNotFound(f"{source} points at {root}, which is not a directory")
-    install = CaffeInstall(root, source, _binary(root), _python_dir(root))
-    if install.binary is None and install.python_dir is None:
-        raise CaffeNotFound(f"{source} = {root} holds neither a caffe binary "
-                            f"({', '.join(_BINARY_CANDIDATES)}) nor pycaffe")
-    return install
-
-
-def _importable_pycaffe() -> CaffeInstall | None:
-    spec = importlib.util.find_spec("caffe")
-    if spec is None or spec.origin is None:
-        return None
-    package = Path(spec.origin).resolve().parent
-    if not any(package.glob("_caffe*.so")):
-        return None                  # some other package called "caffe"
-    python_dir = package.parent
-    # .../python/caffe (source tree) or .../lib/python3/dist-packages/caffe (install prefix)
-    root = python_dir.parent if python_dir.name == "python" else python_dir.parent.parent.parent
-    return CaffeInstall(root, "importable pycaffe", _binary(root), python_dir)
-
-
-def find_caffe() -> CaffeInstall:
-    """The Caffe to use, per the search order in the module docstring (not yet checked for Interp)."""
-    if os.environ.get("CAFFE_ROOT"):
-        return _install_at(Path(os.environ["CAFFE_ROOT"]), "$CAFFE_ROOT")
-    found = _importable_pycaffe()
-    if found is not None:
-        return found
-    if BUILT_CAFFE.exists():
-        return _install_at(BUILT_CAFFE, "make caffe")
-    raise CaffeNotFound("no Caffe found: run `make caffe` (or set CAFFE_ROOT to a Caffe "
-                        "with the Interp layer)")
-
-
-def _missing_layers_in_libraries(install: CaffeInstall) -> list[str]:
-    """Layers missing from a Caffe we cannot import: look for their class names in its
-    shared library (or a statically linked binary)."""
-    files = [p for g in _LIBRARY_GLOBS for p in install.root.glob(g) if p.is_file()]
-    if not files and install.binary is not None:
-        files = [install.binary]
-    blobs = [f.read_bytes() for f in files]
-    return [name for name in REQUIRED_LAYERS
-            if not any(f"{name}Layer".encode() in b for b in blobs)]
-
-
-def _reject_missing(install: CaffeInstall, missing: list[str]) -> None:
-    if missing:
-        raise CaffeNotFound(
-            f"the Caffe at {install.root} (found via {install.source}) has no "
-            f"{', '.join(missing)} layer, which the DF-Seg and ICNet nets need: run `make caffe` "
-            "for dfseg's own build" + (" and unset CAFFE_ROOT" if install.source == "$CAFFE_ROOT"
-                                       else ""))
-
-
-def _checked_install() -> CaffeInstall:
-    install = find_caffe()
-    if install.python_dir is not None:
-        module = _import_from(install)
-        _reject_missing(install, [n for n in REQUIRED_LAYERS if n not in module.layer_type_list()])
-    else:
-        _reject_missing(install, _missing_layers_in_libraries(install))
-    return install
-
-
-def _import_from(install: CaffeInstall) -> ModuleType:
-    # Caffe logs every layer it builds at INFO; keep that out of Python users' way unless asked.
-    os.environ.setdefault("GLOG_minloglevel", "2")
-    if install.python_dir is not None and str(install.python_dir) not in sys.path:
-        sys.path.insert(0, str(install.python_dir))
-    stale = sys.modules.get("caffe")
-    if stale is not None and not hasattr(stale, "layer_type_list"):
-        # e.g. this repository's caffe/ directory imported as a namespace package
-        del sys.modules["caffe"]
-    try:
-        module = importlib.import_module("caffe")
-    except ImportError as e:
-        raise CaffeNotFound(f"pycaffe at {install.python_dir} does not import ({e}): "
-                            "run `make caffe`") from e
-    return module
-
-
-def caffe_root() -> Path:
-    """Root directory of the Caffe to use (install prefix or source tree)."""
-    return _checked_install().root
-
-
-def caffe_binary() -> Path:
-    """Path of the `caffe` command-line tool."""
-    install = _checked_install()
-    if install.binary is None:
-        raise CaffeNotFound(f"the Caffe at {install.root} (found via {install.source}) has "
-                            "pycaffe but no `caffe` binary: run `make caffe`")
-    return install.binary
-
-
-def import_caffe() -> ModuleType:
-    """Import and return pycaffe (sys.path set up, glog quiet unless GLOG_minloglevel is set)."""
-    install = _checked_install()
-    if install.python_dir is None:
-        raise CaffeNotFound(f"the Caffe at {install.root} (found via {install.source}) has no "
-                            "pycaffe: run `make caffe`")
-    return _import_from(install)
-
-
-def caffe_device() -> int | None:
-    """The GPU the Caffe engines run on (``$DFSEG_CAFFE_DEVICE``: ``gpu`` = ``gpu:0``,
-    ``gpu:N``), or None for the CPU (unset, empty or ``cpu``)."""
-    value = os.environ.get(DEVICE_VARIABLE, "").strip().lower()
-    if value in ("", "cpu"):
-        return None
-    kind, _, index = value.partition(":")
-    if kind != "gpu" or not (index or "0").isdigit():
-        raise CaffeNotFound(f"${DEVICE_VARIABLE}={value!r}: cpu, gpu or gpu:N")
-    return int(index or "0")
-
-
-def main() -> int:
-    """`python -m tools.caffe_locate`: print where Caffe is, or why there is none."""
-    try:
-        install = _checked_install()
-    except CaffeNotFound as e:
-        print(f"caffe_locate: {e}", file=sys.stderr)
-        return 2
+def _run() -> int:
+    install = checked_install()
     print(f"root:   {install.root}  ({install.source})")
     print(f"binary: {install.binary or '-'}")
     print(f"python: {install.python_dir or '-'}")
     return 0
+
+
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    prog = prog or "python -m tools.caffe_locate"
+    argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0]).parse_args(argv)
+    return run_cli(_run, prog=prog)
 
 
 if __name__ == "__main__":

@@ -1,26 +1,19 @@
-"""Cityscapes pixel-level evaluation (IoU / nIoU per class and per category) and a parser for
+"""Cityscapes pixel-level evaluation (IoU / nIoU per class and per category) and a reader of
 its printed report.
 
 The report is written in the layout of the official cityscapesScripts evaluation as the
 authors' release shows it (``release/log/pred_df1seg_mergebn_val.txt``): the ground-truth
 search pattern, the progress line, the row-normalised confusion matrix over all 34 label
 ids with each row's prior, then class IoU / nIoU and category IoU / nIoU with their
-averages.  The definitions follow the official ones:
-
-* the confusion matrix is counted over label ids (ground truth row, prediction column);
-* class IoU = TP / (TP + FP + FN) where FN is every other prediction on a ground-truth pixel
-  of the class and FP only counts pixels whose ground truth is a label kept in the
-  evaluation (pixels of "ignored" labels, trainId 255, never count as false positives);
-* category IoU is the same over the union of a category's evaluated labels;
-* nIoU (classes with instances) weights each instance's TP/FN by the average instance size
-  of its class over its own size, when instance-id maps are available; ``nan`` otherwise.
+averages.  The definitions (the official ones) and the evaluation: tools.data.cityscapes_scores
+and tools.data.cityscapes_files; the report: tools.data.cityscapes_report; its parser:
+tools.report.cityscapes_log.
 
 Usage::
 
     python -m tools.cityscapes_eval eval PRED_DIR LABEL_DIR [--out FILE] [--json]
     python -m tools.cityscapes_eval parse FILE --json
 """
-from __future__ import annotations
 from __future__ import annotations
 
 import argparse
@@ -30,28 +23,12 @@ import sys
 from pathlib import Path
 
 from dfseg.base.atomic import atomic_write_text
-from tools.data.cityscapes_files import evaluate_dirs, pair_files
-from tools.data.cityscapes_labels import (AVG_INSTANCE_SIZE, CATEGORIES, IGNORE_TRAIN_ID, LABELS,
-                                          NUM_LABEL_IDS, NUM_TRAIN_CLASSES, TRAIN_CLASSES, Label,
-                                          labelid_to_trainid_lut, trainid_to_labelid_lut)
-from tools.data.cityscapes_report import (format_confusion, format_confusion_row, format_report,
-                                          parse_cityscapes_eval)
-from tools.data.cityscapes_scores import (CityscapesEvaluator, EvalInputError, EvalResult,
-                                          scores_from_confusion)
-from tools.report.log_parsers import LogParseError, read_log
+from dfseg.base.cli import run_cli
+from tools.data.cityscapes_files import evaluate_dirs
+from tools.data.cityscapes_report import format_report
+from tools.report.cityscapes_log import parse_cityscapes_eval
+from tools.report.log_parsers import read_log
 
-# The evaluation lives in tools.data; this module is its command line and keeps the names
-# callers import from here.
-__all__ = [
-    "AVG_INSTANCE_SIZE", "CATEGORIES", "IGNORE_TRAIN_ID", "LABELS", "NUM_LABEL_IDS",
-    "NUM_TRAIN_CLASSES", "TRAIN_CLASSES", "CityscapesEvaluator", "EvalInputError", "EvalResult",
-    "Label", "evaluate_dirs", "format_confusion", "format_confusion_row", "format_report",
-    "labelid_to_trainid_lut", "main", "pair_files", "parse_cityscapes_eval",
-    "scores_from_confusion", "trainid_to_labelid_lut",
-]
-
-
-# ---------------------------------------------------------------------------- the CLI
 
 def _json_number(value):
     return None if value is None or math.isnan(value) else value  # JSON has no NaN
@@ -62,13 +39,8 @@ def _summary(parsed: dict) -> dict:
             "classes": {name: _json_number(v) for name, v in parsed["classes"].items()}}
 
 
-def _fail(message: str) -> int:
-    print(f"cityscapes_eval: error: {message}", file=sys.stderr)
-    return 2
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m tools.cityscapes_eval", description=__doc__.split("\n\n")[0])
+def _parser(prog: str) -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="command", required=True)
     p = sub.add_parser("parse", help="read a Cityscapes evaluation report")
     p.add_argument("file", type=Path)
@@ -82,25 +54,21 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--pattern", help="ground-truth file glob (default *_gtFine_labelIds.png if any, else *.png)")
     e.add_argument("--out", type=Path, help="write the report here (default: stdout)")
     e.add_argument("--json", action="store_true", help="print the JSON summary (as `parse --json`) to stdout")
-    args = ap.parse_args(argv)
+    return ap
 
-    if args.command == "parse":
-        try:
-            parsed = parse_cityscapes_eval(read_log(args.file), str(args.file))
-        except LogParseError as exc:
-            return _fail(str(exc))
-        if args.json:
-            print(json.dumps(_summary(parsed), indent=2))
-        else:
-            print(f"mIoU {parsed['miou'] * 100:.1f}  category mIoU "
-                  + (f"{parsed['miou_category'] * 100:.1f}" if parsed["miou_category"] is not None else "—"))
-        return 0
 
-    try:
-        result, search = evaluate_dirs(args.pred_dir, args.label_dir, args.label_format,
-                                       args.pred_format, args.pattern)
-    except EvalInputError as exc:
-        return _fail(str(exc))
+def _parse(args: argparse.Namespace) -> None:
+    parsed = parse_cityscapes_eval(read_log(args.file), str(args.file))
+    if args.json:
+        print(json.dumps(_summary(parsed), indent=2))
+    else:
+        print(f"mIoU {parsed['miou'] * 100:.1f}  category mIoU "
+              + (f"{parsed['miou_category'] * 100:.1f}" if parsed["miou_category"] is not None else "—"))
+
+
+def _eval(args: argparse.Namespace) -> None:
+    result, search = evaluate_dirs(args.pred_dir, args.label_dir, args.label_format, args.pred_format,
+                                   args.pattern)
     report = format_report(result, search)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -109,7 +77,12 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(_summary(parse_cityscapes_eval(report)), indent=2))
     elif not args.out:
         sys.stdout.write(report)
-    return 0
+
+
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    prog = prog or "python -m tools.cityscapes_eval"
+    args = _parser(prog).parse_args(argv)
+    return run_cli(lambda: _parse(args) if args.command == "parse" else _eval(args), prog=prog)
 
 
 if __name__ == "__main__":

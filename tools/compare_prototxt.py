@@ -12,29 +12,24 @@ from __future__ import annotations
 import argparse
 import sys
 
+from dfseg.base.cli import run_cli
 from prototxt_gen.compare import compare_nets
-from prototxt_gen.netio import NetReadError, read_net
+from prototxt_gen.netio import read_net
 
-__all__ = ["compare_nets", "load_net", "main"]
-
-# A prototxt file (or Caffe log) -> NetParameter; raises NetReadError ("file:line: message").
-load_net = read_net
+PROG = "python -m tools.compare_prototxt"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.compare_prototxt",
-                                     description=__doc__.split("\n\n")[0])
+def _parser(prog: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     parser.add_argument("a", help="first prototxt (or Caffe log printing a net)")
     parser.add_argument("b", help="second prototxt (or Caffe log printing a net)")
     parser.add_argument("--max", type=int, default=20, metavar="N",
                         help="print at most N differences (default 20)")
-    args = parser.parse_args(argv)
-    try:
-        net_a = read_net(args.a)
-        net_b = read_net(args.b)
-    except NetReadError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return parser
+
+
+def _run(args) -> int:
+    net_a, net_b = read_net(args.a), read_net(args.b)
     differences = compare_nets(net_a, net_b)
     if not differences:
         print(f"equal: {args.a} and {args.b} ({len(net_a.layer)} layers)")
@@ -45,6 +40,12 @@ def main(argv: list[str] | None = None) -> int:
     if len(differences) > args.max:
         print(f"  ... and {len(differences) - args.max} more")
     return 1
+
+
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    prog = prog or PROG
+    args = _parser(prog).parse_args(argv)
+    return run_cli(lambda: _run(args), prog=prog)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
-"""The checks tools.gpu_check runs, one per process: ``python -m tools.gpu_runs NAME --result
-PATH [--gpu N --iterations N --rounds N --hw HxW]`` writes ``{"status": "pass"|"fail"|"skip",
-"detail": one line, ...figures}`` to PATH.  Needs an NVIDIA GPU; the Caffe checks need
-``$CAFFE_ROOT`` at the CUDA build (tools.gpu_check sets it).
+"""One GPU check of ``make gpu-check`` in a process of its own (tools.gpu_check starts it):
+``python -m tools.gpu_runs NAME --result PATH [--gpu N --iterations N --rounds N --hw HxW]``
+writes ``{"status": "pass"|"fail"|"skip", "detail": one line, ...figures}`` to PATH.  The checks
+are tools.gpu.checks.  Needs an NVIDIA GPU; the Caffe checks need ``$CAFFE_ROOT`` at the CUDA
+build (tools.gpu_check sets it).
 
 ``--gpu -1`` runs the same code with the CPU in the GPU's place (the "GPU" side then equals
 the CPU side): how the tests exercise these checks on machines without a GPU."""
@@ -9,189 +10,35 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
-import yaml
-
-from tools.caffe_locate import CaffeNotFound, import_caffe
 from dfseg.base.atomic import atomic_write_text
-from dfseg.base.sizes import format_hxw, parse_hxw
-from tools.engines import (CaffeTimeEngine, EngineError, OnnxRuntimeEngine, Protocol, PycaffeEngine,
-                           TensorRTEngine, compare, prepare_net, ratio_interval)
-from tools.engines.nets import scaled_difference
-from tools.gpu_layers import GRADIENT_TOLERANCE, LAYER_TOLERANCE, cpu_vs_gpu, gradient_check
-from tools.registry import ICNET, RegistryError, timing_net
-
-__all__ = ["CHILDREN", "paper_figures"]
-
-MODELS = ("df1seg", ICNET)
-NET_TOLERANCE = 1e-4
-TENSORRT_TOLERANCE = 1e-3
+from dfseg.base.cli import run_cli
+from dfseg.base.sizes import parse_hxw
+from tools.gpu.checks import CHILDREN, CheckOptions, run_check
 
 
-class Skip(Exception):
-    """This check cannot run here; the message says why."""
-
-
-def paper_figures(ref: Path) -> dict | None:
-    """The paper's head-to-head figures (Table 3), where the reference tables are present."""
-    path = ref / "paper_tables.yaml"
-    if not path.is_file():
-        return None
-    rows = {r["model"]: r for r in yaml.safe_load(path.read_text()).get("table3_1080ti", [])}
-    df1, icnet = rows.get("DF1-Seg", {}), rows.get("ICNet", {})
-    return {"titanx_caffe_fps": {"df1seg": df1.get("fps_caffe"), ICNET: icnet.get("fps_caffe")},
-            "1080ti_tensorrt_fps": {"df1seg": df1.get("fps"), ICNET: icnet.get("fps")}}
-
-
-def _nets(hw) -> tuple[dict, list[str]]:
-    """The prepared timing nets of DF1-Seg and ICNet at `hw` (random weights, one input), and
-    the models that could not be had (ICNet without its reference prototxt)."""
-    nets, missing = {}, []
-    for model in MODELS:
-        try:
-            nets[model] = prepare_net(timing_net(model, hw)[0])
-        except RegistryError as err:
-            missing.append(f"{model}: {err}")
-    if not nets:
-        raise Skip("; ".join(missing))
-    return nets, missing
-
-
-def _gpu_caffe():
-    try:
-        return import_caffe()
-    except (CaffeNotFound, ImportError, OSError) as err:
-        raise Skip(f"pycaffe of the CUDA build does not import here: {err}") from None
-
-
-def _device(args) -> int | None:
-    return args.gpu if args.gpu >= 0 else None
-
-
-def run_layers(args) -> dict:
-    rows = cpu_vs_gpu(_gpu_caffe(), _device(args))
-    worst = max(max(r["max_diff"].values()) for r in rows)
-    bad = [r["case"] for r in rows if not r["ok"]]
-    return {"status": "fail" if bad else "pass", "rows": rows,
-            "detail": f"{len(rows)} cases of CUDA vs CPU forward and backward, largest scaled "
-                      f"difference {worst:.2g} (limit {LAYER_TOLERANCE:g})"
-                      + (f"; over it: {', '.join(bad)}" if bad else "")}
-
-
-def run_gradients(args) -> dict:
-    rows = gradient_check(_gpu_caffe(), _device(args))
-    bad = [r["case"] for r in rows if not r["ok"]]
-    worst = max(r["max_abs_error"] for r in rows)
-    return {"status": "fail" if bad else "pass", "rows": rows,
-            "detail": f"{len(rows)} cases of CUDA backward vs central differences on the GPU, "
-                      f"largest error {worst:.2g} (limit {GRADIENT_TOLERANCE:g})"
-                      + (f"; over it: {', '.join(bad)}" if bad else "")}
-
-
-def _agreement(reference, engine, nets: dict, tolerance: float) -> list[dict]:
-    """Each net's outputs on `engine` against `reference`: the largest difference scaled by
-    the reference's magnitude, and whether it is within `tolerance`."""
-    rows = []
-    for model, net in nets.items():
-        with reference.prepare(net) as run:
-            want = run.outputs()
-        with engine.prepare(net) as run:
-            got = run.outputs()
-        diff = scaled_difference(got, want, reshape=True)
-        rows.append({"model": model, "max_scaled_diff": diff, "ok": diff <= tolerance})
-    return rows
-
-
-def run_nets(args) -> dict:
-    # the CPU reference on every core (the thread count is read when pycaffe loads)
-    cpu = PycaffeEngine(threads=os.cpu_count() or 1, gpu=None)
-    gpu = PycaffeEngine(gpu=_device(args))
-    nets, missing = _nets(args.hw)
-    rows = [dict(row, input=list(nets[row["model"]].input_shape))
-            for row in _agreement(cpu, gpu, nets, NET_TOLERANCE)]
-    bad = [r["model"] for r in rows if not r["ok"]]
-    detail = ", ".join(f"{r['model']} {r['max_scaled_diff']:.2g}" for r in rows)
-    return {"status": "fail" if bad else "pass", "rows": rows, "missing": missing,
-            "detail": f"pycaffe CPU vs GPU forward, scaled difference {detail} (limit "
-                      f"{NET_TOLERANCE:g})" + (f"; not run: {'; '.join(missing)}" if missing else "")}
-
-
-def _head_to_head(engine, nets: dict, protocol: Protocol) -> dict:
-    """DF1-Seg against ICNet on one engine, in interleaved rounds (docs/measurement.md)."""
-    runs = {model: engine.prepare(net) for model, net in nets.items()}
-    try:
-        result = compare(runs, protocol)
-    finally:
-        for run in runs.values():
-            run.close()
-    info = engine.describe()
-    out = {"engine": engine.name, "device": info.get("gpu") or info.get("device"), "fps": {m: 1000.0 / t.median_ms for m, t in result["timings"].items()},
-           "median_ms": {m: t.median_ms for m, t in result["timings"].items()},
-           "rounds": protocol.rounds, "passes_per_round": protocol.repeats}
-    if len(runs) == 2:   # time ratio icnet / df1seg per round = FPS ratio df1seg / icnet
-        ratio = ratio_interval(result["round_medians_ms"][ICNET], result["round_medians_ms"]["df1seg"])
-        out["fps_ratio_df1seg_over_icnet"] = {"ratio": ratio["ratio"], "ci95": ratio["ci95"]}
-    return out
-
-
-def _ratio_text(h2h: dict) -> str:
-    fps = ", ".join(f"{m} {v:.1f} FPS" for m, v in h2h["fps"].items())
-    r = h2h.get("fps_ratio_df1seg_over_icnet")
-    return fps + (f"; DF1-Seg/ICNet {r['ratio']:.3f} [{r['ci95'][0]:.3f}, {r['ci95'][1]:.3f}]" if r else "")
-
-
-def run_caffe_time(args) -> dict:
-    engine = CaffeTimeEngine(gpu=_device(args))
-    engine.version()
-    nets, missing = _nets(args.hw)
-    h2h = _head_to_head(engine, nets, Protocol(warmup=0, repeats=args.iterations, rounds=args.rounds))
-    return {"status": "pass", "head_to_head": h2h, "missing": missing,
-            "detail": f"caffe time on {h2h['device']}: {_ratio_text(h2h)}"
-                      + (f"; not run: {'; '.join(missing)}" if missing else "")}
-
-
-def run_tensorrt(args) -> dict:
-    trt = TensorRTEngine(precision="fp32")
-    try:
-        trt.version()
-    except EngineError as err:
-        raise Skip(str(err)) from None
-    ort = OnnxRuntimeEngine(threads=os.cpu_count() or 1)
-    nets, missing = _nets(args.hw)
-    rows = _agreement(ort, trt, nets, TENSORRT_TOLERANCE)
-    h2h = _head_to_head(trt, nets, Protocol(warmup=0, repeats=args.iterations * 4, rounds=args.rounds))
-    bad = [r["model"] for r in rows if not r["ok"]]
-    detail = ", ".join(f"{r['model']} {r['max_scaled_diff']:.2g}" for r in rows)
-    return {"status": "fail" if bad else "pass", "rows": rows, "head_to_head": h2h, "missing": missing,
-            "detail": f"TensorRT FP32 vs ONNX Runtime {detail} (limit {TENSORRT_TOLERANCE:g}); "
-                      f"TensorRT FP32 head to head: {_ratio_text(h2h)}"}
-
-
-CHILDREN = {"layers": run_layers, "gradients": run_gradients, "nets": run_nets,
-            "caffe-time": run_caffe_time, "tensorrt": run_tensorrt}
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="gpu_runs")
+def _parser(prog: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     parser.add_argument("check", choices=sorted(CHILDREN))
     parser.add_argument("--result", type=Path, required=True)
     parser.add_argument("--gpu", type=int, default=0)
     parser.add_argument("--iterations", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--hw", type=parse_hxw, default=(1024, 2048))
-    args = parser.parse_args(argv)
-    try:
-        result = CHILDREN[args.check](args)
-    except Skip as why:
-        result = {"status": "skip", "detail": str(why)}
-    except (EngineError, RegistryError, RuntimeError, ValueError) as err:
-        result = {"status": "fail", "detail": f"{type(err).__name__}: {' '.join(str(err).split())}"}
-    result.setdefault("hw", format_hxw(args.hw))
+    return parser
+
+
+def _run(args) -> int:
+    result = run_check(args.check, CheckOptions(args.gpu, args.iterations, args.rounds, args.hw))
     atomic_write_text(args.result, json.dumps(result, indent=2, default=float) + "\n")
     return 0
+
+
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    prog = prog or "python -m tools.gpu_runs"
+    return run_cli(lambda: _run(_parser(prog).parse_args(argv)), prog)
 
 
 if __name__ == "__main__":

@@ -3,369 +3,52 @@ prototxt become the merged-BN pair the authors released (``df1seg_mergebn.protot
 
     python -m tools.merge_bn NET WEIGHTS --out-net NET2 --out-weights WEIGHTS2
 
-For y = gamma * (conv(x) + b - mean) / sqrt(var + eps) + beta the merged convolution has
-weights W * a and bias (b - mean) * a + beta, a = gamma / sqrt(var + eps), per output channel.
-Caffe's BatchNorm stores its moving averages multiplied by a scale factor (blob 2): they are
-divided by it first, a factor of 0 being treated as 1.  eps comes from each layer.
-
-The merged prototxt drops the BatchNorm and Scale layers, turns the convolution's bias on and
-renames the BN/Scale output blob to the convolution's own top everywhere it is used (in-place
-ReLU, Eltwise and Concat bottoms, ...), as the released merged files do.  A BatchNorm that
-cannot be folded (it follows a Concat, a Pooling, a ShuffleChannel, as in ShuffleNet, or a
-convolution whose output another layer also reads) stays in the merged net with its Scale and
-weights, and a warning names it.
-
-Weights are read and written with dfseg's schema, so caffemodels of the authors' Caffe fork
-(Interp at field 148, ShuffleChannel at 149) load as they are.  A caffemodel that does not
-fit its prototxt is refused with every mismatching layer and blob shape listed.
+A BatchNorm that cannot be folded (after a Concat, a Pooling, a ShuffleChannel ...) stays in
+the merged net with its Scale and weights, with a warning naming it.  A caffemodel that does
+not fit its prototxt is refused with every mismatching layer and blob shape listed.  The
+folding itself is tools.export.merge_bn's.
 """
 from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
-import numpy as np
-from google.protobuf import text_format
+from dfseg.base.cli import run_cli
+from tools.export.merge_bn import merge_files
 
-from prototxt_gen import caffe_pb2
-from tools.export import caffemodel
-from dfseg.base.atomic import atomic_write_bytes, atomic_write_group
-from tools.export.netparam import NetDefinitionError, read_net
-
-FOLDABLE_TYPES = ("Convolution", "InnerProduct", "Deconvolution")
-# Layers whose top has as many channels as their first bottom.
-CHANNEL_PRESERVING = {"BatchNorm", "Scale", "Bias", "ReLU", "PReLU", "ELU", "Sigmoid", "TanH",
-                      "AbsVal", "Power", "Exp", "Log", "Clip", "Dropout", "Pooling", "Interp",
-                      "LRN", "Softmax", "Crop", "ShuffleChannel", "Eltwise", "Split", "Normalize"}
-
-Weights = dict[str, list[np.ndarray]]
+PROG = "python -m tools.merge_bn"
 
 
-class MergeError(ValueError):
-    """The net or its weights cannot be merged; the message names the layers concerned."""
-
-
-@dataclass(frozen=True)
-class Fold:
-    """One Convolution/InnerProduct with the BatchNorm (and Scale) folded into it."""
-    conv: str
-    batch_norm: str
-    scale: str | None
-    eps: float
-
-
-# ---------------------------------------------------------------- weights files
-
-def read_caffemodel(path: str | Path) -> Weights:
-    """{layer name: [float64 arrays]} of a binary caffemodel (new-style `layer` or V1 `layers`).
-
-    The reading is tools.export.caffemodel's; float64 keeps the folding arithmetic exact enough to
-    match Caffe's own merged outputs."""
-    try:
-        weights = caffemodel.read_caffemodel(path, dtype=np.float64)
-    except caffemodel.CaffemodelError as e:
-        raise MergeError(str(e)) from None
-    if not weights:
-        raise MergeError(f"{path}: no layers with weights in this caffemodel")
-    return weights
-
-
-def write_caffemodel(path: str | Path, net: caffe_pb2.NetParameter, weights: Weights) -> None:
-    """A caffemodel carrying `weights` for the layers of `net` (by name, in net order)."""
-    atomic_write_bytes(path, caffemodel_of(net, weights))
-
-
-def caffemodel_of(net: caffe_pb2.NetParameter, weights: Weights) -> bytes:
-    ordered = {layer.name: weights[layer.name] for layer in net.layer if layer.name in weights}
-    types = {layer.name: layer.type for layer in net.layer}
-    return caffemodel.caffemodel_bytes(ordered, net.name, layer_types=types)
-
-
-# ---------------------------------------------------------------- fit check
-
-def _conv_kernel(p: caffe_pb2.ConvolutionParameter) -> tuple[int, int] | None:
-    if p.HasField("kernel_h") or p.HasField("kernel_w"):
-        return (p.kernel_h, p.kernel_w)
-    if len(p.kernel_size) == 1:
-        return (p.kernel_size[0],) * 2
-    if len(p.kernel_size) == 2:
-        return tuple(p.kernel_size)
-    return None
-
-
-def _data_channels(layer: caffe_pb2.LayerParameter) -> list[int | None]:
-    if layer.type == "Input":
-        shapes = list(layer.input_param.shape)
-        return [(list(shapes[min(i, len(shapes) - 1)].dim) + [None, None])[1] if shapes else None
-                for i in range(len(layer.top))]
-    if layer.type == "ImageData":
-        return [3 if layer.image_data_param.is_color else 1] + [None] * (len(layer.top) - 1)
-    return [None] * len(layer.top)
-
-
-def expected_param_shapes(net: caffe_pb2.NetParameter) -> dict[str, list[tuple[int | None, ...]]]:
-    """Parameter-blob shapes each layer of `net` needs, from the prototxt alone (None where a
-    dimension depends on spatial sizes or on an input whose channels are unknown)."""
-    channels: dict[str, int | None] = {}
-    for name, dim in zip(net.input, [net.input_dim[4 * i + 1] if len(net.input_dim) >= 4 * (i + 1)
-                                      else None for i in range(len(net.input))]):
-        channels[name] = dim
-    for i, name in enumerate(net.input):
-        if i < len(net.input_shape) and len(net.input_shape[i].dim) > 1:
-            channels[name] = net.input_shape[i].dim[1]
-    shapes: dict[str, list[tuple[int | None, ...]]] = {}
-    for layer in net.layer:
-        c_in = channels.get(layer.bottom[0]) if layer.bottom else None
-        if layer.type in ("Convolution", "Deconvolution"):
-            p = layer.convolution_param
-            kernel = _conv_kernel(p) or (None, None)
-            group = p.group or 1
-            if layer.type == "Convolution":
-                weight = (p.num_output, c_in // group if c_in else None, *kernel)
-            else:
-                weight = (c_in, p.num_output // group, *kernel)
-            shapes[layer.name] = [weight] + ([(p.num_output,)] if p.bias_term else [])
-            outs = [p.num_output] * len(layer.top)
-        elif layer.type == "InnerProduct":
-            p = layer.inner_product_param
-            weight = (None, p.num_output) if p.transpose else (p.num_output, None)
-            shapes[layer.name] = [weight] + ([(p.num_output,)] if p.bias_term else [])
-            outs = [p.num_output] * len(layer.top)
-        elif layer.type == "BatchNorm":
-            shapes[layer.name] = [(c_in,), (c_in,), (1,)]
-            outs = [c_in]
-        elif layer.type == "Scale" and len(layer.bottom) == 1:
-            shapes[layer.name] = [(c_in,)] + ([(c_in,)] if layer.scale_param.bias_term else [])
-            outs = [c_in]
-        elif layer.type in CHANNEL_PRESERVING:
-            outs = [c_in] * len(layer.top)
-        elif layer.type == "Concat" and (layer.concat_param.axis == 1 and layer.concat_param.concat_dim == 1):
-            parts = [channels.get(b) for b in layer.bottom]
-            outs = [sum(parts) if None not in parts else None]
-        elif not layer.bottom:
-            outs = _data_channels(layer)
-        else:
-            outs = [None] * len(layer.top)
-        for top, c in zip(layer.top, outs):
-            channels[top] = c
-    return shapes
-
-
-def _fits(expected: tuple[int | None, ...], actual: tuple[int, ...]) -> bool:
-    if len(actual) == 4 and len(expected) < 4 and actual[:4 - len(expected)] == (1,) * (4 - len(expected)):
-        actual = actual[4 - len(expected):]          # legacy 4-D blob of a 1-D/2-D parameter
-    return len(expected) == len(actual) and all(e is None or e == a for e, a in zip(expected, actual))
-
-
-def _fmt(shape) -> str:
-    return "(" + ", ".join("?" if d is None else str(d) for d in shape) + ")"
-
-
-def check_weights_fit(net: caffe_pb2.NetParameter, weights: Weights, source: str = "caffemodel") -> Weights:
-    """Weights reshaped to the prototxt's shapes; MergeError listing every misfit otherwise."""
-    problems = []
-    fitted: Weights = dict(weights)     # layers not checked here (e.g. PReLU) pass through
-    for name, expected in expected_param_shapes(net).items():
-        if name not in weights:
-            problems.append(f"layer {name!r}: missing from the {source}")
-            continue
-        actual = weights[name]
-        if len(actual) != len(expected):
-            problems.append(f"layer {name!r}: prototxt needs {len(expected)} blobs "
-                            f"{', '.join(map(_fmt, expected))}; {source} has {len(actual)} "
-                            f"{', '.join(_fmt(a.shape) for a in actual)}")
-            continue
-        arrays = []
-        for i, (e, a) in enumerate(zip(expected, actual)):
-            if not _fits(e, a.shape):
-                problems.append(f"layer {name!r} blob {i}: prototxt needs {_fmt(e)}, {source} has {_fmt(a.shape)}")
-            elif len(a.shape) != len(e):
-                a = a.reshape(a.shape[4 - len(e):])
-            arrays.append(a)
-        fitted[name] = arrays
-    if problems:
-        raise MergeError(f"the {source} does not fit the prototxt ({len(problems)} problems):\n  "
-                         + "\n  ".join(problems))
-    return fitted
-
-
-# ---------------------------------------------------------------- folding
-
-def _readers(net: caffe_pb2.NetParameter, blob: str, start: int) -> list[int]:
-    return [j for j in range(start, len(net.layer)) if blob in net.layer[j].bottom]
-
-
-class _NotFoldable(Exception):
-    """This BatchNorm stays in the merged net; the message says why."""
-
-
-def _fold_at(net: caffe_pb2.NetParameter, i: int) -> tuple[Fold, int | None]:
-    """The fold of BatchNorm ``net.layer[i]`` and the index of its Scale (or None)."""
-    layer = net.layer[i]
-    source = layer.bottom[0]
-    producers = [j for j in range(i) if source in net.layer[j].top]
-    conv_index = producers[-1] if producers else None
-    conv = net.layer[conv_index] if conv_index is not None else None
-    if conv is None or conv.type not in FOLDABLE_TYPES or list(conv.top) != [source]:
-        kind = f"{conv.type} {conv.name!r}" if conv is not None else "no layer"
-        raise _NotFoldable(f"it follows {kind}, not a Convolution/InnerProduct")
-    if conv.type == "Deconvolution" and (conv.convolution_param.group or 1) != 1:
-        raise _NotFoldable(f"Deconvolution {conv.name!r} has groups")
-    other = [net.layer[j].name for j in _readers(net, source, conv_index + 1) if j != i
-             and (j < i or layer.top[0] != source)]
-    if other:
-        raise _NotFoldable(f"the output of {conv.name!r} is also read by {', '.join(other)}")
-    bn_top = layer.top[0]
-    scale_index = None
-    after = _readers(net, bn_top, i + 1)
-    if after and net.layer[after[0]].type == "Scale" and list(net.layer[after[0]].bottom) == [bn_top]:
-        scale_index = after[0]
-        scale = net.layer[scale_index]
-        p = scale.scale_param
-        if p.axis != 1 or p.num_axes != 1:
-            raise _NotFoldable(f"its Scale {scale.name!r} is not per-channel (axis 1, num_axes 1)")
-        if scale.top[0] != bn_top and len(after) > 1:
-            raise _NotFoldable(f"its output is also read by {net.layer[after[1]].name!r}, "
-                               f"not only by Scale {scale.name!r}")
-    return Fold(conv.name, layer.name, net.layer[scale_index].name if scale_index is not None else None,
-                layer.batch_norm_param.eps), scale_index
-
-
-def plan_folds(net: caffe_pb2.NetParameter) -> tuple[list[Fold], set[int], dict[int, str], list[str]]:
-    """The folds to make, the indices of layers to drop, for each folded BN/Scale the blob its
-    output becomes (the convolution's top), and one line per BatchNorm that stays (e.g. one
-    after a Concat or a ShuffleChannel, as in ShuffleNet) saying why."""
-    folds, dropped, renames, kept = [], set(), {}, []
-    for i, layer in enumerate(net.layer):
-        if layer.type != "BatchNorm" or i in dropped:
-            continue
-        if len(layer.bottom) != 1 or len(layer.top) != 1:
-            raise MergeError(f"BatchNorm {layer.name!r} must have exactly one bottom and one top")
-        try:
-            fold, scale_index = _fold_at(net, i)
-        except _NotFoldable as why:
-            kept.append(f"BatchNorm {layer.name!r} is kept, not folded: {why}")
-            continue
-        folds.append(fold)
-        dropped.add(i)
-        renames[i] = layer.bottom[0]
-        if scale_index is not None:
-            dropped.add(scale_index)
-            renames[scale_index] = layer.bottom[0]
-    return folds, dropped, renames, kept
-
-
-def merge_net(net: caffe_pb2.NetParameter,
-              warn: Callable[[str], None] | None = None) -> tuple[caffe_pb2.NetParameter, list[Fold]]:
-    """The merged-BN prototxt of `net` and the folds it implies; `warn` gets one line per
-    BatchNorm that could not be folded (it stays in the merged net with its Scale)."""
-    folds, dropped, renames, kept = plan_folds(net)
-    for line in kept:
-        if warn is not None:
-            warn(line)
-    folded_convs = {f.conv for f in folds}
-    out = caffe_pb2.NetParameter()
-    out.CopyFrom(net)
-    del out.layer[:]
-    alias: dict[str, str] = {}          # blob name in `net` -> name in the merged net
-    for i, layer in enumerate(net.layer):
-        if i in dropped:
-            top = layer.top[0]
-            if top != renames[i]:
-                alias[top] = renames[i]
-            continue
-        merged = out.layer.add()
-        merged.CopyFrom(layer)
-        merged.bottom[:] = [alias.get(b, b) for b in layer.bottom]
-        tops = []
-        for t in layer.top:
-            if t in alias and t not in layer.bottom:
-                del alias[t]           # a new blob reusing the name: stop renaming it
-            tops.append(alias.get(t, t))
-        merged.top[:] = tops
-        if layer.name in folded_convs:
-            if layer.type == "InnerProduct":
-                merged.inner_product_param.bias_term = True
-            else:
-                merged.convolution_param.bias_term = True
-    return out, folds
-
-
-def merge_weights(net: caffe_pb2.NetParameter, weights: Weights, folds: list[Fold]) -> Weights:
-    """Weights of the merged net (float64 arrays); `weights` already fitted to `net`."""
-    layers = {layer.name: layer for layer in net.layer}
-    merged = {name: [a.copy() for a in arrays] for name, arrays in weights.items()}
-    for fold in folds:
-        conv = layers[fold.conv]
-        mean, var, factor = weights[fold.batch_norm]
-        s = float(factor.ravel()[0])
-        s = 1.0 if s == 0 else s
-        mean, var = mean / s, var / s
-        if fold.scale is not None:
-            gamma = weights[fold.scale][0]
-            beta = weights[fold.scale][1] if len(weights[fold.scale]) > 1 else np.zeros_like(gamma)
-        else:
-            gamma, beta = np.ones_like(mean), np.zeros_like(mean)
-        a = gamma / np.sqrt(var + fold.eps)
-        w = weights[fold.conv][0]
-        b = weights[fold.conv][1] if len(weights[fold.conv]) > 1 else np.zeros_like(mean)
-        if conv.type == "Deconvolution" or (conv.type == "InnerProduct" and conv.inner_product_param.transpose):
-            w = w * a.reshape((1, -1) + (1,) * (w.ndim - 2))     # output channels on axis 1
-        else:
-            w = w * a.reshape((-1,) + (1,) * (w.ndim - 1))
-        merged[fold.conv] = [w, (b - mean) * a + beta]
-        merged.pop(fold.batch_norm, None)
-        if fold.scale is not None:
-            merged.pop(fold.scale, None)
-    return merged
-
-
-def _warn(line: str) -> None:
-    print(f"merge_bn: warning: {line}", file=sys.stderr)
-
-
-def merge_files(net_path: Path, weights_path: Path, out_net: Path, out_weights: Path,
-                warn: Callable[[str], None] = _warn) -> list[Fold]:
-    net = read_net(net_path)
-    if not net.layer:
-        raise MergeError(f"{net_path}: the net has no layers")
-    weights = check_weights_fit(net, read_caffemodel(weights_path), f"caffemodel {weights_path}")
-    merged_net, folds = merge_net(net, warn)
-    merged = merge_weights(net, weights, folds)
-    # The pair is written together: a failure leaves both old files as they were.
-    atomic_write_group({out_net: text_format.MessageToString(merged_net),
-                        out_weights: caffemodel_of(merged_net, merged)})
-    return folds
-
-
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m tools.merge_bn",
-                                description="Fold BatchNorm + Scale into the preceding convolutions.")
+def _parser(prog: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
     p.add_argument("net", type=Path, help="prototxt with BatchNorm/Scale layers")
     p.add_argument("weights", type=Path, help="its caffemodel")
     p.add_argument("--out-net", type=Path, required=True, help="merged prototxt to write")
     p.add_argument("--out-weights", type=Path, required=True, help="merged caffemodel to write")
-    args = p.parse_args(argv)
+    return p
+
+
+def _run(args) -> int:
     kept: list[str] = []
-    try:
-        folds = merge_files(args.net, args.weights, args.out_net, args.out_weights,
-                            warn=lambda line: (kept.append(line), _warn(line)))
-    except (MergeError, NetDefinitionError) as e:
-        print(f"merge_bn: error: {e}", file=sys.stderr)
-        return 2
-    except OSError as e:  # an output path that is a folder, a missing folder, a full disk
-        where = f"{e.filename}: {e.strerror}" if e.filename and e.strerror else str(e)
-        print(f"merge_bn: error: {where}", file=sys.stderr)
-        return 2
+
+    def warn(line: str) -> None:
+        kept.append(line)
+        print(f"merge_bn: warning: {line}", file=sys.stderr)
+
+    folds = merge_files(args.net, args.weights, args.out_net, args.out_weights, warn=warn)
     print(f"merge_bn: folded {len(folds)} BatchNorm layers "
           f"({sum(f.scale is not None for f in folds)} with Scale)"
           + (f", kept {len(kept)} that cannot be folded" if kept else "")
           + f" -> {args.out_net}, {args.out_weights}",
           file=sys.stderr)
     return 0
+
+
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    prog = prog or PROG
+    args = _parser(prog).parse_args(argv)
+    return run_cli(lambda: _run(args), prog=prog)
 
 
 if __name__ == "__main__":

@@ -11,11 +11,13 @@ interleaved rounds on each engine).
 Writes OUT after every group (an interrupted run keeps what it measured):
     {"machine", "engines": {engine: describe()}, "protocol": {...},
      "table1": [{"model" (paper name), "name", "input_hw", "run_hw",
-                 "measured": {"caffe": ms, "opencv": ms, "onnxruntime": ms}, "ci95_ms": {...},
+                 "measured": {"caffe": timing, "opencv": timing, "onnxruntime": timing},
                  "errors": {engine: why}}],
      "table4": [{"model", "name", "paper_size" (WxH, as the paper), "input_hw", "run_hw",
-                 "measured": {...}, "ci95_ms": {...}, "errors": {...}}]}
-An engine that cannot run a model (a layer it lacks) leaves its figure null and says why.
+                 "measured": {...}, "errors": {...}}]}
+Each timing is a timing record (tools.report.timings: median_ms, min_ms, ci95_ms, samples,
+protocol, engine, machine).  An engine that cannot run a model (a layer it lacks) leaves its
+timing null and says why.
 `make tables` puts these beside the paper's figures.
 """
 from __future__ import annotations
@@ -28,39 +30,21 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from tools.bench import REPORTED, measure_group
 from dfseg.base.atomic import atomic_write_text
 from dfseg.base.cli import CliError, run_cli
 from dfseg.base.sizes import format_hxw
-from tools.engines import EngineError, Protocol, describe_machine, make_engine
-from tools.registry import RegistryError, display_name
+from tools.engines import Protocol, describe_machine, make_engine
+from tools.engines.head_to_head import REPORTED, table_rows
+from tools.report.paper import TABLE4_SIZES
 
 TABLE1_MODELS = ("shufflenet_v2", "resnet18", "shufflenet_v1", "googlenet", "mobilenet_v1",
                  "mobilenet_v2", "resnet50", "df1", "df2", "df2a")
 TABLE1_HW = (224, 224)
 TABLE4_MODELS = ("segnet", "enet", "df1seg", "df2seg1", "df2seg2", "df1seg_d8")
-#: the paper's WxH names -> HxW
-TABLE4_SIZES = {"640x360": (360, 640), "1280x720": (720, 1280), "1920x1080": (1080, 1920)}
 ENGINES = ("caffe-time", "opencv", "onnxruntime")
 
 
-def _rows(models, hw, engines, protocol, threads, nets_dir, extra) -> list[dict]:
-    rows = {m: {"model": display_name(m), "name": m, **extra, "input_hw": list(hw), "run_hw": None,
-                "measured": {}, "ci95_ms": {}, "errors": {}} for m in models}
-    group = [(m, display_name(m), hw, protocol.repeats * protocol.rounds) for m in models]
-    for engine in engines:
-        runs, _ = measure_group(engine, group, protocol, threads, {}, nets_dir, check=False)
-        for run in runs:
-            row, key = rows[run.model], REPORTED[engine]
-            row["run_hw"] = list(run.input_hw)
-            row["measured"][key] = run.forward_ms
-            row["ci95_ms"][key] = list(run.ci95_ms) if run.ci95_ms else None
-            if run.error:
-                row["errors"][key] = run.error
-    return list(rows.values())
-
-
-def run(args) -> int:
+def _run(args) -> int:
     engines = [e for e in args.engines.split(",") if e]
     if args.out.is_dir():
         raise CliError(f"{args.out}: is a directory (give the JSON file to write)")
@@ -89,14 +73,14 @@ def run(args) -> int:
              ([("table4", table4, hw, t4, {"paper_size": name})
                for name, hw in TABLE4_SIZES.items()] if table4 and not args.no_table4 else [])
     for table, models, hw, protocol, extra in tqdm(groups, desc="paper tables", unit="group", file=sys.stderr):
-        report[table] += _rows(models, hw, engines, protocol, args.threads, nets_dir, extra)
+        report[table] += table_rows(models, hw, engines, protocol, args.threads, nets_dir, extra)
         atomic_write_text(args.out, json.dumps(report, indent=1) + "\n")
     print_summary(report)
     return 0
 
 
-def _ms(v) -> str:
-    return "–" if v is None else f"{v:.1f}"
+def _ms(timing) -> str:
+    return "–" if timing is None else f"{timing['median_ms']:.1f}"
 
 
 def print_summary(report: dict) -> None:
@@ -109,8 +93,8 @@ def print_summary(report: dict) -> None:
                   + (f"  ({'; '.join(f'{k}: {v[:60]}' for k, v in r['errors'].items())})" if r["errors"] else ""))
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m tools.paper_bench", description=__doc__.split("\n\n")[0])
+def _parser(prog: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     p.add_argument("--iterations", type=int, default=2, help="passes per net for Table 1 (the paper's 100: `make bench`)")
     p.add_argument("--table4-iterations", type=int, default=1, help="passes per net for Table 4")
     p.add_argument("--rounds", type=int, default=2, help="interleaved rounds the passes are split into")
@@ -123,9 +107,9 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    return run_cli(lambda: run(_parser().parse_args(argv)), "paper_bench",
-                   expected=(EngineError, RegistryError))
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    prog = prog or "python -m tools.paper_bench"
+    return run_cli(lambda: _run(_parser(prog).parse_args(argv)), prog)
 
 
 if __name__ == "__main__":

@@ -12,60 +12,31 @@ figures and the numbers measured on this machine.
   goes to stdout.
 
 Which log gives which figure is decided by its file name (the release's naming; see
-`LOG_NAMING` and docs/tables.md).  Measured figures are read from JSON result files (see
-`MEASURED_ENGINES` and `load_measured`); a missing file shows as "—".
+tools.report.log_figures.LOG_NAMING and docs/tables.md).  Measured figures are read from JSON
+result files in the one timing schema (tools.report.measured, tools.report.timings); a missing
+file shows as "—".  The tables are built in tools.report; this module is their command line.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
-from prototxt_gen.models import load_model, model_names
 from dfseg.base.atomic import atomic_write_group
-from dfseg.base.cli import CliError
-from dfseg.base.textfile import TextFileError, read_yaml
-from tools.report.comparison import ComparisonFormatError, comparison_tables, load_paper_bench, plot_fig5
-from tools.report.build import (DASH, Table, build_tables, fps, measured_comparison_tables,
-                                release_tables)
-from tools.report.log_figures import LOG_NAMING, Figure, LogFigures, model_key, read_logs
-from tools.report.measured import MEASURED_ENGINES, MeasuredFormatError, load_measured
+from dfseg.base.cli import CliError, run_cli
+from tools.report.build import build_tables, measured_comparison_tables, release_tables
+from tools.report.comparison import comparison_tables, load_paper_bench, plot_fig5
+from tools.report.log_figures import LogFigures, read_logs
+from tools.report.measured import MEASURED_ENGINES, load_measured
+from tools.report.paper import known_model_names, paper_tables_path, read_paper_tables
 from tools.report.render import plot_fig1, to_html, to_markdown
-
-# The tables are built in tools.report; this module is their command line and keeps the
-# names callers import from here.
-__all__ = ["DASH", "LOG_NAMING", "MEASURED_ENGINES", "REPO", "Figure", "LogFigures",
-           "MeasuredFormatError", "Table", "build_tables", "default_paper_tables", "fps",
-           "known_model_names", "load_measured", "main", "measured_comparison_tables",
-           "model_key", "plot_fig1", "read_logs", "release_tables", "to_html", "to_markdown"]
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-def default_paper_tables() -> Path:
-    root = Path(os.environ.get("DFSEG_REFERENCE", REPO.parent / "shared" / "reference"))
-    return root / "paper_tables.yaml"
-
-
-def known_model_names(paper: dict | None) -> list[str]:
-    """Model names logs may name: the paper's, plus the generator's named models."""
-    names = []
-    for key in ("release_segmentation", "release_backbones", "table3_1080ti", "table4_titanx", "table5_tx2",
-                "table1_tx2_backbones"):
-        names += [r["model"] for r in (paper or {}).get(key, [])]
-    names += [load_model(n).display_name for n in model_names()]
-    return list(dict.fromkeys(names))
-
-
-def _fail(message: str) -> int:
-    print(f"tables: error: {message}", file=sys.stderr)
-    return 2
-
-
-def _parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m tools.tables", description=__doc__.split("\n\n")[0])
+def _parser(prog: str) -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     ap.add_argument("--logs", type=Path, required=True, help="directory of logs in the release's naming")
     ap.add_argument("--json", action="store_true", help="print the rebuilt release tables as JSON")
     ap.add_argument("--out", type=Path, help="write tables.md, tables.html, tables.json, fig1_miou_vs_fps.png here")
@@ -79,22 +50,12 @@ def _parser() -> argparse.ArgumentParser:
 
 def _load_paper(paper_path: Path, asked: bool) -> dict | None:
     """The paper's tables, or None (with a warning) when the default file is absent."""
-    if paper_path.is_file():
-        try:
-            return read_yaml(paper_path, "paper tables (YAML)")
-        except TextFileError as exc:
-            raise CliError(str(exc)) from None
-    if asked:
+    paper = read_paper_tables(paper_path)
+    if paper is None and asked:
         raise CliError(f"{paper_path}: paper tables not found")
-    print(f"tables: warning: {paper_path} not found; no paper columns", file=sys.stderr)
-    return None
-
-
-def _load_all_measured(bench: Path) -> dict:
-    try:
-        return {name: load_measured(bench / filename) for name, _, filename in MEASURED_ENGINES}
-    except MeasuredFormatError as exc:
-        raise CliError(str(exc)) from None
+    if paper is None:
+        print(f"tables: warning: {paper_path} not found; no paper columns", file=sys.stderr)
+    return paper
 
 
 def _write_outputs(args, figs: LogFigures, paper: dict | None, paper_path: Path, measured: dict,
@@ -120,22 +81,15 @@ def _write_outputs(args, figs: LogFigures, paper: dict | None, paper_path: Path,
         sys.stdout.write(markdown)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    try:
-        if not args.logs.is_dir():
-            raise CliError(f"{args.logs}: log directory not found")
-        paper_path = args.paper or default_paper_tables()
-        paper = _load_paper(paper_path, bool(args.paper))
-        figs = read_logs(args.logs, known_model_names(paper), progress=not args.quiet)
-        measured = _load_all_measured(args.bench)
-        release = release_tables(figs, paper)
-        try:
-            comparison = comparison_tables(paper, load_paper_bench(args.bench / "paper.json"))
-        except ComparisonFormatError as exc:
-            raise CliError(str(exc)) from None
-    except CliError as exc:
-        return _fail(str(exc))
+def _run(args) -> int:
+    if not args.logs.is_dir():
+        raise CliError(f"{args.logs}: log directory not found")
+    paper_path = args.paper or paper_tables_path()
+    paper = _load_paper(paper_path, bool(args.paper))
+    figs = read_logs(args.logs, known_model_names(paper), progress=not args.quiet)
+    measured = {name: load_measured(args.bench / filename) for name, _, filename in MEASURED_ENGINES}
+    release = release_tables(figs, paper)
+    comparison = comparison_tables(paper, load_paper_bench(args.bench / "paper.json"))
     release.update(comparison)
     if args.json:
         print(json.dumps(release, indent=2))
@@ -144,6 +98,11 @@ def main(argv: list[str] | None = None) -> int:
     for name, why in figs.skipped:
         print(f"tables: note: {name}: {why}", file=sys.stderr)
     return 0
+
+
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    prog = prog or "python -m tools.tables"
+    return run_cli(lambda: _run(_parser(prog).parse_args(argv)), prog)
 
 
 if __name__ == "__main__":

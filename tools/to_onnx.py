@@ -25,7 +25,7 @@ Where Caffe and ONNX differ the graph spells Caffe's semantics out:
   INFERENCE scale and shift.
 - ArgMax: ties go to the last index (Caffe sorts (value, index) pairs descending), output float.
 Node names are Caffe layer names; every Caffe blob keeps its name for its final value.
-The exporters live in tools.export (graph, per-layer ops, whole net, check).
+The exporter lives in tools.export (`onnx_convert.convert`, `onnx_check.check`).
 """
 from __future__ import annotations
 
@@ -33,27 +33,17 @@ import argparse
 import sys
 from pathlib import Path
 
-import onnx
-
-from tools.caffe_locate import CaffeNotFound
-from tools.export.caffe_net import CaffeNetError
-from tools.export.caffemodel import CaffemodelError
 from dfseg.base.atomic import atomic_write_bytes
-from dfseg.base.cli import nchw_argument, one_line
+from dfseg.base.cli import CliError, run_cli
 from tools.export.blob_check import add_check_arguments, load_input, report_exit
-from tools.export.onnx_check import CheckError, check
-from tools.export.onnx_convert import SUPPORTED, check_supported, convert
-from tools.export.onnx_graph import IR_VERSION, OPSET, UnsupportedLayerError
+from tools.export.onnx_check import check
+from tools.export.onnx_convert import convert
 
-__all__ = ["convert", "check", "check_supported", "SUPPORTED", "OPSET", "IR_VERSION",
-           "UnsupportedLayerError", "CheckError", "parse_shape", "main"]
+PROG = "python -m tools.to_onnx"
 
 
-parse_shape = nchw_argument   # --input NxCxHxW
-
-
-def _parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m tools.to_onnx", description=__doc__.split("\n")[0])
+def _parser(prog: str) -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
     ap.add_argument("net", help="Caffe prototxt")
     ap.add_argument("weights", nargs="?", help="caffemodel (omit for random weights)")
     ap.add_argument("--weights", dest="weights_option", metavar="WEIGHTS",
@@ -71,34 +61,28 @@ def _export(args, weights):
                  tolerance=args.tolerance)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+def _run(args, prog: str) -> int:
     if args.weights and args.weights_option and args.weights != args.weights_option:
-        print("to_onnx: error: WEIGHTS given twice (positional and --weights)", file=sys.stderr)
-        return 2
+        raise CliError("WEIGHTS given twice (positional and --weights)")
     weights = args.weights or args.weights_option
     if args.data is not None and not args.check:
-        print("to_onnx: error: --data is only used with --check", file=sys.stderr)
-        return 2
-    try:
-        model, report = _export(args, weights)
-    except (CaffeNetError, CaffemodelError, CaffeNotFound, onnx.checker.ValidationError) as err:
-        print(f"to_onnx: error: {one_line(err)}", file=sys.stderr)
-        return 2
+        raise CliError("--data is only used with --check")
+    model, report = _export(args, weights)
     out = Path(args.out)
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(out, model.SerializeToString())  # a failed write keeps the old .onnx
-    except OSError as err:
-        where = f"{err.filename}: {err.strerror}" if err.filename and err.strerror else str(err)
-        print(f"to_onnx: error: {where}", file=sys.stderr)
-        return 2
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out, model.SerializeToString())  # a failed write keeps the old .onnx
     ins = ", ".join(f"{i.name} {tuple(d.dim_value for d in i.type.tensor_type.shape.dim)}"
                     for i in model.graph.input)
     outs = ", ".join(o.name for o in model.graph.output)
     source = weights or f"random weights (seed {args.seed})"
     print(f"{out}: {len(model.graph.node)} nodes, inputs {ins}, outputs {outs}; weights: {source}")
-    return report_exit(report, "to_onnx")
+    return report_exit(report, prog)
+
+
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    prog = prog or PROG
+    args = _parser(prog).parse_args(argv)
+    return run_cli(lambda: _run(args, prog), prog=prog)
 
 
 if __name__ == "__main__":

@@ -13,31 +13,24 @@ Scale, the forks' BN, merged-BN nets as they are), else random weights (`--seed`
 compares every blob each layer writes with the module's value for it, read from the running
 forward(); it exits 1 when any differs by more than --tolerance (1e-4) relative to the blob's
 largest magnitude, naming the first diverging layer.  The files are written either way.
-The conversion rules are in docs/torch.md.
+The conversion rules are in docs/torch.md; the converter is tools.export.torch_convert.
 """
 from __future__ import annotations
 
 import argparse
-import io
 import sys
 from pathlib import Path
 
-
-from tools.caffe_locate import CaffeNotFound
-from dfseg.base.atomic import atomic_write_group
 from dfseg.base.cli import CliError, run_cli
-from tools.export.blob_check import CheckError, add_check_arguments, load_input, report_exit
-from tools.export.caffe_net import CaffeNetError
-from tools.export.caffemodel import CaffemodelError
+from tools.export.blob_check import add_check_arguments, load_input, report_exit
 from tools.export.torch_check import check
-from tools.export.torch_convert import TorchModule, convert, state_dict
+from tools.export.torch_convert import convert, write_module
 
-PROG = "to_torch"
+PROG = "python -m tools.to_torch"
 
 
-def _parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m tools.to_torch",
-                                 description=__doc__.split("\n")[0])
+def _parser(prog: str) -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
     ap.add_argument("net", help="Caffe prototxt")
     ap.add_argument("weights", nargs="?", help="caffemodel (omit for random weights)")
     ap.add_argument("--out", required=True, type=Path,
@@ -46,24 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     return ap
 
 
-def weights_bytes(module: TorchModule) -> bytes:
-    """The module's state_dict as torch.save writes it."""
-    import torch
-    buffer = io.BytesIO()
-    torch.save(state_dict(module), buffer)
-    return buffer.getvalue()
-
-
-def write_module(module: TorchModule, out: Path) -> tuple[Path, Path]:
-    """NAME.py and NAME.pt, both or neither (a failed write leaves the old pair)."""
-    weights = out.with_suffix(".pt")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_group({out: module.source, weights: weights_bytes(module)})
-    return out, weights
-
-
-def _run(argv) -> int:
-    args = _parser().parse_args(argv)
+def _run(args, prog: str) -> int:
     if args.out.suffix != ".py":
         raise CliError(f"{args.out}: --out must name a .py file (the weights go beside it, .pt)")
     if args.data is not None and not args.check:
@@ -79,12 +55,13 @@ def _run(argv) -> int:
                        for name, shape in module.inputs.items())
     print(f"{source}, {weights.name}: {len(module.state)} tensors, inputs {inputs}, outputs "
           f"{', '.join(module.outputs)}; weights: {module.weights}")
-    return report_exit(report, PROG)
+    return report_exit(report, prog)
 
 
-def main(argv: list[str] | None = None) -> int:
-    return run_cli(lambda: _run(argv), PROG,
-                   expected=(CaffeNetError, CaffemodelError, CaffeNotFound, CheckError))
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    prog = prog or PROG
+    args = _parser(prog).parse_args(argv)
+    return run_cli(lambda: _run(args, prog), prog=prog)
 
 
 if __name__ == "__main__":

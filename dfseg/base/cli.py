@@ -20,10 +20,10 @@ import traceback
 from typing import Callable, Sequence
 
 from dfseg.base.errors import InputError
-from dfseg.base.sizes import SizeError, parse_nchw
+from dfseg.base.sizes import SizeError, parse_hxw, parse_nchw, parse_shape
 
-__all__ = ["CliError", "InputError", "EXIT_BAD_INPUT", "EXIT_BUG", "debug_requested", "nchw_argument",
-           "one_line", "run_cli"]
+__all__ = ["CliError", "InputError", "EXIT_BAD_INPUT", "EXIT_BUG", "debug_requested", "hxw_argument", "nchw_argument",
+           "one_line", "run_cli", "shape_argument"]
 
 EXIT_BAD_INPUT = 2
 EXIT_BUG = 1
@@ -75,6 +75,24 @@ def nchw_argument(text: str) -> tuple[int, int, int, int]:
     one is argparse's one-line usage error, exit 2."""
     try:
         return parse_nchw(text)
+    except SizeError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def hxw_argument(text: str) -> tuple[int, int]:
+    """An argparse `type` for a size HxW (dfseg.base.sizes.parse_hxw): a bad one is
+    argparse's one-line usage error, exit 2."""
+    try:
+        return parse_hxw(text)
+    except SizeError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def shape_argument(text: str) -> tuple[int, ...]:
+    """An argparse `type` for a blob shape of any number of axes, NxCxHxW or e.g. 8
+    (dfseg.base.sizes.parse_shape)."""
+    try:
+        return parse_shape(text)
     except SizeError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
 

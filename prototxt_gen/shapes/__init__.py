@@ -14,9 +14,10 @@ Conventions:
   Deconvolution, InnerProduct); element-wise layers, pooling and resizing count 0.
 
 Layout: ``core`` (the cost record, errors, checks, the ``RULES`` registry), ``geometry``
-(window and size arithmetic shared with tools), and the rules by layer family
-(``data_layers``, ``layer_rules``, ``pointwise_rules``), which register themselves in
-``RULES`` when imported here.
+(window and size arithmetic shared with tools), ``catalogue`` (each layer type's kind -- data,
+evaluation, loss, compute -- and its parameter-blob shapes, from which the rules count
+``params``), and the rules by layer family (``data_layers``, ``layer_rules``,
+``pointwise_rules``), which register themselves in ``RULES`` when imported here.
 """
 from __future__ import annotations
 
@@ -27,9 +28,13 @@ from .geometry import (ConvGeometry, PoolGeometry, conv_geometry, conv_output_si
                        pool_geometry, pool_output_size, upsample_output_hw)
 # The rule modules fill RULES as they are imported, in the order the one module had them.
 from . import data_layers, layer_rules, pointwise_rules  # noqa: E402,F401  (registration)
-from .pointwise_rules import LOSS_TYPES, bn_blob_count
+from .catalogue import (COMPUTE, DATA, DATA_TYPES, EVALUATION, EVALUATION_TYPES, LOSS, LOSS_TYPES,
+                        bn_blob_count, is_data_layer, is_scoring_layer, layer_kind, param_count,
+                        param_shapes, type_kind)
 
 __all__ = [
+    "COMPUTE", "DATA", "DATA_TYPES", "EVALUATION", "EVALUATION_TYPES", "LOSS", "is_data_layer",
+    "is_scoring_layer", "layer_kind", "param_count", "param_shapes", "type_kind",
     "EMPTY_OUTPUT", "LOSS_TYPES", "RULES", "ConvGeometry", "LayerCost", "NeedsInputShape",
     "PoolGeometry", "Shape", "ShapeError", "bn_blob_count", "canonical_axis", "conv_geometry",
     "conv_output_size", "count", "deconv_output_size", "interp_output_hw",

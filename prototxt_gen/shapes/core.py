@@ -6,12 +6,14 @@ import math
 from dataclasses import dataclass, field
 from typing import Callable
 
+from dfseg.base.errors import InputError
+
 from .. import caffe_pb2
 
 Shape = tuple[int, ...]
 
 
-class ShapeError(ValueError):
+class ShapeError(InputError, ValueError):
     """The layer cannot be set up on these bottoms (Caffe would abort)."""
 
 

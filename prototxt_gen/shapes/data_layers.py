@@ -94,7 +94,7 @@ def _dummy_data(layer, bottoms):
                       for i in range(n_top)])
 
 
-@rule("HDF5Data", "WindowData")
+@rule("HDF5Data", "WindowData", "AnnotatedData", "ImageSegData")
 def _opaque_data(layer, bottoms):
     raise _data_shape_error(f"the shape of a {layer.type} layer's output is only "
                             "known when it runs")

@@ -1,6 +1,6 @@
 """Caffe's size arithmetic for one layer's window: convolution/deconvolution, pooling,
 PSPNet's Interp, SegNet's Upsample, and the legacy Concat/Slice axis field.  Tools that
-lay out a net themselves (tools.export.caffe_net, the ONNX export, the zoo) share these."""
+lay out a net themselves (the exporters, the zoo) share these."""
 from __future__ import annotations
 
 import math

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 
+from .catalogue import param_count
 from .core import LayerCost, _bottoms, _check, _check_shape, canonical_axis, count, rule
 from .geometry import (conv_geometry, conv_output_size, deconv_output_size, interp_output_hw,
                        legacy_axis, pool_geometry, upsample_output_hw)
@@ -33,8 +34,6 @@ def _conv_like(layer, bottoms, deconv: bool) -> LayerCost:
                         for i in range(num_spatial))
     top = _check_shape(shape[:channel_axis] + (p.num_output,) + spatial_out)
     kernel = math.prod(g.kernel)
-    weights = p.num_output * (channels // p.group) * kernel
-    params = weights + (p.num_output if p.bias_term else 0)
     outer = count(shape, 0, channel_axis)
     # MACs: every output (input, for deconvolution) position does a (C/g)x(kernel) dot
     # product per output channel.
@@ -43,7 +42,7 @@ def _conv_like(layer, bottoms, deconv: bool) -> LayerCost:
     else:
         macs = outer * math.prod(spatial_out) * p.num_output * (channels // p.group) * kernel
     macs *= len(bottoms)
-    return LayerCost([top] * len(bottoms), params, macs)
+    return LayerCost([top] * len(bottoms), param_count(layer, bottoms), macs)
 
 
 @rule("Convolution")
@@ -65,8 +64,8 @@ def _inner_product(layer, bottoms):
     k = count(shape, axis)
     m = count(shape, 0, axis)
     _check(p.num_output > 0, "num_output must be positive")
-    params = p.num_output * k + (p.num_output if p.bias_term else 0)
-    return LayerCost([_check_shape(shape[:axis] + (p.num_output,))], params, m * k * p.num_output)
+    return LayerCost([_check_shape(shape[:axis] + (p.num_output,))], param_count(layer, bottoms),
+                     m * k * p.num_output)
 
 
 # --------------------------------------------------------------------------- spatial

@@ -2,8 +2,8 @@
 Accuracy, the losses)."""
 from __future__ import annotations
 
-from .. import caffe_pb2
-from .core import LayerCost, Shape, _bottoms, _check, canonical_axis, count, rule
+from .catalogue import LOSS_TYPES, param_count
+from .core import LayerCost, _bottoms, _check, canonical_axis, count, rule
 
 # --------------------------------------------------------------------------- element-wise
 
@@ -29,16 +29,7 @@ def _shuffle_channel(layer, bottoms):
 def _batch_norm(layer, bottoms):
     _bottoms(bottoms, exact=1)
     shape = bottoms[0]
-    channels = shape[1] if len(shape) > 1 else 1
-    return LayerCost([shape], params=2 * channels + 1)  # mean, variance, moving-average factor
-
-
-def bn_blob_count(p: caffe_pb2.BNParameter) -> int:
-    """Parameter blobs (each 1 x C x 1 x 1) of a fork's BN layer: the SegNet fork's scale and
-    shift, when bn_param uses its field names (scale_filler, shift_filler, bn_mode); else the
-    PSPNet fork's slope, bias, mean and variance."""
-    segnet = any(p.HasField(name) for name in ("scale_filler", "shift_filler", "bn_mode"))
-    return 2 if segnet else 4
+    return LayerCost([shape], params=param_count(layer, bottoms))
 
 
 @rule("BN")
@@ -46,15 +37,7 @@ def _fork_bn(layer, bottoms):
     _bottoms(bottoms, exact=1)
     shape = bottoms[0]
     _check(len(shape) == 4, "BN needs a 4-axis (N, C, H, W) input")
-    return LayerCost([shape], params=bn_blob_count(layer.bn_param) * shape[1])
-
-
-def _affine_shape(shape: Shape, axis: int, num_axes: int) -> Shape:
-    axis = canonical_axis(axis, len(shape)) if shape else 0
-    _check(num_axes >= -1, "num_axes must be non-negative, or -1 to extend to the end of bottom[0]")
-    if num_axes >= 0:
-        _check(len(shape) >= axis + num_axes, "scale blob's shape extends past bottom[0]'s shape")
-    return shape[axis:] if num_axes == -1 else shape[axis:axis + num_axes]
+    return LayerCost([shape], params=param_count(layer, bottoms))
 
 
 @rule("Scale")
@@ -62,25 +45,18 @@ def _scale(layer, bottoms):
     _bottoms(bottoms, minimum=1)
     _check(len(bottoms) <= 2, "Scale takes one or two bottoms")
     p = layer.scale_param
-    if len(bottoms) == 1:
-        scale_shape = _affine_shape(bottoms[0], p.axis, p.num_axes)
-        params = count(scale_shape) * (2 if p.bias_term else 1)
-    else:
+    if len(bottoms) == 2 and bottoms[1]:
         scale_shape = bottoms[1]
-        if scale_shape:
-            axis = canonical_axis(p.axis, len(bottoms[0]))
-            _check(bottoms[0][axis:axis + len(scale_shape)] == scale_shape,
-                   f"scale blob {list(scale_shape)} does not match bottom[0] {list(bottoms[0])}")
-        params = count(scale_shape) if p.bias_term else 0
-    return LayerCost([bottoms[0]], params=params)
+        axis = canonical_axis(p.axis, len(bottoms[0]))
+        _check(bottoms[0][axis:axis + len(scale_shape)] == scale_shape,
+               f"scale blob {list(scale_shape)} does not match bottom[0] {list(bottoms[0])}")
+    return LayerCost([bottoms[0]], params=param_count(layer, bottoms))
 
 
 @rule("Bias")
 def _bias(layer, bottoms):
     _bottoms(bottoms, minimum=1)
-    p = layer.bias_param
-    params = count(_affine_shape(bottoms[0], p.axis, p.num_axes)) if len(bottoms) == 1 else 0
-    return LayerCost([bottoms[0]], params=params)
+    return LayerCost([bottoms[0]], params=param_count(layer, bottoms))
 
 
 @rule("PReLU")
@@ -88,7 +64,7 @@ def _prelu(layer, bottoms):
     _bottoms(bottoms, exact=1)
     shape = bottoms[0]
     _check(len(shape) >= 2, "number of axes of bottom blob must be >=2")
-    return LayerCost([shape], params=1 if layer.prelu_param.channel_shared else shape[1])
+    return LayerCost([shape], params=param_count(layer, bottoms))
 
 
 # --------------------------------------------------------------------------- heads
@@ -129,10 +105,6 @@ def _accuracy(layer, bottoms):
     if len(layer.top) > 1:
         tops.append((scores[axis],))
     return LayerCost(tops)
-
-
-LOSS_TYPES = ("SoftmaxWithLoss", "EuclideanLoss", "SigmoidCrossEntropyLoss", "HingeLoss",
-              "InfogainLoss", "MultinomialLogisticLoss", "ContrastiveLoss")
 
 
 @rule(*LOSS_TYPES)

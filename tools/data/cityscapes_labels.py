@@ -56,6 +56,7 @@ LABELS: tuple[Label, ...] = (
     Label("bicycle",              33,  18, "vehicle",      True,  False),
 )
 NUM_LABEL_IDS = len(LABELS)          # label ids 0..33 (license plate, id -1, never occurs in PNGs)
+LABEL_ID = {label.name: label.id for label in LABELS}
 IGNORE_TRAIN_ID = 255
 TRAIN_CLASSES: tuple[str, ...] = tuple(
     label.name for label in sorted((l for l in LABELS if l.train_id != IGNORE_TRAIN_ID), key=lambda l: l.train_id))

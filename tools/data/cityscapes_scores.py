@@ -1,6 +1,16 @@
 """The evaluation core: the label-id confusion matrix and instance statistics of image
-pairs, and the class / category IoU and nIoU computed from them (the official
-definitions, see tools.cityscapes_eval)."""
+pairs, and the class / category IoU and nIoU computed from them.
+
+The definitions follow the official cityscapesScripts evaluation:
+
+* the confusion matrix is counted over label ids (ground truth row, prediction column);
+* class IoU = TP / (TP + FP + FN) where FN is every other prediction on a ground-truth pixel
+  of the class and FP only counts pixels whose ground truth is a label kept in the
+  evaluation (pixels of "ignored" labels, trainId 255, never count as false positives);
+* category IoU is the same over the union of a category's evaluated labels;
+* nIoU (classes with instances) weights each instance's TP/FN by the average instance size
+  of its class over its own size, when instance-id maps are available; ``nan`` otherwise.
+"""
 from __future__ import annotations
 
 import math
@@ -8,12 +18,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dfseg.base.errors import InputError
+
 from .cityscapes_labels import AVG_INSTANCE_SIZE, CATEGORIES, LABELS, NUM_LABEL_IDS, TRAIN_CLASSES
 
 _EVALUATED = np.array([not l.ignore_in_eval for l in LABELS])
 
 
-class EvalInputError(ValueError):
+class EvalInputError(InputError, ValueError):
     """Bad evaluation input (unreadable image, size mismatch, label out of range)."""
 
 

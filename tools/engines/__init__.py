@@ -7,10 +7,14 @@
   ``opencv`` (OpenCV DNN), ``onnxruntime``, ``tensorrt`` (GPU), ``torch`` (the
   tools.export.torch_convert module; CPU, or CUDA in FP32/FP16);
 - :mod:`tools.engines.protocol`: warm-up, repeats, interleaved rounds for comparisons, median /
-  min / bootstrap 95 % interval of each time and ratio, busy warning (docs/measurement.md).
+  min / bootstrap 95 % interval of each time and ratio, busy warning (docs/measurement.md);
+- the benches' measuring: :mod:`tools.engines.head_to_head` (nets against nets in interleaved
+  rounds: ``make bench``, ``make df1seg``, ``make bench-paper``), :mod:`tools.engines.latency`
+  (models over sizes on ONNX Runtime), :mod:`tools.engines.tensorrt_profile` (TensorRT engines
+  and their per-layer profiles); each time a timing record (tools.report.timings).
 
-Every timing in the package (tools.bench, tools.ort_bench, tools.tensorrt_bench,
-tools.caffe_time run, the POP LUT and its validation) goes through here.
+Every timing in the package (the benches, ``caffe_time run``, the POP LUT and its validation)
+goes through here.
 """
 from .base import Engine, EngineError, PreparedRun
 from .caffe import CaffeTimeEngine, CaffeTimeError, PycaffeEngine, run_caffe_time

@@ -14,13 +14,16 @@ from typing import Callable
 
 import numpy as np
 
+from dfseg.base.errors import InputError
+
 from .machine import describe_machine
 
 __all__ = ["Engine", "EngineError", "PreparedRun"]
 
 
-class EngineError(RuntimeError):
-    """The engine cannot prepare or run a net; the message is the one line to show."""
+class EngineError(InputError, RuntimeError):
+    """The engine cannot prepare or run a net (not installed here, a layer it lacks, a net it
+    refuses); the message is the one line to show, and a command exits 2 on it."""
 
 
 class PreparedRun:

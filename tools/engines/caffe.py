@@ -2,7 +2,7 @@
 pass" and per-layer averages), and pycaffe's ``Net.forward`` timed by the protocol's clock.
 
 Both run on the CPU unless given a GPU (``gpu=N``, default from ``$DFSEG_CAFFE_DEVICE``, see
-tools.caffe_locate.caffe_device), which needs the CUDA build (``make caffe-gpu``)."""
+tools.runtime.caffe.caffe_device), which needs the CUDA build (``make caffe-gpu``)."""
 from __future__ import annotations
 
 import os
@@ -15,10 +15,10 @@ import numpy as np
 from google.protobuf import text_format
 from tqdm import tqdm
 
-from tools.caffe_locate import CaffeNotFound, caffe_binary, caffe_device, import_caffe
+from tools.runtime.caffe import CaffeNotFound, caffe_binary, caffe_device, import_caffe
 from dfseg.base.atomic import atomic_write_text
 from tools.report.log_parsers import LogParseError, caffe_failure_reason, parse_caffe_time
-from tools.export.netparam import load_net
+from tools.export.pycaffe_net import load_net
 
 from .base import Engine, EngineError, PreparedRun
 from .machine import thread_env

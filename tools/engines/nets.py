@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from prototxt_gen import caffe_pb2
-from prototxt_gen.analysis import AnalysisError, phase_view, upgrade_net_input
+from prototxt_gen.netprep import AnalysisError, phase_view, upgrade_net_input
 from tools.export.caffe_net import CaffeNet, CaffeNetError, build_net
 from tools.export.caffemodel import Weights, caffemodel_bytes, random_weights
 

@@ -1,10 +1,10 @@
-"""ONNX Runtime (CPU execution provider) on the net exported by tools.to_onnx."""
+"""ONNX Runtime (CPU execution provider) on the net exported by tools.export.onnx_convert."""
 from __future__ import annotations
 
 import numpy as np
 
 from tools.export.caffe_net import CaffeNetError
-from tools.to_onnx import convert
+from tools.export.onnx_convert import convert
 
 from .base import Engine, EngineError, PreparedRun
 from .nets import prepare_net

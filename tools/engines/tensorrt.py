@@ -14,15 +14,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dfseg.base.errors import InputError
+
 from .base import Engine, EngineError, PreparedRun
 from .nets import prepare_net
 from .onnxruntime import export_onnx
 
-class TensorRTUnavailable(RuntimeError):
+
+class TensorRTUnavailable(InputError, RuntimeError):
     """No TensorRT Python package, no CUDA bindings, or no GPU; the message says which."""
 
 
-class TensorRTBuildError(RuntimeError):
+class TensorRTBuildError(InputError, RuntimeError):
     """The ONNX parser or the engine builder refused the model; carries TensorRT's errors."""
 
 

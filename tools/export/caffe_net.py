@@ -4,34 +4,32 @@ own size rules (ceil-mode pooling with its last-window clip, PSPNet's Interp, de
 the forks' BN and Upsample),
 which prototxt_gen.shapes implements.
 
-Exporters (`tools.to_onnx`) and weight files (`tools.export.caffemodel`) build on this; it needs no
-Caffe build.  Shapes are tuples (N, C, H, W) for images.
+Exporters (`tools.export.onnx_convert`, `tools.export.torch_convert`) and weight files
+(`tools.export.caffemodel`) build on this; it needs no Caffe build.  Which layers are data,
+evaluation or loss layers and the shapes of their parameter blobs come from the layer catalogue
+(prototxt_gen.shapes.catalogue).  Shapes are tuples (N, C, H, W) for images.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from prototxt_gen import analysis, caffe_pb2, netio, shapes
+from prototxt_gen import caffe_pb2, netio, netprep, shapes
+from prototxt_gen.netio import NetDefinitionError
+from prototxt_gen.shapes import is_data_layer, is_scoring_layer
 
 Shape = tuple[int, ...]
 
-#: Layer types that read a dataset; the exporter replaces their first top by a graph input.
-DATA_LAYER_TYPES = frozenset({
-    "Data", "ImageData", "WindowData", "HDF5Data", "MemoryData", "DummyData",
-    "AnnotatedData", "ImageSegData", "DenseImageData", "Python",
+#: The layer types this module interprets (an exporter may know fewer: check_supported).
+INTERPRETED_TYPES = frozenset({
+    "Convolution", "Deconvolution", "BatchNorm", "Scale", "InnerProduct", "PReLU", "BN",
+    "Pooling", "Interp", "ReLU", "Dropout", "Softmax", "Sigmoid", "TanH", "Split", "Eltwise",
+    "Concat", "Flatten", "ArgMax", "LRN", "Crop", "Slice", "Power", "Reshape",
+    "ShuffleChannel", "Upsample",
 })
-#: Layers that only score against labels: dropped from an inference graph.
-EVALUATION_LAYER_TYPES = frozenset({"Accuracy", "Silence"})
 
 
-def is_data_layer(layer: caffe_pb2.LayerParameter) -> bool:
-    """A layer that reads a dataset (a Python layer counts only when it has no bottoms)."""
-    return layer.type in DATA_LAYER_TYPES and not (layer.type == "Python" and layer.bottom)
-
-
-class CaffeNetError(ValueError):
+class CaffeNetError(NetDefinitionError):
     """A network definition this module cannot interpret; the message names the layer."""
 
 
@@ -43,24 +41,19 @@ class UnsupportedLayerError(CaffeNetError):
 
 
 def load_net_param(net: caffe_pb2.NetParameter | str | Path) -> caffe_pb2.NetParameter:
-    """A NetParameter from a message (returned as is) or a prototxt path.
-
-    Files are read by `prototxt_gen.netio.read_net`; its one-line ``file:line: message``
-    error is raised as :class:`CaffeNetError`, which this module's callers catch."""
+    """A NetParameter from a message (returned as is) or a prototxt path, read by the one
+    reader, `prototxt_gen.netio.read_net` (its NetReadError says ``file:line: message``)."""
     if isinstance(net, caffe_pb2.NetParameter):
         return net
-    try:
-        return netio.read_net(net)
-    except netio.NetReadError as err:
-        raise CaffeNetError(str(err)) from None
+    return netio.read_net(net)
 
 
 def layer_runs_in(layer: caffe_pb2.LayerParameter, phase: int = caffe_pb2.TEST) -> bool:
     """Caffe's include/exclude filtering (Net::FilterNet) for one layer, in a state with the
     given phase, level 0 and no stages."""
     try:
-        return analysis.layer_included(layer, caffe_pb2.NetState(phase=phase))
-    except analysis.AnalysisError as err:
+        return netprep.layer_included(layer, caffe_pb2.NetState(phase=phase))
+    except netprep.AnalysisError as err:
         raise CaffeNetError(str(err)) from None
 
 
@@ -153,74 +146,25 @@ def scale_span(layer: caffe_pb2.LayerParameter, shape: Shape) -> tuple[int, int]
 # --------------------------------------------------------------------------- shapes
 
 
-def _conv_params(layer, bottoms):
+def _check_conv(layer: caffe_pb2.LayerParameter, bottoms: list[Shape]) -> None:
+    """The exporters' convolutions are 2-D, on axis 1."""
     if len(bottoms[0]) != 4:
         raise CaffeNetError(f"layer {layer.name!r} ({layer.type}) needs a 4-D bottom, "
                             f"got {bottoms[0]}")
-    g = conv_geometry(layer)
-    c = bottoms[0][1]
-    if layer.type == "Convolution":
-        weight = (g.num_output, c // g.group) + g.kernel
-    else:
-        weight = (c, g.num_output // g.group) + g.kernel
-    return [weight] + ([(g.num_output,)] if g.bias_term else [])
-
-
-def _scale_params(layer, bottoms):
-    axis, num_axes = scale_span(layer, bottoms[0])
-    if len(bottoms) == 2:
-        return [tuple(bottoms[1])] if layer.scale_param.bias_term else []
-    factor = tuple(bottoms[0][axis:axis + num_axes])
-    return [factor] + ([factor] if layer.scale_param.bias_term else [])
-
-
-def _inner_product_params(layer, bottoms):
-    p = layer.inner_product_param
-    k = math.prod(bottoms[0][_canonical_axis(p.axis, len(bottoms[0]), layer):])
-    weight = (k, p.num_output) if p.transpose else (p.num_output, k)
-    return [weight] + ([(p.num_output,)] if p.bias_term else [])
-
-
-def _no_params(layer, bottoms):
-    return []
-
-
-def _prelu_params(layer, bottoms):
-    # Caffe's channel-shared slope is a 0-axis blob (one value).
-    return [()] if layer.prelu_param.channel_shared else [(bottoms[0][1],)]
-
-
-def _fork_bn_params(layer, bottoms):
-    return [(1, bottoms[0][1], 1, 1)] * shapes.bn_blob_count(layer.bn_param)
-
-
-#: The layer types this module interprets, with the shapes of their parameter blobs (in
-#: Caffe's blob order) given the bottom shapes.
-_PARAM_SHAPES = {
-    "Convolution": _conv_params,
-    "Deconvolution": _conv_params,
-    "BatchNorm": lambda layer, bottoms: [(bottoms[0][1],), (bottoms[0][1],), (1,)],
-    "Scale": _scale_params,
-    "InnerProduct": _inner_product_params,
-    "PReLU": _prelu_params,
-    "BN": _fork_bn_params,
-    **{kind: _no_params for kind in ("Pooling", "Interp", "ReLU", "Dropout", "Softmax",
-                                     "Sigmoid", "TanH", "Split", "Eltwise", "Concat",
-                                     "Flatten", "ArgMax", "LRN", "Crop", "Slice", "Power",
-                                     "Reshape", "ShuffleChannel", "Upsample")},
-}
+    conv_geometry(layer)
 
 
 def layer_shapes(layer: caffe_pb2.LayerParameter, bottoms: list[Shape]
                  ) -> tuple[list[Shape], list[Shape]]:
-    """(top shapes, parameter-blob shapes) of one layer given its bottom shapes; the tops come
-    from prototxt_gen.shapes' rules."""
-    params_of = _PARAM_SHAPES.get(layer.type)
-    if params_of is None:
+    """(top shapes, parameter-blob shapes) of one layer given its bottom shapes: the tops from
+    prototxt_gen.shapes' rules, the parameters from its layer catalogue."""
+    if layer.type not in INTERPRETED_TYPES:
         raise CaffeNetError(f"layer {layer.name!r}: unsupported layer type {layer.type!r}")
     bottoms = [tuple(b) for b in bottoms]
     cost = _shape_rule(layer, shapes.RULES[layer.type], layer, bottoms)
-    return cost.tops, params_of(layer, bottoms)
+    if layer.type in ("Convolution", "Deconvolution"):
+        _check_conv(layer, bottoms)
+    return cost.tops, _shape_rule(layer, shapes.param_shapes, layer, bottoms)
 
 
 # --------------------------------------------------------------------------- the net
@@ -263,8 +207,8 @@ def _upgraded_param(net: caffe_pb2.NetParameter | str | Path) -> caffe_pb2.NetPa
         raise CaffeNetError(f"net {param.name!r}: V1 'layers' definitions are not supported; "
                             f"upgrade with Caffe's upgrade_net_proto_text")
     try:
-        return analysis.upgrade_net_input(param)  # input:/input_dim: become an Input layer
-    except analysis.AnalysisError as err:
+        return netprep.upgrade_net_input(param)  # input:/input_dim: become an Input layer
+    except netprep.AnalysisError as err:
         raise CaffeNetError(f"net {param.name!r}: {err}") from None
 
 
@@ -300,7 +244,7 @@ def _deployed_layers(param: caffe_pb2.NetParameter, input_shape: Shape | None):
             unavailable.update(layer.top[1:])
             dropped.append(f"{layer.name} ({layer.type}: replaced by input {layer.top[0]!r})")
             continue
-        if layer.type in EVALUATION_LAYER_TYPES or layer.type.endswith("Loss"):
+        if is_scoring_layer(layer):
             dropped.append(f"{layer.name} ({layer.type}: evaluation only)")
             unavailable.update(layer.top)
             continue
@@ -357,8 +301,7 @@ def check_supported(param: caffe_pb2.NetParameter, supported, target: str) -> No
     before anything else is computed; data, evaluation and loss layers are not exported."""
     bad = [f"{layer.name} ({layer.type})" for layer in param.layer
            if layer_runs_in(layer) and layer.type not in supported and not is_data_layer(layer)
-           and layer.type not in EVALUATION_LAYER_TYPES and layer.type != "Input"
-           and not layer.type.endswith("Loss")]
+           and not is_scoring_layer(layer)]
     if bad:
         raise UnsupportedLayerError(f"unsupported layer types for {target}: {', '.join(bad)}; "
                                     f"supported: {', '.join(sorted(supported))}")

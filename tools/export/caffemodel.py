@@ -16,12 +16,13 @@ from prototxt_gen import caffe_pb2
 from tools.export.caffe_net import (CaffeNet, CaffeNetError, build_net, check_supported,
                                     load_net_param)
 from dfseg.base.atomic import atomic_write_bytes
+from dfseg.base.errors import InputError
 
 Weights = dict[str, list[np.ndarray]]
 MAX_RANDOM_PARAMS = 2**29
 
 
-class CaffemodelError(ValueError):
+class CaffemodelError(InputError, ValueError):
     """A weight file that cannot be read or does not fit the network; names layer and blob."""
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 
-from tools.caffe_locate import import_caffe
+from tools.runtime.caffe import import_caffe
 from tools.export.blob_check import (INDEX_MISMATCH, REL_TOL, BlobComparison, CheckError,
                                      CheckReport, calibrate, compare_blob, compare_layers,
                                      mask_note, reference_run)

@@ -61,7 +61,10 @@ def make_model(g: Graph, outputs: list[str], doc: str) -> onnx.ModelProto:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
                               ir_version=IR_VERSION, producer_name="dfseg.tools.to_onnx",
                               doc_string=doc)
-    onnx.checker.check_model(model)
+    try:
+        onnx.checker.check_model(model)
+    except onnx.checker.ValidationError as err:  # a net ONNX cannot hold as given
+        raise CaffeNetError(f"net {net.name!r}: the ONNX model does not validate: {err}") from None
     return model
 
 

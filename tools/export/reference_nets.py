@@ -7,12 +7,12 @@ Used by the ONNX tests and benchmarks; the files themselves are never copied.
 """
 from __future__ import annotations
 
-from copy import deepcopy
 from pathlib import Path
 
 from prototxt_gen import caffe_pb2
-from tools.export.caffe_net import (EVALUATION_LAYER_TYPES, CaffeNetError, build_net, is_data_layer,
-                             layer_runs_in, layer_shapes, load_net_param, pool_geometry)
+from prototxt_gen.netprep import AnalysisError, with_image_input
+from tools.export.caffe_net import (CaffeNetError, build_net, layer_shapes,
+                                    load_net_param, pool_geometry)
 
 #: Layers that keep a pyramid branch's spatial size (between its pooling and its Interp).
 _POINTWISE = frozenset({"BatchNorm", "Scale", "ReLU", "Dropout"})
@@ -25,35 +25,10 @@ ICNET_SIZE = (1025, 2049)
 def deploy_param(net, input_shape) -> caffe_pb2.NetParameter:
     """A copy whose data layer (or declared input) is an Input layer of `input_shape`, without
     label-reading evaluation layers and without the layers TEST does not run."""
-    param = deepcopy(load_net_param(net))
-    kept = []
-    input_top = None
-    labels: set[str] = set()
-    for layer in param.layer:
-        if not layer_runs_in(layer):
-            continue
-        if is_data_layer(layer) or layer.type == "Input":
-            input_top = layer.top[0]
-            labels.update(layer.top[1:])
-            continue
-        if layer.type in EVALUATION_LAYER_TYPES or layer.type.endswith("Loss") or (
-                labels & set(layer.bottom)):
-            continue
-        layer.ClearField("include")
-        layer.ClearField("exclude")
-        kept.append(layer)
-    if input_top is None:
-        if len(param.input) != 1:
-            raise CaffeNetError(f"net {param.name!r}: expected one input, got {list(param.input)}")
-        input_top = param.input[0]
-    param.ClearField("input")
-    param.ClearField("input_dim")
-    param.ClearField("input_shape")
-    del param.layer[:]
-    data = param.layer.add(name="input", type="Input", top=[input_top])
-    data.input_param.shape.add(dim=[int(d) for d in input_shape])
-    param.layer.extend(kept)
-    return param
+    try:
+        return with_image_input(load_net_param(net), input_shape, phase="TEST")
+    except AnalysisError as err:
+        raise CaffeNetError(str(err)) from None
 
 
 def _pyramid_pools(param: caffe_pb2.NetParameter) -> dict[str, str]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tools.caffe_locate import import_caffe
+from tools.runtime.caffe import import_caffe
 from tools.export.blob_check import (REL_TOL, CheckReport, compare_layers, mask_note,
                                      reference_run, unpooling_moved_by_mask_flips)
 from tools.export.caffe_net import CaffeNet, Write, build_net, check_supported, load_net_param

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import io
 import keyword
 import re
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dfseg.base.atomic import atomic_write_group
 from tools.export.caffe_net import CaffeNet, CaffeNetError, UnsupportedLayerError, Write
 from tools.export.caffemodel import Weights, net_with_weights
 from tools.export.torch_ops import EMITTERS
@@ -233,6 +235,24 @@ def state_dict(module: TorchModule) -> dict:
     import torch
     return {key: torch.from_numpy(np.ascontiguousarray(value))
             for key, value in module.state.items()}
+
+
+def weights_bytes(module: TorchModule) -> bytes:
+    """The module's state_dict as torch.save writes it."""
+    import torch
+    buffer = io.BytesIO()
+    torch.save(state_dict(module), buffer)
+    return buffer.getvalue()
+
+
+def write_module(module: TorchModule, out: Path) -> tuple[Path, Path]:
+    """NAME.py and NAME.pt (its state_dict) beside it, both or neither (a failed write leaves
+    the old pair)."""
+    out = Path(out)
+    weights = out.with_suffix(".pt")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_group({out: module.source, weights: weights_bytes(module)})
+    return out, weights
 
 
 def instantiate(module: TorchModule, filename: str = "<generated>"):

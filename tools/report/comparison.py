@@ -2,9 +2,10 @@
 `make bench-paper`) beside the paper's figures, and a Fig. 5-style plot (latency against
 ImageNet top-1).  `python -m tools.tables` prints them under "table1" and "table4".
 
-Each row: {"model", "paper": {...}, "measured": {"caffe": ms, "opencv": ms, "onnxruntime": ms}
-or {} where not measured, "errors": {engine: why}}; Table 4 rows also "size" (WxH, as the paper
-writes it) and "hxw".
+bench/paper.json's rows give per engine a timing record (tools.report.timings) or null; each
+row here: {"model", "paper": {...}, "measured": {"caffe": ms, "opencv": ms, "onnxruntime": ms}
+(the records' medians) or {} where not measured, "errors": {engine: why}}; Table 4 rows also
+"size" (WxH, as the paper writes it) and "hxw".
 """
 from __future__ import annotations
 
@@ -12,15 +13,20 @@ import io
 import re
 from pathlib import Path
 
+from dfseg.base.errors import InputError
+from dfseg.base.sizes import format_hxw
 from dfseg.base.textfile import TextFileError, read_json
+
+from .paper import TABLE4_SIZES as TABLE4_HW
+from .timings import TimingSchemaError, checked_median
 
 __all__ = ["ComparisonFormatError", "load_paper_bench", "comparison_tables", "plot_fig5", "ENGINES"]
 
 ENGINES = ("caffe", "opencv", "onnxruntime")
-TABLE4_SIZES = {"640x360": "360x640", "1280x720": "720x1280", "1920x1080": "1080x1920"}
+TABLE4_SIZES = {name: format_hxw(hw) for name, hw in TABLE4_HW.items()}   # WxH -> "HxW"
 
 
-class ComparisonFormatError(ValueError):
+class ComparisonFormatError(InputError, ValueError):
     pass
 
 
@@ -39,14 +45,31 @@ def load_paper_bench(path: Path) -> dict | None:
     if not isinstance(data, dict) or not isinstance(data.get("table1", []), list) \
             or not isinstance(data.get("table4", []), list):
         raise ComparisonFormatError(f"{path}: expected {{\"table1\": [...], \"table4\": [...]}}")
+    for table in ("table1", "table4"):
+        for i, row in enumerate(data.get(table, [])):
+            measured = row.get("measured", {}) if isinstance(row, dict) else None
+            if not isinstance(measured, dict):
+                raise ComparisonFormatError(f"{path}: {table}[{i}]: expected an object with a \"measured\" object")
+            for engine, record in measured.items():
+                if record is not None:   # null: the engine could not run the model
+                    _median(record, f"{path}: {table}[{i}].measured.{engine}")
     return data
 
 
+def _median(record, where: str) -> float:
+    try:
+        return checked_median(record, where)
+    except TimingSchemaError as exc:
+        raise ComparisonFormatError(str(exc)) from None
+
+
 def _measured(row: dict | None) -> tuple[dict, dict]:
+    """({engine: median ms or None}, {engine: why}) of one bench row."""
     if row is None:
         return {}, {}
-    return ({e: row.get("measured", {}).get(e) for e in ENGINES},
-            dict(row.get("errors", {})))
+    records = row.get("measured", {})
+    return ({e: None if records.get(e) is None else _median(records[e], f"{row.get('model')}.measured.{e}")
+             for e in ENGINES}, dict(row.get("errors", {})))
 
 
 def comparison_tables(paper: dict | None, bench: dict | None) -> dict:

@@ -1,6 +1,6 @@
 """The figures a directory of logs gives: which log gives which figure is decided by its file
 name (the release's naming, `LOG_NAMING`; docs/tables.md), and each log is read by the one
-parser of its kind (tools.report.log_parsers, tools.cityscapes_eval)."""
+parser of its kind (tools.report.log_parsers, tools.report.cityscapes_log)."""
 from __future__ import annotations
 
 import math
@@ -8,9 +8,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tools.data.cityscapes_report import parse_cityscapes_eval
-from tools.report.log_parsers import (LogParseError, parse_caffe_test, parse_caffe_time,
-                               parse_tensorrt_profile, read_log)
+from .cityscapes_log import parse_cityscapes_eval
+from .log_parsers import LogParseError, parse_caffe_test, parse_caffe_time, parse_tensorrt_profile, read_log
 
 # ------------------------------------------------------------------------ log naming
 #

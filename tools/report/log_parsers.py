@@ -1,7 +1,7 @@
 """Parsers for the benchmark and evaluation logs the paper's figures come from.
 
-Three log kinds live here (the fourth, the Cityscapes evaluation output, is parsed by
-`tools.cityscapes_eval`, next to the code that writes that layout):
+Three log kinds live here (the fourth, the Cityscapes evaluation output, is parsed in
+`tools.report.cityscapes_log`):
 
 * ``caffe time``  -> :func:`parse_caffe_time`
 * TensorRT per-layer profile ("Time over all layers") -> :func:`parse_tensorrt_profile`
@@ -18,6 +18,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from dfseg.base.errors import InputError
+
 __all__ = [
     "LogParseError",
     "read_log",
@@ -25,6 +27,8 @@ __all__ = [
     "parse_tensorrt_profile",
     "parse_caffe_test",
     "caffe_failure_reason",
+    "PARSERS",
+    "parse_log_file",
 ]
 
 # A decimal as C++ streams print it: 32.5541, 7, 1.2e-05, nan.
@@ -34,7 +38,7 @@ _NUM = r"[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?|nan|inf)"
 _GLOG = r"(?:[IWEF](?:\d{8}|\d{4})\s+[\d:.]+\s+\d+\s+[\w.\-]+:\d+\]\s?)?"
 
 
-class LogParseError(ValueError):
+class LogParseError(InputError, ValueError):
     """A log lacks the figure asked for, or is not the kind of log expected."""
 
     def __init__(self, source: str, message: str):
@@ -293,33 +297,14 @@ def parse_caffe_test(text: str, source: str = "<caffe test log>") -> dict:
     }
 
 
-# ---------------------------------------------------------------------------- the CLI
+# ---------------------------------------------------------------------- by kind
 
-_PARSERS = {"caffe-time": parse_caffe_time, "tensorrt-profile": parse_tensorrt_profile,
-            "caffe-test": parse_caffe_test}
-
-
-def main(argv: list[str] | None = None) -> int:
-    import argparse
-    import json
-    import sys
-
-    ap = argparse.ArgumentParser(prog="python -m tools.report.log_parsers",
-                                 description="Read the figures of a caffe time / TensorRT profile / caffe test log.")
-    ap.add_argument("kind", choices=sorted(_PARSERS))
-    ap.add_argument("log", type=Path)
-    ap.add_argument("--layers", action="store_true", help="keep the per-layer table in the output")
-    args = ap.parse_args(argv)
-    try:
-        result = _PARSERS[args.kind](read_log(args.log), str(args.log))
-    except LogParseError as exc:
-        print(f"log_parsers: error: {exc}", file=sys.stderr)
-        return 2
-    if not args.layers:
-        result.pop("layers", None)
-    print(json.dumps(result, indent=2))
-    return 0
+# The kinds `python -m tools.parse_log` reads (and `python -m tools.caffe_time parse`, which is
+# its "caffe-time" kind with a table as output).
+PARSERS = {"caffe-time": parse_caffe_time, "tensorrt-profile": parse_tensorrt_profile,
+           "caffe-test": parse_caffe_test}
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+def parse_log_file(kind: str, path: str | Path) -> dict:
+    """The figures of the log file `path`, read by the parser of `kind` (a PARSERS key)."""
+    return PARSERS[kind](read_log(path), str(path))

@@ -16,7 +16,7 @@ import numpy as np
 
 from prototxt_gen import caffe_pb2
 from tools.engines.caffe import set_caffe_mode
-from tools.export.netparam import load_net
+from tools.export.pycaffe_net import load_net
 
 __all__ = ["LayerCase", "LAYER_CASES", "GRADIENT_CASES", "cpu_vs_gpu", "gradient_check", "numeric_gradient",
            "analytic_gradient"]

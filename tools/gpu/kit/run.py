@@ -58,7 +58,7 @@ def _dependencies():
     path = Path(__file__).resolve().with_name(CORE)
     if not path.is_file():
         return None, None, f"{path} is missing: copy the whole kit folder"
-    # loaded by path, not imported: the kit is no package, and in dfseg this is tools/ itself
+    # loaded by path, not imported: the kit is no package (in dfseg, tools/gpu/kit is a folder of data)
     spec = importlib.util.spec_from_file_location("dfseg_gpu_kit_core", path)
     core = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = core

@@ -1,7 +1,7 @@
 """The GPU kit's measuring parts (gpu_kit_core.py beside run.py in the kit folder; run.py
 loads it by path, in the kit and in the package alike): calibrated random weights, the
 device-against-CPU check and the interleaved timing.  Imports only the standard library,
-NumPy and PyTorch, as run.py (tools/gpu_kit_run.py) does; docs/gpu.md, "The GPU kit"."""
+NumPy and PyTorch, as run.py (tools/gpu/kit/run.py) does; docs/gpu.md, "The GPU kit"."""
 from __future__ import annotations
 
 import copy
@@ -230,7 +230,7 @@ def summarize(samples: list, round_medians: list) -> dict:
     v = np.asarray(samples, dtype=float)
     median = float(np.median(v))
     return {"median_ms": median, "min_ms": float(v.min()), "fps": 1e3 / median,
-            "ci95_ms": list(bootstrap_median_interval(v)), "passes": int(v.size),
+            "ci95_ms": list(bootstrap_median_interval(v)), "samples": int(v.size),
             "round_medians_ms": round_medians, "samples_ms": [float(s) for s in v]}
 
 

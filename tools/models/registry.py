@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from dfseg.base.errors import InputError
 from prototxt_gen import caffe_pb2
 from prototxt_gen.generate import default_forms, net_for
 from prototxt_gen.models import UnknownModelError, load_model, model_names as yaml_model_names, zoo_names
@@ -26,12 +27,14 @@ ICNET = "icnet"
 STRIDE = 32
 
 
-class RegistryError(ValueError):
+class RegistryError(InputError, ValueError):
     """An unknown model name or a reference file that is not there."""
 
 
 def reference_root() -> Path:
-    repo = Path(__file__).resolve().parent.parent
+    """The reference material (ICNet's prototxts, paper_tables.yaml, the release's logs):
+    ``$DFSEG_REFERENCE``, by default ``shared/reference`` beside the checkout."""
+    repo = Path(__file__).resolve().parents[2]   # tools/models/registry.py -> the checkout
     return Path(os.environ.get("DFSEG_REFERENCE", repo.parent / "shared" / "reference"))
 
 
