@@ -147,7 +147,8 @@ def _add_search(sub) -> None:
 
 def _add_worker(sub) -> None:
     w = sub.add_parser("worker", help="join a study: train candidates until Algorithm 1 stops")
-    w.add_argument("--evaluator", help="override the study's evaluator")
+    w.add_argument("--evaluator", help="override the study's evaluator; needed to run a stored module:Class "
+                   "that is not one of dfseg's own")
     w.add_argument("--heartbeat", type=float, help="seconds between liveness heartbeats (default timeout/5)")
     w.add_argument("--trace", type=pathlib.Path, help="append start/done events as JSON lines")
     _common_search(w)

@@ -7,6 +7,7 @@ import numpy as np
 
 from dfseg.base.atomic import atomic_write_text
 from dfseg.base.errors import InputError
+from dfseg.base.secrets import mask_url
 from dfseg.base.textfile import TextFileError, read_yaml
 
 from .backends import current_platform_of, make_backend
@@ -191,9 +192,9 @@ def cmd_search(args) -> int:
         spec = _spec_from_args(args, cfg.to_dict(), table)
     evaluator = make_evaluator(args.evaluator)
     create_study(args.storage, args.study, spec)
-    print(f"study {args.study!r} on {args.storage}: |S^| = {space.size}, seed {args.seed}, K = {args.patience}")
+    print(f"study {args.study!r} on {mask_url(args.storage)}: |S^| = {space.size}, seed {args.seed}, K = {args.patience}")
     if args.create_only:
-        print(f"created; start workers with: pop worker --storage {args.storage} --study {args.study}")
+        print(f"created; start workers with: pop worker --storage {mask_url(args.storage)} --study {args.study}")
         return 0
     replay = run_worker(args.storage, args.study, evaluator, workdir=args.workdir, poll=args.poll,
                         progress=not args.quiet)
@@ -224,7 +225,7 @@ def cmd_optuna(args) -> int:
             "population": args.population, "rule": args.order, "margin_quantile": args.margin_quantile,
             "evaluator": args.evaluator}
     study, order = optuna_study(args.storage, args.study, spec, space)
-    print(f"study {args.study!r} on {args.storage}: |S^| = {space.size}, {args.sampler}, order: {args.order}")
+    print(f"study {args.study!r} on {mask_url(args.storage)}: |S^| = {space.size}, {args.sampler}, order: {args.order}")
     n = run_optuna(study, order, space, make_evaluator(args.evaluator), args.budget, args.workdir)
     print(f"trained {n}" + (f", {order.skipped} settled proposals skipped" if order else "") + "; boundary:")
     for t in sorted((t for t in study.best_trials if t.user_attrs.get("trained")), key=lambda t: t.values[0]):

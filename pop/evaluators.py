@@ -17,13 +17,24 @@ Provided here:
 * :class:`Surrogate` — a synthetic accuracy for simulations and benchmarks, built to follow
   the paper's partial-order assumption with configurable noise and occasional small
   violations (the paper observed ΔAcc down to −0.1 %).
+
+Trust.  A study stores the evaluator it was created with, and anyone who can write to a shared
+database can change it; a worker without ``--evaluator`` therefore loads a stored evaluator
+only when it is one of the package's own (:func:`stored_evaluator`): ``surrogate…`` and
+``csv:PATH`` (parsed here, nothing imported) and the ``module:Class`` names that installed
+distributions declare in the entry-point group ``dfseg.evaluators`` (dfseg declares its pycaffe
+evaluator there in ``pyproject.toml``, so this floor never names it).  Anything else stops the
+worker before any import, with one line saying how to allow it (``--evaluator MODULE:CLASS``).
 """
 from __future__ import annotations
 
 import csv
 import hashlib
+import importlib
 import math
 import pathlib
+import shlex
+from importlib.metadata import entry_points
 
 from prototxt_gen.encoding import (
     Backbone,
@@ -159,7 +170,6 @@ def make_evaluator(spec: str) -> Evaluator:
     if spec.startswith("csv:"):
         return CsvReplay(pathlib.Path(spec[4:]))
     if ":" in spec:
-        import importlib
         module, _, name = spec.partition(":")
         try:
             cls = getattr(importlib.import_module(module), name)
@@ -167,3 +177,39 @@ def make_evaluator(spec: str) -> Evaluator:
             raise EvaluationError(f"evaluator {spec!r}: cannot load ({e})")
         return cls()
     raise EvaluationError(f"evaluator {spec!r}: expected surrogate[:opts], csv:PATH or module:Class")
+
+
+# ----------------------------------------------------------------------------- trust
+ENTRY_POINT_GROUP = "dfseg.evaluators"
+
+
+class UntrustedEvaluator(EvaluationError):
+    """A study asks for an evaluator that is none of the package's own; the message says how
+    to allow it."""
+
+
+def trusted_evaluators() -> set[str]:
+    """``module:Class`` names of the evaluators installed distributions declare as their own
+    (entry-point group ``dfseg.evaluators``; read from the metadata, nothing imported)."""
+    return {f"{ep.module}:{ep.attr}" for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.attr}
+
+
+def is_trusted(spec: str) -> bool:
+    """Whether :func:`make_evaluator` may build ``spec`` when a study, not the user, names it:
+    the forms it parses itself (``surrogate…``, ``csv:PATH``, and a text without ``:``, which is
+    its one-line error) or a registered ``module:Class``."""
+    if spec.startswith("surrogate") or spec.startswith("csv:") or ":" not in spec:
+        return True
+    return spec in trusted_evaluators()
+
+
+def stored_evaluator(spec: str, study: str) -> Evaluator:
+    """The evaluator a study stores, for a worker given none of its own; refused (nothing
+    imported) when it is not one of the package's own."""
+    if not isinstance(spec, str) or not is_trusted(spec):
+        allow = shlex.quote(spec) if isinstance(spec, str) and spec.isprintable() else "MODULE:CLASS"
+        raise UntrustedEvaluator(
+            f"study {study!r} asks for the evaluator {spec!r}, which is not one of dfseg's own "
+            f"(surrogate, csv:FILE, {', '.join(sorted(trusted_evaluators())) or 'no registered module:Class'}); "
+            f"if you trust it, run the worker with --evaluator {allow}")
+    return make_evaluator(spec)

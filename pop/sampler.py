@@ -32,6 +32,8 @@ import optuna
 from optuna.distributions import BaseDistribution, IntDistribution
 from optuna.trial import FrozenTrial, TrialState
 
+from dfseg.base.secrets import mask_urls_in
+
 from .algorithm import PartialOrderPruning
 from .noise_aware import NoiseAwarePruning
 from .space import Space, may_follow
@@ -241,10 +243,10 @@ def run_optuna(study: optuna.Study, order: PartialOrderSampler | None, space: Sp
             accuracy = float(evaluator.evaluate(encoding, run_dir))
         except Exception as e:
             study.tell(trial, state=TrialState.FAIL)
-            log(f"pop optuna: training {encoding} failed: {e}")
+            log(f"pop optuna: training {encoding} failed: {mask_urls_in(str(e))}")
             failures += 1
             if failures >= max_failures:
-                raise StudyError(f"{failures} trainings failed in a row; last: {e}")
+                raise StudyError(f"{failures} trainings failed in a row; last: {mask_urls_in(str(e))}")
             continue
         failures = 0
         trial.set_user_attr("trained", True)

@@ -8,6 +8,7 @@ import optuna
 import sqlalchemy as sa
 
 from dfseg.base.errors import InputError
+from dfseg.base.secrets import mask_url, mask_urls_in
 
 from .storage_url import resolve_storage_url
 
@@ -60,10 +61,10 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
     url = resolve_storage_url(url)   # a bare postgresql:// gets an installed driver
     kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
     try:
-        storage = _retry_create(lambda: optuna.storages.RDBStorage(url, engine_kwargs=kwargs), url)
+        storage = _retry_create(lambda: optuna.storages.RDBStorage(url, engine_kwargs=kwargs), "storage")
     except Exception as e:  # optuna wraps driver errors in many types
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise StudyError(f"storage {url!r}: cannot open ({msg})")
+        raise StudyError(f"storage {mask_url(url)!r}: cannot open ({mask_urls_in(msg)})")  # no password shown
     _sqlite_pragmas(storage.engine)
     return storage
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 
 from dfseg.base.errors import InputError
+from dfseg.base.secrets import mask_url
 
 # SQLAlchemy driver name -> (module it imports, what to pip install)
 PG_DRIVERS = {"psycopg": ("psycopg", "psycopg[binary]"), "psycopg2": ("psycopg2", "psycopg2-binary"),
@@ -43,12 +44,12 @@ def resolve_storage_url(url: str) -> str:
     if driver:
         module, package = PG_DRIVERS.get(driver, (driver, driver))
         if not _installed(module):
-            raise StorageUrlError(f"storage {url!r}: the PostgreSQL driver {driver!r} is not installed "
+            raise StorageUrlError(f"storage {mask_url(url)!r}: the PostgreSQL driver {driver!r} is not installed "
                                   f"(pip install '{package}', or use postgresql:// for an installed one)")
         return f"postgresql+{driver}://{rest}"
     default = _default_pg_driver()
     for name in dict.fromkeys([default, *PG_DRIVERS]):
         if name in PG_DRIVERS and _installed(PG_DRIVERS[name][0]):
             return f"postgresql+{name}://{rest}"
-    raise StorageUrlError(f"storage {url!r}: no PostgreSQL driver is installed "
+    raise StorageUrlError(f"storage {mask_url(url)!r}: no PostgreSQL driver is installed "
                           f"(pip install '{PG_DRIVERS['psycopg'][1]}')")

@@ -39,8 +39,10 @@ import sqlalchemy as sa
 from optuna.trial import TrialState
 from tqdm import tqdm
 
+from dfseg.base.secrets import mask_url, mask_urls_in
+
 from .decoder import DecoderSpace, is_decoder_space
-from .evaluators import Evaluator, make_evaluator
+from .evaluators import Evaluator, stored_evaluator
 from .leases import Leases, _Heartbeat
 from .storage import StudyError, open_storage
 from .lut import LatencyTable
@@ -49,6 +51,16 @@ from .space import Space, SpaceConfig
 
 ATTR = "pop"
 optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+# The layout of the ``pop`` attribute.  1: the fields below, no "version" key (every release
+# before the key existed; fields added since then take their defaults); 2: the same fields and
+# "version": 2.  A study of a version above SPEC_VERSION comes from a newer dfseg: refused.
+SPEC_VERSION = 2
+
+
+class SpecVersionError(StudyError):
+    """The study's search spec is of a layout this dfseg cannot read; the message says which."""
 
 
 @dataclass
@@ -68,10 +80,29 @@ class SearchSpec:
     local_share: float = 0.5        # boundary sampling: share of draws next to the boundary
 
     def to_json(self) -> dict:
-        return dict(self.__dict__)
+        return {**self.__dict__, "version": SPEC_VERSION}
 
     @staticmethod
-    def from_json(data: dict) -> "SearchSpec":
+    def from_json(data: dict, where: str = "study") -> "SearchSpec":
+        """Read a stored spec of any version up to SPEC_VERSION (no "version": version 1);
+        a newer or malformed one is one line naming ``where`` and the version."""
+        if not isinstance(data, dict):
+            raise SpecVersionError(f"{where}: the '{ATTR}' attribute is not a search spec")
+        data = dict(data)
+        version = data.pop("version", 1)
+        if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= SPEC_VERSION:
+            newer = isinstance(version, int) and version > SPEC_VERSION
+            raise SpecVersionError(f"{where}: search spec version {version!r} is not one this dfseg reads "
+                                   f"(1 to {SPEC_VERSION})" + ("; it was written by a newer dfseg: upgrade dfseg "
+                                                               "here" if newer else ""))
+        known = set(SearchSpec.__dataclass_fields__)
+        unknown = sorted(set(data) - known)
+        missing = sorted(k for k in ("space", "lut", "seed", "patience") if k not in data)
+        if unknown or missing:
+            what = "; ".join(f"{label} {', '.join(map(str, keys))}" for label, keys in
+                             (("unknown fields", unknown), ("missing fields", missing)) if keys)
+            raise SpecVersionError(f"{where}: search spec version {version} has {what} "
+                                   "(written by another dfseg?)")
         return SearchSpec(**data)
 
     def build_space(self):
@@ -88,7 +119,7 @@ def create_study(storage_url: str, name: str, spec: SearchSpec) -> optuna.Study:
     existing = study.user_attrs.get(ATTR)
     if existing is None:
         study.set_user_attr(ATTR, spec.to_json())
-    elif (existing := SearchSpec.from_json(existing).to_json()) != spec.to_json():  # (fills newer fields)
+    elif (existing := SearchSpec.from_json(existing, f"study {name!r}").to_json()) != spec.to_json():  # (fills newer fields)
         changed = sorted(k for k in spec.to_json() if existing.get(k) != spec.to_json()[k])
         raise StudyError(f"study {name!r} exists with different settings ({', '.join(changed)}); "
                          "use another --study name or `pop worker` to continue it")
@@ -100,11 +131,11 @@ def load_study(storage_url: str, name: str) -> tuple[optuna.Study, SearchSpec]:
     try:
         study = optuna.load_study(study_name=name, storage=storage)
     except KeyError:
-        raise StudyError(f"storage {storage_url!r} has no study {name!r} (start it with `pop search`)")
+        raise StudyError(f"storage {mask_url(storage_url)!r} has no study {name!r} (start it with `pop search`)")
     data = study.user_attrs.get(ATTR)
     if data is None:
         raise StudyError(f"study {name!r} is not a POP study (no '{ATTR}' attribute)")
-    return study, SearchSpec.from_json(data)
+    return study, SearchSpec.from_json(data, f"study {name!r}")
 
 
 # ----------------------------------------------------------------------------- leases
@@ -175,7 +206,7 @@ def run_worker(*args, **kwargs) -> "Replay":
         return _run_worker(*args, **kwargs)
     except sa.exc.OperationalError as e:
         first = str(e.orig).strip().splitlines()[0] if getattr(e, "orig", None) else type(e).__name__
-        raise StudyError(f"storage: lost the database ({first}); completed trials are kept, "
+        raise StudyError(f"storage: lost the database ({mask_urls_in(first)}); completed trials are kept, "
                          "a claimed candidate is offered again after the lease timeout")
 
 
@@ -239,7 +270,7 @@ def _run_worker(storage_url: str, study_name: str, evaluator: Evaluator | None =
                heartbeat: float | None = None, trace: pathlib.Path | None = None,
                max_failures: int = 3, progress: bool = True, log=print) -> Replay:
     study, spec = load_study(storage_url, study_name)
-    evaluator = evaluator or make_evaluator(spec.evaluator)
+    evaluator = evaluator or stored_evaluator(spec.evaluator, study_name)   # only the package's own
     space = spec.build_space()
     replay = Replay(space, spec)
     leases = Leases(storage_url, study_name, spec.lease_timeout)
@@ -271,9 +302,9 @@ def _run_worker(storage_url: str, study_name: str, evaluator: Evaluator | None =
             failures = 0
         except Exception as e:
             failures += 1
-            log(f"pop worker: training {space.encoding(claimed)} failed: {e}")
+            log(f"pop worker: training {space.encoding(claimed)} failed: {mask_urls_in(str(e))}")
             if failures >= max_failures:
-                raise StudyError(f"{failures} trainings failed in a row; last: {e}")
+                raise StudyError(f"{failures} trainings failed in a row; last: {mask_urls_in(str(e))}")
     bar.close()
     return replay
 

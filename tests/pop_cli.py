@@ -15,3 +15,13 @@ def pop(*args, check=True, **kw):
     if check and out.returncode != 0:
         raise AssertionError(out.stderr)
     return out
+
+
+def assert_not_leaked(secret: str, root: Path, *outputs, skip: tuple[Path, ...] = ()) -> None:
+    """``secret`` in no output (``subprocess.CompletedProcess``) and in no file under ``root``
+    (except under ``skip``: a test's own fixtures)."""
+    for out in outputs:
+        assert secret not in out.stdout + out.stderr, out.stdout + out.stderr
+    for path in root.rglob("*"):
+        if path.is_file() and not any(path.is_relative_to(s) for s in skip):
+            assert secret.encode() not in path.read_bytes(), path

@@ -113,3 +113,6 @@ def test_pop_on_the_surrogate_from_the_installed_package(installed, tmp_path):
     # the robustness bench's measured figure is package data too
     _run(installed, tmp_path, "python", "-c",
          "from pop.robustness import load_measured; assert 0 < load_measured()['inverted_pairs_pct'] < 50")
+    # the Caffe evaluator a worker trusts is declared in the installed metadata (an entry point)
+    _run(installed, tmp_path, "python", "-c", "from pop.evaluators import trusted_evaluators as t; "
+         "assert 'solvers.pop_evaluator:CaffeEvaluator' in t(), t()")

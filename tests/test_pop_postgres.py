@@ -2,7 +2,11 @@
 
 Three workers share one study; one is SIGKILLed in the middle of a training.  Every candidate
 must be trained exactly once, no result may be lost, and the final boundary must equal the
-single-worker run with the same seed."""
+single-worker run with the same seed.
+
+Passwords (issue 23): a role whose password the server checks; a search with the password in
+the URL shows it nowhere (outputs, written files, the database), and the documented ways to
+keep it out of the URL (PGPASSWORD, a password file, a service file) work with both drivers."""
 from __future__ import annotations
 
 import json
@@ -14,14 +18,20 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg2
 import pytest
+import sqlalchemy as sa
+import yaml
 
 from pop.evaluators import Surrogate
 from pop.lut import FlopsProxy, table_from_model
 from pop.space import SpaceConfig
+from pop.storage import StudyError, open_storage
 from pop.study import SearchSpec, create_study, final_state, load_study, run_worker
+from tests.pop_cli import assert_not_leaked, pop
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -39,8 +49,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@dataclass
+class Server:
+    url: str            # the superuser, no password (trust)
+    port: int
+    db: Path            # its data directory
+
+
 @pytest.fixture(scope="module")
-def postgres_url():
+def postgres_server():
     """initdb in a temporary directory, postgres on a free 127.0.0.1 port, torn down after.
     Installs Debian's `postgresql` package when missing (CI runs as root).  PostgreSQL
     refuses to run as root, so as root the server runs as the `postgres` user."""
@@ -67,11 +84,16 @@ def postgres_url():
                              "-o", f"-p {port} -k {data} -c listen_addresses=127.0.0.1 -c fsync=off",
                              "start"], check=True, capture_output=True)
     try:
-        yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/postgres"
+        yield Server(f"postgresql+psycopg2://postgres@127.0.0.1:{port}/postgres", port, data / "db")
     finally:
         subprocess.run(run_as + [str(bindir / "pg_ctl"), "-D", str(data / "db"), "-m", "immediate", "-w", "stop"],
                        capture_output=True)
         shutil.rmtree(data, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def postgres_url(postgres_server):
+    return postgres_server.url
 
 
 def _spec(seed: int) -> SearchSpec:
@@ -160,3 +182,107 @@ def test_the_documented_bare_postgresql_url_works(postgres_url):
     create_study(bare, "bare", _spec(seed=1))
     _, spec = load_study(bare, "bare")
     assert spec.seed == 1
+
+
+# ----------------------------------------------------------------------------- passwords
+PASSWORD = "Pg-S3cret-71c2"
+SMALL_SPACE = {"stages": [{"widths": [64, 128], "max_depth": 2}, {"widths": [128, 256], "max_depth": 2},
+                          {"widths": [256, 512], "max_depth": 2}], "input_size": [224, 224], "latency_ms": [0.0, 1e9]}
+
+
+@pytest.fixture(scope="module")
+def alice(postgres_server):
+    """Role `alice` with a password the server checks (scram-sha-256 from 127.0.0.1), owner of
+    database `lab`; returns "127.0.0.1:PORT"."""
+    admin = sa.create_engine(postgres_server.url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(sa.text(f"CREATE ROLE alice LOGIN PASSWORD '{PASSWORD}'"))
+        c.execute(sa.text("CREATE DATABASE lab OWNER alice"))
+    hba = postgres_server.db / "pg_hba.conf"
+    hba.write_text("host all alice 127.0.0.1/32 scram-sha-256\n" + hba.read_text())
+    with admin.connect() as c:
+        c.execute(sa.text("SELECT pg_reload_conf()"))
+    admin.dispose()
+    host = f"127.0.0.1:{postgres_server.port}"
+    deadline = time.time() + 20
+    while True:   # the reload is asynchronous: wait until the password is asked for
+        try:
+            psycopg2.connect(f"postgresql://alice@{host}/lab", passfile="/nonexistent/pgpass").close()
+        except psycopg2.OperationalError:
+            return host
+        assert time.time() < deadline, "pg_hba.conf reload: alice still gets in without a password"
+        time.sleep(0.1)
+
+
+def _lab_dump(host: str) -> str:
+    """Everything the study tables of `lab` hold, as text."""
+    engine = sa.create_engine(f"postgresql+psycopg2://alice:{PASSWORD}@{host}/lab")
+    with engine.connect() as c:
+        tables = [r[0] for r in c.execute(sa.text(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"))]
+        text = "\n".join(str(row) for t in tables for row in c.execute(sa.text(f'SELECT * FROM "{t}"')))
+    engine.dispose()
+    return text
+
+
+def test_password_in_the_url_is_shown_nowhere(alice, tmp_path):
+    url = f"postgresql://alice:{PASSWORD}@{alice}/lab"
+    (tmp_path / "space.yaml").write_text(yaml.safe_dump(SMALL_SPACE))
+    table_from_model(SpaceConfig.from_dict(SMALL_SPACE), FlopsProxy()).save(tmp_path / "lut.json")
+    space = ["--space", tmp_path / "space.yaml", "--lut", tmp_path / "lut.json", "--allow-foreign-lut"]
+    run = ["--storage", url, "--workdir", tmp_path / "runs", "--quiet"]
+    outs = [pop("search", *space, *run, "--study", "pw", "-K", 6),
+            pop("worker", *run, "--study", "pw", "--trace", tmp_path / "trace.jsonl"),
+            pop("report", "--storage", url, "--study", "pw", "--out", tmp_path / "report"),
+            pop("search", *space, *run, "--study", "pw2", "--create-only"),
+            pop("optuna", *space, *run, "--study", "nsga", "--budget", 4)]
+    assert "trained " in outs[1].stdout and f"alice:***@{alice}/lab" in outs[3].stdout
+    wrong = pop("worker", "--storage", url.replace(PASSWORD, PASSWORD[::-1]), "--study", "pw", check=False,
+                env=dict(os.environ, DFSEG_DEBUG="1"))
+    assert wrong.returncode == 2 and "password authentication failed" in wrong.stderr, wrong.stderr
+    assert PASSWORD[::-1] not in wrong.stdout + wrong.stderr
+    missing = pop("worker", *run, "--study", "none", check=False)
+    assert missing.returncode == 2 and f"alice:***@{alice}/lab" in missing.stderr, missing.stderr
+    assert_not_leaked(PASSWORD, tmp_path, *outs, wrong, missing)
+    dump = _lab_dump(alice)
+    assert "pw" in dump and PASSWORD not in dump
+
+
+@pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])
+def test_password_out_of_the_url(alice, tmp_path, monkeypatch, driver):
+    """docs/pop.md: PGPASSWORD, a password file (PGPASSFILE, ~/.pgpass), a service file."""
+    for name in ("PGPASSWORD", "PGSERVICE", "PGSERVICEFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PGPASSFILE", str(tmp_path / "no-such-pgpass"))
+    plain = f"postgresql+{driver}://alice@{alice}/lab"
+    with pytest.raises(StudyError, match="cannot open"):
+        open_storage(plain)
+    monkeypatch.setenv("PGPASSWORD", PASSWORD)
+    open_storage(plain).engine.dispose()
+    monkeypatch.delenv("PGPASSWORD")
+
+    line = f"{alice}:lab:alice:{PASSWORD}\n"
+    for passfile in (tmp_path / "pgpass", tmp_path / "home" / ".pgpass"):
+        passfile.parent.mkdir(exist_ok=True)
+        passfile.write_text(line)
+        passfile.chmod(0o600)   # libpq ignores a password file others can read
+    monkeypatch.setenv("PGPASSFILE", str(tmp_path / "pgpass"))
+    open_storage(plain).engine.dispose()
+    monkeypatch.delenv("PGPASSFILE")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    open_storage(plain).engine.dispose()
+
+    host, port = alice.split(":")
+    (tmp_path / "pg_service.conf").write_text(
+        f"[lab]\nhost={host}\nport={port}\ndbname=lab\nuser=alice\npassword={PASSWORD}\n")
+    monkeypatch.setenv("HOME", str(tmp_path / "nobody"))
+    monkeypatch.setenv("PGSERVICEFILE", str(tmp_path / "pg_service.conf"))
+    storage = open_storage(f"postgresql+{driver}:///lab?service=lab")
+    assert storage.engine.url.password is None
+    storage.engine.dispose()
+    # and the bare URL the docs show, through `pop` itself (the environment as set above)
+    (tmp_path / "space.yaml").write_text(yaml.safe_dump(SMALL_SPACE))
+    table_from_model(SpaceConfig.from_dict(SMALL_SPACE), FlopsProxy()).save(tmp_path / "lut.json")
+    out = pop("search", "--space", tmp_path / "space.yaml", "--lut", tmp_path / "lut.json", "--allow-foreign-lut",
+              "--storage", "postgresql:///lab?service=lab", "--study", f"svc-{driver}", "--create-only")
+    assert "on postgresql:///lab?service=lab" in out.stdout and "created" in out.stdout

@@ -27,3 +27,20 @@ def test_mask_urls_in_a_message():
     out = mask_urls_in(text)
     assert "S3cretPW" not in out
     assert out == "storage 'postgresql+psycopg://alice:***@localhost/db': cannot open (refused); see sqlite:///x.db"
+
+
+@pytest.mark.parametrize("debug", ["", "1"])
+def test_the_one_error_path_masks_urls(capsys, monkeypatch, debug):
+    """run_cli's one line (and the --debug traceback) show no password, whatever raised."""
+    from dfseg.base.cli import run_cli
+    from dfseg.base.errors import InputError
+    monkeypatch.setenv("DFSEG_DEBUG", debug)
+
+    def fails(error):
+        raise error("storage 'postgresql://alice:S3cretPW@db/pop': cannot open")
+
+    assert run_cli(lambda: fails(InputError), prog="x") == 2
+    assert run_cli(lambda: fails(RuntimeError), prog="x") == 1
+    err = capsys.readouterr().err
+    assert "S3cretPW" not in err and err.count("alice:***@db/pop") == (6 if debug else 2)
+    assert ("Traceback" in err) == bool(debug)

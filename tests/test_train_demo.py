@@ -48,13 +48,15 @@ def test_order_check_counts_held_and_violated_pairs(tmp_path):
 @pytest.mark.skipif(importlib.util.find_spec("pop.evaluators") is None, reason="needs the POP engine")
 def test_the_engine_builds_our_evaluator_from_its_cli_spec(tmp_path, monkeypatch):
     import yaml
-    from pop.evaluators import Evaluator, make_evaluator
+    from pop.evaluators import Evaluator, make_evaluator, stored_evaluator
     from solvers.pop_demo_setup import prepare
     from solvers.pop_evaluator import CaffeEvaluator
     info = prepare(tmp_path)
     monkeypatch.setenv("DFSEG_POP_TASK", info["task"])
     ev = make_evaluator("solvers.pop_evaluator:CaffeEvaluator")
     assert isinstance(ev, CaffeEvaluator) and isinstance(ev, Evaluator)
+    # a worker without --evaluator trusts it when a study names it (pyproject's entry point)
+    assert isinstance(stored_evaluator("solvers.pop_evaluator:CaffeEvaluator", "digits"), CaffeEvaluator)
     assert ev.task.train_db == info["train_db"] and ev.task.input_size == (32, 32)
     space = yaml.safe_load((tmp_path / "space.yaml").read_text())
     assert space["input_size"] == [32, 32] and space["num_classes"] == 10

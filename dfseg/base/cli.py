@@ -5,7 +5,8 @@ Every error class of the package that means "what the user gave is wrong" derive
 :class:`InputError` (alongside ``ValueError`` or ``RuntimeError`` where code catches those), so
 ``run_cli`` needs no list of them.  ``OSError`` (a missing file, a full disk) counts as bad input
 too.  The traceback of a bug is shown with ``dfseg --debug`` or ``DFSEG_DEBUG=1``
-(``DFSEG_TRACEBACK=1``, the older name, still works).
+(``DFSEG_TRACEBACK=1``, the older name, still works).  What it prints, tracebacks included,
+has the password of any URL in it masked (``dfseg.base.secrets``).
 
 A command module exposes ``main(argv=None, prog=None) -> int``: ``prog`` is how the usage line
 names it (``dfseg to-onnx`` when the ``dfseg`` command dispatches, ``python -m tools.to_onnx``
@@ -20,6 +21,7 @@ import traceback
 from typing import Callable, Sequence
 
 from dfseg.base.errors import InputError
+from dfseg.base.secrets import mask_urls_in
 from dfseg.base.sizes import SizeError, parse_hxw, parse_nchw, parse_shape
 
 __all__ = ["CliError", "InputError", "EXIT_BAD_INPUT", "EXIT_BUG", "debug_requested", "hxw_argument", "nchw_argument",
@@ -51,23 +53,27 @@ def run_cli(main: Callable[[], int | None], prog: str | None = None,
         _silence_closed_stdout()
         return 0
     except (InputError, OSError, *expected) as exc:
-        if debug_requested():
-            traceback.print_exc()
+        _print_traceback_if_asked()
         print(f"{prog}: error: {one_line(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except Exception as exc:  # a bug: exit 1, so scripts tell it from bad input
-        if debug_requested():
-            traceback.print_exc()
+        _print_traceback_if_asked()
         print(f"{prog}: internal error: {type(exc).__name__}: {one_line(exc)} "
               f"(a bug: rerun with --debug or DFSEG_DEBUG=1 for the traceback)", file=sys.stderr)
         return EXIT_BUG
 
 
+def _print_traceback_if_asked() -> None:
+    if debug_requested():
+        print(mask_urls_in(traceback.format_exc()), end="", file=sys.stderr)
+
+
 def one_line(exc: BaseException) -> str:
-    """The error as one line; an OSError as ``path: reason`` (its filename and strerror)."""
+    """The error as one line, any URL's password masked; an OSError as ``path: reason`` (its
+    filename and strerror)."""
     if isinstance(exc, OSError) and exc.filename and exc.strerror:
-        return f"{exc.filename}: {exc.strerror}"
-    return " ".join(str(exc).split()) or type(exc).__name__
+        return mask_urls_in(f"{exc.filename}: {exc.strerror}")
+    return mask_urls_in(" ".join(str(exc).split())) or type(exc).__name__
 
 
 def nchw_argument(text: str) -> tuple[int, int, int, int]:
