@@ -22,14 +22,18 @@ Methods, each with the same budget: ``pop`` (Algorithm 1, run on until Ŝ \\ P i
 ``pop_noise_aware`` (``pop.noise_aware``), each also with boundary sampling
 (``pop_boundary``, ``pop_noise_aware_boundary``: ``pop.sampling``), ``random``, ``nsga2`` (Optuna's NSGA-II,
 population 50, the encoding of ``pop.sampler.SpaceParams``) and ``nsga2_order`` (the same
-NSGA-II wrapped in ``pop.sampler.PartialOrderSampler`` with the noise-aware rule).
+NSGA-II wrapped in ``pop.sampler.PartialOrderSampler`` with the noise-aware rule); ``tpe`` /
+``tpe_order`` (Optuna's default sampler, ``TPESampler`` with its defaults) and ``nsga3`` /
+``nsga3_order`` (``NSGAIIISampler``, population 50), plain and wrapped the same way
+(``pop.search_loop.SAMPLERS``; ``gp`` is opt-in: ``methods=``).
 
 Per level: ``inverted_pairs_pct`` (share of 20,000 sampled comparable pairs of Ŝ inverted,
 mean over seeds), ``trainings_to_99pct`` {method: mean over seeds, or null when a seed never
 got there}, per-seed counts, ``final_hv_regret_pct`` (1 − HV/HV_exhaustive at the end of the
 budget, mean over the seeds that never got there), the trainings each search ran (a search
-stops at the target, at the budget, when Ŝ \\ P is empty — plain POP — or after NSGA-II's
-10,000 asks), HV curves; plus ``pop_robustness.png``.
+stops at the target, at the budget, when Ŝ \\ P is empty — plain POP — or after 10,000 asks
+of an Optuna sampler, ``nsga2_max_asks``), HV curves, ``optuna_version``; the best POP
+variant against NSGA-II and against TPE (:func:`verdict`); plus ``pop_robustness.png``.
 """
 from __future__ import annotations
 
@@ -39,6 +43,7 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
+import optuna
 
 from .algorithm import hypervolume
 from .evaluators import Surrogate
@@ -161,7 +166,8 @@ def run_level(level: dict, space, keys, encodings, seeds, window_hi, methods=MET
         "final_hv_regret_pct": {m: (None if all(v is not None for v in per_seed[m]) else
                                     float(np.mean([100.0 * (1.0 - f) for f, v in zip(final[m], per_seed[m]) if v is None])))
                                 for m in methods},
-        "nsga2_max_asks": max_asks,
+        "nsga2_max_asks": max_asks,   # the cap of every Optuna sampler's asks
+        "optuna_version": optuna.__version__,
         "hv_curve_pct": {m: [[int(n), round(float(h), 3)] for n, h in zip(*mean_curves[m])] for m in methods},
     })
     entry.update(verdict(per_seed))
@@ -171,18 +177,30 @@ def run_level(level: dict, space, keys, encodings, seeds, window_hi, methods=MET
 def verdict(per_seed: dict) -> dict:
     """Best POP variant (fewest mean trainings among those that always reached the target)
     against NSGA-II: ratio of the means (None when NSGA-II missed the target on some seed)
-    and the seeds where it needed fewer (a seed where NSGA-II missed counts as fewer)."""
+    and the seeds where it needed fewer (a seed where NSGA-II missed counts as fewer); the
+    same against TPE (``best_pop_vs_tpe``, ``seeds_best_pop_fewer_than_tpe``) when it ran."""
     reached = {m: _mean_or_none(per_seed[m]) for m in POP_VARIANTS if m in per_seed}
     reached = {m: v for m, v in reached.items() if v is not None}
     if not reached:
-        return {"best_pop_variant": None, "best_pop_vs_nsga2": None, "seeds_best_pop_fewer": None,
-                "pruning_pays": False}
+        out = {"best_pop_variant": None, "best_pop_vs_nsga2": None, "seeds_best_pop_fewer": None,
+               "pruning_pays": False}
+        if "tpe" in per_seed:
+            out.update({"best_pop_vs_tpe": None, "seeds_best_pop_fewer_than_tpe": None})
+        return out
     best = min(reached, key=reached.get)
-    nsga2 = _mean_or_none(per_seed.get("nsga2", [None]))
-    fewer = sum(b is None or a < b for a, b in zip(per_seed[best], per_seed.get("nsga2", [])))
-    ratio = None if nsga2 is None else reached[best] / nsga2
-    return {"best_pop_variant": best, "best_pop_vs_nsga2": ratio, "seeds_best_pop_fewer": int(fewer),
-            "pruning_pays": bool(ratio is None or ratio < 1.0)}
+    ratio, fewer = _against(per_seed, best, reached[best], "nsga2")
+    out = {"best_pop_variant": best, "best_pop_vs_nsga2": ratio, "seeds_best_pop_fewer": fewer,
+           "pruning_pays": bool(ratio is None or ratio < 1.0)}
+    if "tpe" in per_seed:
+        out["best_pop_vs_tpe"], out["seeds_best_pop_fewer_than_tpe"] = _against(per_seed, best, reached[best], "tpe")
+    return out
+
+
+def _against(per_seed: dict, best: str, best_mean: float, peer: str) -> tuple[float | None, int]:
+    """(ratio of the means, None when `peer` missed on some seed; seeds where `best` needed fewer)."""
+    theirs = _mean_or_none(per_seed.get(peer, [None]))
+    fewer = sum(b is None or a < b for a, b in zip(per_seed[best], per_seed.get(peer, [])))
+    return (None if theirs is None else best_mean / theirs), int(fewer)
 
 
 # ----------------------------------------------------------------------------- outputs

@@ -12,9 +12,17 @@ Methods: ``pop`` (Algorithm 1, run on past its stopping rule), ``pop_noise_aware
 (``pop.noise_aware``), each also with boundary sampling (``pop_boundary``,
 ``pop_noise_aware_boundary``: ``pop.sampling``), ``random``, ``nsga2`` (Optuna's NSGA-II,
 population 50, the encoding of ``pop.sampler.SpaceParams``) and ``nsga2_order`` (the same
-NSGA-II wrapped in ``pop.sampler.PartialOrderSampler`` with the noise-aware rule).
+NSGA-II wrapped in ``pop.sampler.PartialOrderSampler`` with the noise-aware rule); the other
+stock Optuna multi-objective samplers the same way, plain and wrapped (``*_order``): ``tpe``
+(``TPESampler`` with Optuna's defaults — what ``optuna.create_study`` uses when no sampler is
+given, in Optuna 5 also for multi-objective studies) and ``nsga3`` (``NSGAIIISampler``,
+population 50).  ``gp`` / ``gp_order`` (``GPSampler``, log-EHVI for two objectives) run here
+too but are not in METHODS: a GP fit per ask, cubic in the trials, makes the bench's budget
+(|Ŝ| trainings, 10,000 asks) days of CPU — see docs/pop.md.
 """
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 import optuna
@@ -24,12 +32,30 @@ from .noise_aware import pruning_state
 from .sampler import PartialOrderSampler, SpaceParams
 
 __all__ = ["METHODS", "POP_VARIANTS", "TARGET", "MAX_ASKS", "HypervolumeCurve", "run_algorithm1", "run_random",
-           "run_nsga2", "run_method"]
+           "run_nsga2", "run_sampler", "run_method", "SAMPLERS", "OPT_IN_METHODS"]
 
-METHODS = ("pop", "pop_boundary", "pop_noise_aware", "pop_noise_aware_boundary", "random", "nsga2", "nsga2_order")
+METHODS = ("pop", "pop_boundary", "pop_noise_aware", "pop_noise_aware_boundary", "random", "nsga2", "nsga2_order",
+           "tpe", "tpe_order", "nsga3", "nsga3_order")
+OPT_IN_METHODS = ("gp", "gp_order")   # runnable by name, too slow for the bench's budget
 POP_VARIANTS = ("pop", "pop_boundary", "pop_noise_aware", "pop_noise_aware_boundary")
 TARGET = 0.99
 MAX_ASKS = 10_000   # NSGA-II draws (repeats and draws outside Ŝ are asks, not trainings)
+
+# the stock Optuna multi-objective samplers, by method name (``{name}`` plain, ``{name}_order``
+# inside the partial-order sampler)
+SAMPLERS = {
+    "nsga2": lambda seed: optuna.samplers.NSGAIISampler(seed=seed, population_size=50),
+    "nsga3": lambda seed: optuna.samplers.NSGAIIISampler(seed=seed, population_size=50),
+    "tpe": lambda seed: optuna.samplers.TPESampler(seed=seed),   # Optuna's defaults: its default sampler
+    "gp": lambda seed: optuna.samplers.GPSampler(seed=seed),
+}
+
+
+def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
+    """A base sampler of SAMPLERS; Optuna's "experimental" warnings (NSGA-III, GP) silenced."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return SAMPLERS[name](seed)
 
 
 class HypervolumeCurve:
@@ -76,10 +102,17 @@ def run_random(lat, truth, seed, budget, curve: HypervolumeCurve) -> dict:
 
 def run_nsga2(space, acc, truth, seed, budget, curve: HypervolumeCurve, order: bool,
               max_asks: int = MAX_ASKS) -> dict:
-    """NSGA-II; a draw outside Ŝ is a failed trial, a repeated one is told its known result —
-    neither is a training.  With ``order`` the sampler never proposes a settled model."""
+    """NSGA-II (:func:`run_sampler`)."""
+    return run_sampler("nsga2", space, acc, truth, seed, budget, curve, order, max_asks)
+
+
+def run_sampler(name, space, acc, truth, seed, budget, curve: HypervolumeCurve, order: bool,
+                max_asks: int = MAX_ASKS) -> dict:
+    """An Optuna sampler of SAMPLERS; a draw outside Ŝ is a failed trial, a repeated one is told
+    its known result — neither is a training.  With ``order`` the sampler never proposes a
+    settled model."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    base = optuna.samplers.NSGAIISampler(seed=seed, population_size=50)
+    base = make_sampler(name, seed)
     sampler = PartialOrderSampler(space, base=base, seed=seed, noise_aware=True) if order else base
     params = sampler.params if order else SpaceParams(space)
     study = optuna.create_study(directions=["minimize", "maximize"], sampler=sampler)
@@ -103,7 +136,7 @@ def run_nsga2(space, acc, truth, seed, budget, curve: HypervolumeCurve, order: b
 
 
 def run_method(method, space, keys, acc, truth, seed, budget, ref, exhaustive, max_asks: int = MAX_ASKS) -> dict:
-    """One search (a name of METHODS); decisions on `acc`, hypervolume on `truth`; returns
+    """One search (a name of METHODS or OPT_IN_METHODS); decisions on `acc`, hypervolume on `truth`; returns
     :meth:`HypervolumeCurve.result`."""
     lat = space.latency
     curve = HypervolumeCurve(ref, exhaustive)
@@ -114,6 +147,8 @@ def run_method(method, space, keys, acc, truth, seed, budget, ref, exhaustive, m
         return run_algorithm1(state, lat, acc, truth, budget, curve)
     if method == "random":
         return run_random(lat, truth, seed, budget, curve)
-    if method in ("nsga2", "nsga2_order"):
-        return run_nsga2(space, acc, truth, seed, budget, curve, order=method == "nsga2_order", max_asks=max_asks)
+    name = method.removesuffix("_order")
+    if name in SAMPLERS:
+        return run_sampler(name, space, acc, truth, seed, budget, curve, order=method.endswith("_order"),
+                           max_asks=max_asks)
     raise ValueError(f"unknown method {method!r}")

@@ -1,0 +1,77 @@
+"""Issue 24, item 1: every stock Optuna multi-objective sampler as a search method (plain and
+inside the partial-order sampler) and in the robustness table."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import optuna
+import pytest
+
+from pop import robustness
+from pop.algorithm import hypervolume
+from pop.evaluators import Surrogate
+from pop.lut import FlopsProxy
+from pop.search_loop import METHODS, OPT_IN_METHODS, make_sampler, run_method
+from pop.space import Space, SpaceConfig
+
+TINY = {"stages": [{"widths": [64, 128], "max_depth": 2}, {"widths": [128, 256], "max_depth": 2},
+                   {"widths": [256, 512], "max_depth": 1}],
+        "input_size": [64, 64], "latency_ms": [0.0, 1e9]}
+NEW = ("tpe", "tpe_order", "nsga3", "nsga3_order")
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return Space.enumerate(SpaceConfig.from_dict(TINY), FlopsProxy())
+
+
+def test_new_samplers_are_methods_and_tpe_is_optunas_default():
+    assert set(NEW) <= set(METHODS) and METHODS[:7] == (
+        "pop", "pop_boundary", "pop_noise_aware", "pop_noise_aware_boundary", "random", "nsga2", "nsga2_order")
+    assert set(OPT_IN_METHODS) == {"gp", "gp_order"} and not set(OPT_IN_METHODS) & set(METHODS)
+    default = optuna.create_study(directions=["minimize", "maximize"]).sampler
+    assert type(default) is type(make_sampler("tpe", 0)) is optuna.samplers.TPESampler
+    assert isinstance(make_sampler("nsga3", 0), optuna.samplers.NSGAIIISampler)
+
+
+@pytest.mark.parametrize("method", NEW + OPT_IN_METHODS)
+def test_each_new_method_reaches_the_target_or_reports_null_within_budget(tiny, method):
+    sur = Surrogate(seed=1)
+    truth = np.array([sur.clean_accuracy(tiny.backbone(i)) for i in range(tiny.size)])
+    ref = (float(tiny.latency.max()), float(truth.min()))
+    exhaustive = hypervolume(tiny.latency, truth, *ref)
+    max_asks = 12 if method.startswith("gp") else 4 * tiny.size   # GP: 10 random, then 2 model-based asks
+    r = run_method(method, tiny, tiny.order_keys(), truth, truth, 1, tiny.size, ref, exhaustive, max_asks=max_asks)
+    curve = r["curve"]
+    assert 1 <= len(curve) <= tiny.size and np.all(np.diff(curve) >= -1e-12)
+    if r["trainings"] is None:
+        assert r["final_hv"] < 0.99
+    else:
+        assert r["trainings"] == len(curve) and curve[-1] >= 0.99 - 1e-9
+    if method in ("tpe_order", "nsga3_order"):   # the order sampler settles Ŝ: it always gets there
+        assert r["trainings"] is not None
+
+
+def test_robustness_table_has_tpe_and_nsga3_at_every_level(tiny, tmp_path):
+    details = tmp_path / "pop_details.json"
+    methods = ("pop", "nsga2", *NEW)   # the default set's pieces, new ones in full
+    entries = robustness.run(tiny, tiny.encodings(), [0], float(tiny.latency.max()), details,
+                             measured={"inverted_pairs_pct": 20.0, "source": "test"}, methods=methods,
+                             max_asks=tiny.size, log=lambda *_: None)
+    data = json.loads(details.read_text())["robustness"]
+    assert [e["level"] for e in data] == ["none", "paper", "1pct", "3pct", "10pct", "measured"]
+    for e in data:
+        assert {"tpe", "nsga3"} <= set(e["trainings_to_99pct"]) and set(e["trainings_to_99pct"]) == set(methods)
+        assert all(v is None or 1 <= v <= tiny.size for v in e["trainings_to_99pct"].values())
+        assert e["optuna_version"] == optuna.__version__
+        assert "best_pop_vs_tpe" in e and "seeds_best_pop_fewer_than_tpe" in e
+    assert "tpe" in robustness.table_row(entries[0]) and "nsga3" in robustness.table_row(entries[0])
+
+
+def test_verdict_against_tpe():
+    v = robustness.verdict({"pop": [8, 10], "nsga2": [9, 9], "tpe": [12, None]})
+    assert v["best_pop_vs_tpe"] is None and v["seeds_best_pop_fewer_than_tpe"] == 2
+    v = robustness.verdict({"pop": [8, 10], "nsga2": [9, 9], "tpe": [6, 12]})
+    assert v["best_pop_vs_tpe"] == pytest.approx(1.0) and v["seeds_best_pop_fewer_than_tpe"] == 1
+    assert "best_pop_vs_tpe" not in robustness.verdict({"pop": [8], "nsga2": [9]})
