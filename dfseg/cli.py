@@ -62,7 +62,7 @@ GROUPS = (
            ("tensorrt-bench", "tools.tensorrt_bench", "TensorRT FP32 / FP16 latency and per-layer profile (GPU)"),
            ("gpu-check", "tools.gpu_check", "every GPU check in one command, with a JSON summary"),
            ("gpu-kit", "tools.gpu_kit", "a small folder that times DF1-Seg against ICNet on any CUDA machine"),
-           ("pop-bench", "pop.bench", "does pruning pay: POP against random and NSGA-II on a large space")),
+           ("pop-bench", "pop.bench", "does pruning pay: POP against random and Optuna's samplers on a large space")),
     _group("convert",
            ("merge-bn", "tools.merge_bn", "fold BatchNorm + Scale into the convolutions (net + weights)"),
            ("to-onnx", "tools.to_onnx", "Caffe net + weights -> ONNX, with Caffe's arithmetic"),

@@ -32,14 +32,14 @@ from .noise_aware import pruning_state
 from .sampler import PartialOrderSampler, SpaceParams
 
 __all__ = ["METHODS", "POP_VARIANTS", "TARGET", "MAX_ASKS", "HypervolumeCurve", "run_algorithm1", "run_random",
-           "run_nsga2", "run_sampler", "run_method", "SAMPLERS", "OPT_IN_METHODS"]
+           "run_sampler", "run_method", "SAMPLERS", "OPT_IN_METHODS"]
 
 METHODS = ("pop", "pop_boundary", "pop_noise_aware", "pop_noise_aware_boundary", "random", "nsga2", "nsga2_order",
            "tpe", "tpe_order", "nsga3", "nsga3_order")
 OPT_IN_METHODS = ("gp", "gp_order")   # runnable by name, too slow for the bench's budget
 POP_VARIANTS = ("pop", "pop_boundary", "pop_noise_aware", "pop_noise_aware_boundary")
 TARGET = 0.99
-MAX_ASKS = 10_000   # NSGA-II draws (repeats and draws outside Ŝ are asks, not trainings)
+MAX_ASKS = 10_000   # an Optuna sampler's draws (repeats and draws outside Ŝ are asks, not trainings)
 
 # the stock Optuna multi-objective samplers, by method name (``{name}`` plain, ``{name}_order``
 # inside the partial-order sampler)
@@ -98,12 +98,6 @@ def run_random(lat, truth, seed, budget, curve: HypervolumeCurve) -> dict:
         if curve.add(lat[x], truth[x]):
             break
     return curve.result()
-
-
-def run_nsga2(space, acc, truth, seed, budget, curve: HypervolumeCurve, order: bool,
-              max_asks: int = MAX_ASKS) -> dict:
-    """NSGA-II (:func:`run_sampler`)."""
-    return run_sampler("nsga2", space, acc, truth, seed, budget, curve, order, max_asks)
 
 
 def run_sampler(name, space, acc, truth, seed, budget, curve: HypervolumeCurve, order: bool,

@@ -18,7 +18,7 @@ import argparse
 import os
 import sys
 import traceback
-from typing import Callable, Sequence
+from typing import Callable
 
 from dfseg.base.errors import InputError
 from dfseg.base.secrets import mask_urls_in
@@ -40,8 +40,7 @@ def debug_requested() -> bool:
     return any(os.environ.get(name) for name in DEBUG_VARIABLES)
 
 
-def run_cli(main: Callable[[], int | None], prog: str | None = None,
-            expected: Sequence[type[BaseException]] = ()) -> int:
+def run_cli(main: Callable[[], int | None], prog: str | None = None) -> int:
     prog = prog or os.path.basename(sys.argv[0])
     try:
         code = main()
@@ -52,7 +51,7 @@ def run_cli(main: Callable[[], int | None], prog: str | None = None,
     except BrokenPipeError:   # output piped into e.g. `head`, which stopped reading
         _silence_closed_stdout()
         return 0
-    except (InputError, OSError, *expected) as exc:
+    except (InputError, OSError) as exc:
         _print_traceback_if_asked()
         print(f"{prog}: error: {one_line(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
