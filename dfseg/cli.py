@@ -52,6 +52,8 @@ GROUPS = (
            ("evaluate", "solvers.evaluate", "top-1 / top-5 accuracy of a classifier"),
            ("cityscapes-eval", "tools.cityscapes_eval", "Cityscapes IoU / nIoU of predictions (the official report)"),
            ("pop-demo", "solvers.pop_demo", "a real POP search on this CPU: digits, pycaffe training, Caffe LUT"),
+           ("pop-table", "solvers.pop_table", "every model of the demo's space trained under two seeds: the table "
+                                              "pop-bench replays"),
            ("seg-smoke", "solvers.seg_smoke", "DF-Seg trained and evaluated on a synthetic Cityscapes-layout set"),
            ("digits", "solvers.digits", "scikit-learn's handwritten digits as train / val LMDBs")),
     _group("measure",

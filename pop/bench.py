@@ -15,7 +15,9 @@ Writes ``bench/pop.json`` with exactly {"pruned_per_trained", "trainings_to_99pc
 (per-seed numbers, the window, the LUT platform, the LUT's check against whole networks —
 median |error| and share within ±10 %, target >= 95 % — and one P-update over 10^6 rows).
 Then ``pop.robustness`` adds ``robustness`` to the details: the same comparison at growing
-order-violation levels.  (The work is in ``pop.benchmark`` and ``pop.search_loop``, the one
+order-violation levels, and ``pop.replay`` adds ``real_table``: every method replaying the table
+of real trainings in ``bench/pop_table/`` (``make pop-table``; ``--replay-only`` runs just that).
+(The work is in ``pop.benchmark`` and ``pop.search_loop``, the one
 search loop both comparisons run; this module reads the options and writes the files.)
 """
 from __future__ import annotations
@@ -26,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import robustness
+from . import replay, robustness
 from .benchmark import WINDOW_QUANTILES, bench_space, lut_validation, one_seed, p_update_seconds, resolve_backend
 from .order import suffix_counts
 from dfseg.base.atomic import atomic_write_text
@@ -51,6 +53,11 @@ def _parser(prog: str | None = None) -> argparse.ArgumentParser:
                    help="reuse the search's LUT file instead of measuring it anew")
     p.add_argument("--measured", type=Path, default=robustness.MEASURED_FILE,
                    help="measured share of inverted trained pairs for the robustness levels (see pop.robustness)")
+    p.add_argument("--real-table", type=Path, default=replay.DEFAULT_TABLE,
+                   help="the table of real trainings every method replays (make pop-table; pop.replay)")
+    p.add_argument("--real-table-seeds", type=int, default=replay.DEFAULT_SEEDS)
+    p.add_argument("--replay-only", action="store_true",
+                   help="only replay the table of real trainings (real_table in pop_details.json)")
     return p
 
 
@@ -67,6 +74,10 @@ def _search_space(args):
 
 
 def _bench(args) -> int:
+    details_path = args.out.parent / "pop_details.json"
+    if args.replay_only:
+        replay.run(args.real_table, details_path, args.real_table_seeds)
+        return 0
     measured = robustness.load_measured(args.measured)   # a bad --measured fails now, not after the benchmark
     backend, table, space, (lo, hi) = _search_space(args)
     keys = suffix_counts(space.counts, space.config.offsets)
@@ -90,9 +101,11 @@ def _bench(args) -> int:
     details = {"window_ms": [lo, hi], "window_quantiles": WINDOW_QUANTILES, "space": space.config.to_dict(),
                "lut_backend": backend, "lut_platform": table.platform, "patience": args.patience,
                "per_seed": per_seed, "lut_validation": validation, "p_update_1e6": p_update_seconds()}
-    atomic_write_text(args.out.parent / "pop_details.json", json.dumps(details, indent=1) + "\n")
+    atomic_write_text(details_path, json.dumps(details, indent=1) + "\n")
     print("robustness: the same space, seeds and budget at growing order-violation levels")
-    robustness.run(space, encodings, seeds, hi, args.out.parent / "pop_details.json", measured=measured)
+    robustness.run(space, encodings, seeds, hi, details_path, measured=measured)
+    print("real table: every method replays the table of real trainings")
+    replay.run(args.real_table, details_path, args.real_table_seeds)
     print(json.dumps(result, indent=1))
     print(f"one P-update over |Ŝ| = {details['p_update_1e6']['space_size']}: "
           f"{details['p_update_1e6']['p_update_s_median'] * 1e3:.1f} ms (median of 20; target <= 2 s)")

@@ -128,7 +128,7 @@ def _add_search(sub) -> None:
     s.add_argument("--patience", "-K", type=int, default=20, help="K: stop when B(D) is unchanged for K iterations")
     s.add_argument("--budget", type=int, help="stop after this many trained models")
     s.add_argument("--evaluator", default="surrogate",
-                   help="surrogate[:seed=N,noise=F,max_violation=F] | csv:FILE | module:Class (e.g. solvers.pop_evaluator:CaffeEvaluator)")
+                   help="surrogate[:seed=N,noise=F,max_violation=F] | csv:FILE[#COLUMN] | module:Class (e.g. solvers.pop_evaluator:CaffeEvaluator)")
     s.add_argument("--rule", choices=["pop", "noise-aware"], default="pop", help="pruning rule: the paper's, "
                    "or noise-aware (prune only past a margin estimated from trained pairs that violate the order)")
     s.add_argument("--margin-quantile", type=float, default=0.9, help="noise-aware rule: quantile of "

@@ -57,42 +57,68 @@ class Evaluator:
 
 class CsvReplay(Evaluator):
     """Accuracies from a CSV file with columns ``encoding,accuracy`` (a header row is
-    optional; accuracies in percent are accepted and divided by 100)."""
+    optional; accuracies in percent are accepted and divided by 100).
 
-    def __init__(self, path: pathlib.Path):
+    With ``column`` the file has a header and the accuracy is that column (a table of
+    trainings, ``encoding,latency_ms,accuracy_seed0,accuracy_seed1``: ``csv:PATH#accuracy_seed0``);
+    an empty cell is a model not trained, which :meth:`evaluate` reports as such."""
+
+    def __init__(self, path: pathlib.Path, column: str | None = None):
         self.path = pathlib.Path(path)
+        self.column = column
         self.table: dict[str, float] = {}
         try:
             text = read_text(self.path, "CSV of encoding,accuracy rows")
         except TextFileError as e:
             raise EvaluationError(str(e)) from None
-        for n, row in enumerate(csv.reader(text.splitlines()), start=1):
-            if not row or row[0].startswith("#"):
+        rows = [(n, row) for n, row in enumerate(csv.reader(text.splitlines()), start=1)
+                if row and not row[0].startswith("#")]
+        for n, enc, acc in (self._named_column(rows) if column else self._last_field(rows)):
+            if acc == "":
                 continue
-            if n == 1 and row[0].strip().lower() == "encoding":
+            self.table[self._key(n, enc)] = self._value(n, acc)
+
+    def _last_field(self, rows):
+        for n, row in rows:
+            if n == rows[0][0] and row[0].strip().lower() == "encoding":
                 continue
             if len(row) < 2:
                 raise EvaluationError(f"{self.path}:{n}: expected encoding,accuracy")
             # encodings contain commas: the accuracy is the last field
-            enc, acc = ",".join(row[:-1]).strip(), row[-1].strip()
-            try:
-                value = float(acc)
-            except ValueError:
-                raise EvaluationError(f"{self.path}:{n}: accuracy {acc!r} is not a number")
-            if value > 1.0:
-                value /= 100.0
-            try:
-                key = str(parse_encoding(enc))
-            except EncodingError as e:
-                raise EvaluationError(f"{self.path}:{n}: {e}")
-            self.table[key] = value
+            yield n, ",".join(row[:-1]).strip(), row[-1].strip()
+
+    def _named_column(self, rows):
+        header = rows[0][1] if rows else []
+        if not header or header[0].strip().lower() != "encoding" or self.column not in header:
+            raise EvaluationError(f"{self.path}: no header naming the column {self.column!r} "
+                                  f"(found {', '.join(header) or 'nothing'})")
+        at = header.index(self.column)
+        for n, row in rows[1:]:
+            if len(row) != len(header):
+                raise EvaluationError(f"{self.path}:{n}: {len(row)} fields, the header has {len(header)} "
+                                      "(quote encodings that contain commas)")
+            yield n, row[0].strip(), row[at].strip()
+
+    def _value(self, n: int, acc: str) -> float:
+        try:
+            value = float(acc)
+        except ValueError:
+            raise EvaluationError(f"{self.path}:{n}: accuracy {acc!r} is not a number")
+        return value / 100.0 if value > 1.0 else value
+
+    def _key(self, n: int, enc: str) -> str:
+        try:
+            return str(parse_encoding(enc))
+        except EncodingError as e:
+            raise EvaluationError(f"{self.path}:{n}: {e}")
 
     def evaluate(self, encoding: str, workdir: pathlib.Path) -> float:
         key = str(parse_encoding(encoding))
         try:
             return self.table[key]
         except KeyError:
-            raise EvaluationError(f"{self.path}: no accuracy for {key}")
+            where = f" (column {self.column})" if self.column else ""
+            raise EvaluationError(f"{self.path}: no accuracy for {key}{where}")
 
 
 def _unit_normal(seed: int, text: str) -> float:
@@ -154,7 +180,7 @@ class Surrogate(Evaluator):
 
 
 def make_evaluator(spec: str) -> Evaluator:
-    """``surrogate[:seed=N,noise=F,max_violation=F]``, ``csv:PATH`` or ``module:Class``."""
+    """``surrogate[:seed=N,noise=F,max_violation=F]``, ``csv:PATH[#COLUMN]`` or ``module:Class``."""
     if spec.startswith("surrogate"):
         kwargs = {}
         rest = spec[len("surrogate"):].lstrip(":")
@@ -168,7 +194,8 @@ def make_evaluator(spec: str) -> Evaluator:
                 raise EvaluationError(f"evaluator {spec!r}: {name}={value!r} is not a number")
         return Surrogate(**kwargs)
     if spec.startswith("csv:"):
-        return CsvReplay(pathlib.Path(spec[4:]))
+        path, _, column = spec[4:].partition("#")
+        return CsvReplay(pathlib.Path(path), column or None)
     if ":" in spec:
         module, _, name = spec.partition(":")
         try:

@@ -123,6 +123,15 @@ def _curve_grid(budget: int, points: int = 48) -> np.ndarray:
     return np.unique(np.geomspace(1, budget, points).astype(int))
 
 
+def mean_curve(curves: list[np.ndarray], budget: int) -> tuple[np.ndarray, np.ndarray]:
+    """(trainings on a log grid, mean HV % over the seeds' curves): a curve ends at the target
+    (or the budget), so it holds its last value beyond that."""
+    grid = _curve_grid(budget)
+    padded = np.array([np.concatenate([c[:budget], np.full(max(0, budget - len(c)), c[-1] if len(c) else 0.0)])
+                       for c in curves])
+    return grid, 100.0 * padded.mean(axis=0)[grid - 1]
+
+
 def run_level(level: dict, space, keys, encodings, seeds, window_hi, methods=METHODS, max_asks: int = MAX_ASKS,
               log=print) -> tuple[dict, dict]:
     """(the level's JSON entry, mean HV curve per method for the plot)."""
@@ -149,12 +158,7 @@ def run_level(level: dict, space, keys, encodings, seeds, window_hi, methods=MET
             row.append(f"{m} {r['trainings']} ({time.perf_counter() - t:.0f} s)")
         log(f"  {level['level']} seed {seed}: {inverted[-1]:.3f} % of comparable pairs inverted; "
             f"trainings to 99 % HV: " + ", ".join(row))
-    grid = _curve_grid(budget)
-    mean_curves = {}
-    for m in methods:
-        # a curve ends at the target (or the budget): hold its last value beyond that
-        padded = np.array([np.concatenate([c, np.full(budget - len(c), c[-1] if len(c) else 0.0)]) for c in curves[m]])
-        mean_curves[m] = (grid, 100.0 * padded.mean(axis=0)[grid - 1])
+    mean_curves = {m: mean_curve(curves[m], budget) for m in methods}
     entry = {k: v for k, v in level.items() if k != "kind"}
     entry.update({
         "inverted_pairs_pct": float(np.mean(inverted)),
@@ -234,10 +238,10 @@ def plot(curves_by_level: dict, path: Path) -> Path:
     return path
 
 
-def merge_into_details(details_path: Path, entries: list[dict]) -> None:
-    """Set ``robustness`` in the details JSON, keeping every other key as it is on disk."""
+def merge_into_details(details_path: Path, entries, key: str = "robustness") -> None:
+    """Set ``key`` in the details JSON, keeping every other key as it is on disk."""
     data = read_json(details_path, "bench details file (JSON)", mapping=True) if details_path.exists() else {}
-    data["robustness"] = entries
+    data[key] = entries
     details_path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(details_path, json.dumps(data, indent=1) + "\n")
 

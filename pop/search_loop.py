@@ -129,11 +129,12 @@ def run_sampler(name, space, acc, truth, seed, budget, curve: HypervolumeCurve, 
     return curve.result()
 
 
-def run_method(method, space, keys, acc, truth, seed, budget, ref, exhaustive, max_asks: int = MAX_ASKS) -> dict:
+def run_method(method, space, keys, acc, truth, seed, budget, ref, exhaustive, max_asks: int = MAX_ASKS,
+               target: float = TARGET) -> dict:
     """One search (a name of METHODS or OPT_IN_METHODS); decisions on `acc`, hypervolume on `truth`; returns
-    :meth:`HypervolumeCurve.result`."""
+    :meth:`HypervolumeCurve.result` (stopping at ``target`` of the exhaustive hypervolume)."""
     lat = space.latency
-    curve = HypervolumeCurve(ref, exhaustive)
+    curve = HypervolumeCurve(ref, exhaustive, target)
     if method in POP_VARIANTS:
         rule = "noise-aware" if method.startswith("pop_noise_aware") else "pop"
         sampling = "boundary" if method.endswith("_boundary") else "uniform"
