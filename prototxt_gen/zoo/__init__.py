@@ -1,4 +1,4 @@
-"""The paper's comparison nets (Table 1 backbones, Table 4 segmentation nets) as named models.
+"""The paper's comparison nets (Table 1 backbones; Tables 3-5 and Fig. 1 segmentation nets) as named models.
 
 Each is described as data in ``caffe_models/zoo/<name>.yaml``: a ``family`` (which builder
 reads it), the task, the class count, the default input size and an ``architecture``
@@ -18,7 +18,7 @@ from .. import caffe_pb2
 from .. import layers as L
 from ..encoding import EncodingError
 from ..netbuilder import NetBuilder
-from . import enet, googlenet, mobilenet, resnet, segnet, shufflenet
+from . import bisenet, deeplab, enet, espnet, googlenet, mobilenet, pspnet, resnet, segnet, shufflenet
 
 Builder = Callable[[NetBuilder, dict, int, tuple[int, int]], str]
 
@@ -32,6 +32,10 @@ FAMILIES: dict[str, tuple[str, Builder]] = {
     "shufflenet_v2": ("classification", shufflenet.build_v2),
     "segnet": ("segmentation", segnet.build),
     "enet": ("segmentation", enet.build),
+    "bisenet": ("segmentation", bisenet.build),
+    "espnet": ("segmentation", espnet.build),
+    "pspnet": ("segmentation", pspnet.build),
+    "deeplab": ("segmentation", deeplab.build),
 }
 ZOO_FORMS = ("deploy", "deploy_mergebn", "caffetime", "caffetime_mergebn")
 
