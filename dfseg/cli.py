@@ -59,7 +59,8 @@ GROUPS = (
     _group("measure",
            ("time", "tools.caffe_time", "`caffe time` of a net, or its log, as a table"),
            ("bench", "tools.bench", "DF-Seg nets against ICNet on caffe time, OpenCV DNN, PyTorch"),
-           ("bench-paper", "tools.paper_bench", "Tables 1 and 4 measured here: caffe time, OpenCV DNN, ONNX Runtime"),
+           ("bench-paper", "tools.paper_bench", "Tables 1, 3, 4, 5 and Fig. 1 measured here: caffe time, "
+                                                "OpenCV DNN, ONNX Runtime"),
            ("ort-bench", "tools.ort_bench", "ONNX Runtime CPU latency of the DF-Seg nets and ICNet"),
            ("tensorrt-bench", "tools.tensorrt_bench", "TensorRT FP32 / FP16 latency and per-layer profile (GPU)"),
            ("gpu-check", "tools.gpu_check", "every GPU check in one command, with a JSON summary"),

@@ -46,8 +46,16 @@ def test_json_from_release_logs(reference_dir, paper_tables, empty_bench):
     p = _tables("--logs", reference_dir / "release" / "log", "--json", "--bench", empty_bench)
     assert p.returncode == 0, p.stderr
     out = json.loads(p.stdout)
-    assert set(out) == {"segmentation", "backbones", "table1", "table4"}
+    assert set(out) == {"segmentation", "backbones", "table1", "table3", "table4", "table5", "fig1"}
     assert len(out["table1"]) == 10 and all(r["measured"] == {} for r in out["table1"])   # no bench/paper.json
+    # Tables 3 and 5 and Fig. 1: a row per paper row (and size), each engine's cell with a reason
+    assert [r["model"] for r in out["table3"]] == [r["model"] for r in paper_tables["table3_1080ti"]]
+    assert len(out["table5"]) == 3 * len(paper_tables["table5_tx2"])
+    assert {r["model"] for r in out["table4"]} >= {"BiSeNet-1", "BiSeNet-2"}
+    for table in ("table1", "table3", "table4", "table5", "fig1"):
+        for r in out[table]:
+            assert set(r["errors"]) == {"caffe", "opencv", "onnxruntime"}, (table, r["model"])
+            assert all(why.startswith(("not measured", "not built")) for why in r["errors"].values())
     assert [r["model"] for r in out["segmentation"]] == [r["model"] for r in paper_tables["release_segmentation"]]
     assert [r["model"] for r in out["backbones"]] == [r["model"] for r in paper_tables["release_backbones"]]
     for r in out["segmentation"]:
@@ -200,6 +208,12 @@ def test_markdown_html_and_plot(log_dir, empty_bench, tmp_path):
     png_b64 = re.search(r"data:image/png;base64,([A-Za-z0-9+/=]+)", html).group(1)
     png = base64.b64decode(png_b64)
     assert png.startswith(b"\x89PNG") and png == (out_dir / "fig1_miou_vs_fps.png").read_bytes()
+    # Fig. 1 redrawn (published points; measured ones once bench/paper.json exists), in the page too
+    images = [base64.b64decode(m) for m in re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", html)]
+    fig1 = (out_dir / "fig1.png").read_bytes()
+    assert fig1.startswith(b"\x89PNG") and fig1 in images and fig1 != png
+    for title in ("Table 3 measured here", "Table 5 measured here", "Fig. 1 measured here"):
+        assert f"## {title}" in md
     assert "<td>74.1 (+0.0)</td>" in html and "src='http" not in html
     assert json.loads((out_dir / "tables.json").read_text())["backbones"][0]["top1"] == 69.78
 
@@ -209,3 +223,35 @@ def test_cli_errors(tmp_path, log_dir):
     assert p.returncode == 2 and "nowhere: log directory not found" in p.stderr
     p = _tables("--logs", log_dir, "--paper", tmp_path / "none.yaml", "--json")
     assert p.returncode == 2 and "none.yaml" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_saved_paper_bench_fills_tables_3_5_and_fig1(log_dir, tmp_path):
+    """`make tables` reads what `make bench-paper` saved: no timing here."""
+    bench, out_dir = tmp_path / "bench", tmp_path / "out"
+    bench.mkdir()
+    row = {"model": "ESPNet", "name": "espnet", "run_hw": None,
+           "measured": {"caffe": _timing(500.0), "opencv": None, "onnxruntime": _timing(300.0, "onnxruntime")},
+           "errors": {"opencv": "OpenCV cannot load net 'espnet': layer X"}}
+    (bench / "paper.json").write_text(json.dumps({
+        "table3": [{**row, "input_hw": [1024, 2048]}],
+        "table5": [{**row, "input_hw": [360, 640], "paper_size": "640x360"}],
+        "fig1": [{**row, "input_hw": [512, 1024]}]}))
+    p = _tables("--logs", log_dir, "--bench", bench, "--json")
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    t3, t5, f1 = (next(r for r in out[t] if r["model"] == "ESPNet" and r.get("size", "640x360") == "640x360")
+                  for t in ("table3", "table5", "fig1"))
+    for r in (t3, t5, f1):
+        assert r["measured"] == {"caffe": 500.0, "opencv": None, "onnxruntime": 300.0}
+        assert r["errors"] == {"opencv": "OpenCV cannot load net 'espnet': layer X"}
+    assert (t3["hxw"], t5["hxw"], f1["hxw"]) == ("1024x2048", "360x640", "512x1024")
+    assert t3["paper"]["fps_1080ti"] == 110 and t5["paper"]["fps_tx2"] == 20 and f1["paper"]["miou_test"] == 60.3
+    p = _tables("--logs", log_dir, "--bench", bench, "--out", out_dir)
+    assert p.returncode == 0, p.stderr
+    md = (out_dir / "tables.md").read_text()
+    t3_md = md.split("## Table 3 measured here")[1].split("##")[0]
+    assert "| ESPNet | 1024x2048 | 60.3 | 110.0 | — | 500.0 | — (OpenCV cannot load net 'espnet': layer X) | 300.0 |" in t3_md
+    assert (out_dir / "fig1.png").read_bytes().startswith(b"\x89PNG")
+    (bench / "paper.json").write_text(json.dumps({"table3": {"ESPNet": 5}}))
+    p = _tables("--logs", log_dir, "--bench", bench, "--json")
+    assert p.returncode == 2 and "paper.json" in p.stderr and p.stderr.count("\n") == 1, p.stderr

@@ -7,9 +7,14 @@ figures and the numbers measured on this machine.
   ``{"segmentation": [{"model", "miou_val", "fps_1080ti_1024x2048", "fps_1080ti_1024x1024",
   "fps_titanx_caffe"}], "backbones": [{"model", "top1"}]}`` (mIoU and top-1 in percent,
   FPS = 1000 / ms, rounded as the paper prints them; null where no log gives the figure).
-* ``--out DIR`` writes ``tables.md``, ``tables.html`` (self-contained, plot embedded),
-  ``tables.json`` and ``fig1_miou_vs_fps.png``.  Without ``--json``/``--out`` the Markdown
-  goes to stdout.
+  It also holds the paper's comparison tables with the figures measured here by
+  ``make bench-paper`` (``bench/paper.json``): ``table1``, ``table3``, ``table4``, ``table5``
+  and ``fig1``, lists of rows ``{"model", ..., "paper": {...}, "measured": {engine: ms},
+  "errors": {engine: why}}`` (tools.report.comparison; docs/tables.md).
+* ``--out DIR`` writes ``tables.md``, ``tables.html`` (self-contained, plots embedded),
+  ``tables.json``, ``fig1_miou_vs_fps.png`` (paper and logs), ``fig1.png`` (Fig. 1 redrawn:
+  the published points and those measured here) and ``fig5_top1_vs_latency.png``.  Without
+  ``--json``/``--out`` the Markdown goes to stdout.
 
 Which log gives which figure is decided by its file name (the release's naming; see
 tools.report.log_figures.LOG_NAMING and docs/tables.md).  Measured figures are read from JSON
@@ -26,7 +31,8 @@ from pathlib import Path
 from dfseg.base.atomic import atomic_write_group
 from dfseg.base.cli import CliError, run_cli
 from tools.report.build import build_tables, measured_comparison_tables, release_tables
-from tools.report.comparison import comparison_tables, load_paper_bench, plot_fig5
+from tools.report.comparison import ENGINES as COMPARISON_ENGINES, comparison_tables, load_paper_bench, plot_fig5
+from tools.report.fig1 import fig1_points, plot_fig1_measured
 from tools.report.log_figures import LogFigures, read_logs
 from tools.report.measured import MEASURED_ENGINES, load_measured
 from tools.report.paper import known_model_names, paper_tables_path, read_paper_tables
@@ -39,7 +45,7 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     ap.add_argument("--logs", type=Path, required=True, help="directory of logs in the release's naming")
     ap.add_argument("--json", action="store_true", help="print the rebuilt release tables as JSON")
-    ap.add_argument("--out", type=Path, help="write tables.md, tables.html, tables.json, fig1_miou_vs_fps.png here")
+    ap.add_argument("--out", type=Path, help="write tables.md, tables.html, tables.json and the plots here")
     ap.add_argument("--paper", type=Path, default=None,
                     help="paper_tables.yaml (default: $DFSEG_REFERENCE or ../shared/reference)")
     ap.add_argument("--bench", type=Path, default=REPO / "bench",
@@ -69,14 +75,17 @@ def _write_outputs(args, figs: LogFigures, paper: dict | None, paper_path: Path,
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         png = plot_fig1(figs, paper)
+        fig1 = plot_fig1_measured(comparison["fig1"], list(COMPARISON_ENGINES))
         atomic_write_group({args.out / "fig1_miou_vs_fps.png": png,
+                            args.out / "fig1.png": fig1,
                             args.out / "fig5_top1_vs_latency.png": plot_fig5(comparison["table1"]),
                             args.out / "tables.md": markdown,
-                            args.out / "tables.html": to_html(tables, figs, sources, png),
+                            args.out / "tables.html": to_html(tables, figs, sources, png,
+                                                              [("Fig. 1 redrawn: published and measured here", fig1)]),
                             args.out / "tables.json": json.dumps(release, indent=2) + "\n"})
         if not args.json:
             print(f"wrote {args.out}/tables.md, tables.html, tables.json, fig1_miou_vs_fps.png, "
-                  f"fig5_top1_vs_latency.png")
+                  f"fig1.png, fig5_top1_vs_latency.png")
     elif not args.json:
         sys.stdout.write(markdown)
 
@@ -89,7 +98,7 @@ def _run(args) -> int:
     figs = read_logs(args.logs, known_model_names(paper), progress=not args.quiet)
     measured = {name: load_measured(args.bench / filename) for name, _, filename in MEASURED_ENGINES}
     release = release_tables(figs, paper)
-    comparison = comparison_tables(paper, load_paper_bench(args.bench / "paper.json"))
+    comparison = comparison_tables(paper, load_paper_bench(args.bench / "paper.json"), fig1_points())
     release.update(comparison)
     if args.json:
         print(json.dumps(release, indent=2))

@@ -189,16 +189,44 @@ def build_tables(figs: LogFigures, paper: dict | None, measured: dict) -> list[T
     return tables
 
 
+def _why(text: str, width: int = 90) -> str:
+    """An engine's reason, short enough for a table cell (the full text is in tables.json)."""
+    text = " ".join(str(text).split())
+    # OpenCV's own prefix ("OpenCV(4.x) /path/file.hpp:108: error: (-2:Unspecified error) ")
+    # says nothing a reader needs; what follows it does
+    text = re.sub(r"OpenCV\([^)]*\) \S+: error: \([^)]*\) ", "", text)
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
+def _engine_cells(r: dict) -> list[str]:
+    """ms per engine, or — and the reason it has none."""
+    return [f"{r['measured'][e]:.1f}" if r["measured"].get(e) is not None
+            else f"{DASH} ({_why(r['errors'].get(e, 'not measured'))})" for e in COMPARISON_ENGINES]
+
+
 def measured_comparison_tables(comparison: dict) -> list[Table]:
-    """Tables 1 and 4 as measured here by `make bench-paper` (bench/paper.json)."""
-    def cells(r):
-        return [DASH if r["measured"].get(e) is None else f"{r['measured'][e]:.1f}" for e in COMPARISON_ENGINES]
-    t1 = [[r["model"], _fmt(r["paper"]["top1"]), _fmt(r["paper"]["latency_ms_tx2"])] + cells(r)
-          for r in comparison["table1"]]
-    t4 = [[r["model"], r["size"], _paper_ms_fps((r["paper"]["ms_titanx"], r["paper"]["fps_titanx"]))] + cells(r)
-          for r in comparison["table4"]]
+    """Tables 1, 3, 4, 5 and Fig. 1's nets as measured here by `make bench-paper` (bench/paper.json)."""
     engines = [f"{e} ms (here)" for e in COMPARISON_ENGINES]
-    note = "Measured: `make bench-paper` (bench/paper.json), batch 1, this machine's CPU; – where not measured."
+    note = ("Measured: `make bench-paper` (bench/paper.json), batch 1, this machine's CPU, 1 thread; "
+            "a cell without a time says why.")
+    t1 = [[r["model"], _fmt(r["paper"]["top1"]), _fmt(r["paper"]["latency_ms_tx2"])] + _engine_cells(r)
+          for r in comparison["table1"]]
+    t3 = [[r["model"], r["hxw"], _fmt(r["paper"]["miou_test"]), _fmt(r["paper"]["fps_1080ti"]),
+           _fmt(r["paper"]["fps_titanx_caffe"])] + _engine_cells(r) for r in comparison["table3"]]
+    t4 = [[r["model"], r["size"], _paper_ms_fps((r["paper"]["ms_titanx"], r["paper"]["fps_titanx"]))]
+          + _engine_cells(r) for r in comparison["table4"]]
+    t5 = [[r["model"], r["size"], _paper_ms_fps((r["paper"]["ms_tx2"], r["paper"]["fps_tx2"]))]
+          + _engine_cells(r) for r in comparison["table5"]]
+    f1 = [[r["model"], r["hxw"], _fmt(r["paper"]["miou_test"]), _fmt(r["paper"]["fps"]),
+           r["paper"]["device"] or DASH] + _engine_cells(r) for r in comparison.get("fig1", [])]
     return [Table("Table 1 measured here (224x224)", ["Model", "top-1 (paper)", "TX2 ms (paper)"] + engines, t1, note),
+            Table("Table 3 measured here (HxW; BiSeNet at the paper's 1536x768)",
+                  ["Model", "HxW", "mIoU test (paper)", "FPS 1080Ti (paper)", "FPS Titan X caffe (paper)"]
+                  + engines, t3, note),
             Table("Table 4 measured here (sizes WxH, as the paper)", ["Model", "size", "Titan X ms / FPS (paper)"]
-                  + engines, t4, note)]
+                  + engines, t4, note),
+            Table("Table 5 measured here (sizes WxH, as the paper)", ["Model", "size", "TX2 ms / FPS (paper)"]
+                  + engines, t5, note),
+            Table("Fig. 1 measured here (each net at the size of its published FPS, HxW)",
+                  ["Model", "HxW", "mIoU test (paper)", "FPS (paper)", "device (paper)"] + engines, f1,
+                  note + " Sources of the published figures: tools/report/fig1_points.yaml.")]

@@ -14,12 +14,14 @@ from dfseg.base.textfile import read_yaml
 from prototxt_gen.models import load_model, model_names
 from tools.models.registry import ICNET, reference_root
 
-__all__ = ["PAPER_TABLES", "TABLE4_SIZES", "head_to_head_figures", "kit_figures", "known_model_names",
+__all__ = ["PAPER_TABLES", "TABLE4_SIZES", "TABLE5_SIZES", "head_to_head_figures", "kit_figures", "known_model_names",
            "paper_tables_path", "read_paper_tables", "titanx_figures"]
 
 PAPER_TABLES = "paper_tables.yaml"
 #: Table 4's sizes as the paper names them (width x height) -> (H, W)
 TABLE4_SIZES = {"640x360": (360, 640), "1280x720": (720, 1280), "1920x1080": (1080, 1920)}
+#: Table 5's (TX2) sizes, likewise
+TABLE5_SIZES = {"480x320": (320, 480), "640x360": (360, 640), "1280x720": (720, 1280)}
 FULL_SIZE, ICNET_SIZE = "1024x2048", "1025x2049"   # the head-to-head sizes (ICNet's 32k + 1)
 
 

@@ -73,7 +73,10 @@ def to_markdown(tables: list[Table], figs: LogFigures, sources: dict) -> str:
     return "\n".join(out) + "\n"
 
 
-def to_html(tables: list[Table], figs: LogFigures, sources: dict, png: bytes) -> str:
+def to_html(tables: list[Table], figs: LogFigures, sources: dict, png: bytes,
+            more_pngs: list[tuple[str, bytes]] = ()) -> str:
+    """The page; `png` first (the Fig. 1-style plot of the logs), then each (alt text, PNG) of
+    `more_pngs` (e.g. Fig. 1 redrawn with the measured points)."""
     e = html.escape
     parts = ["<!DOCTYPE html><html><head><meta charset='utf-8'><title>dfseg: paper tables</title>",
              "<style>body{font-family:sans-serif;margin:2em;max-width:1400px}"
@@ -84,7 +87,8 @@ def to_html(tables: list[Table], figs: LogFigures, sources: dict, png: bytes) ->
              "<h1>Paper tables: paper | released logs | measured here</h1><ul>"]
     parts += [f"<li>{e(k)}: {e(str(v))}</li>" for k, v in sources.items()]
     parts.append("</ul>")
-    parts.append(f"<img alt='mIoU vs FPS' src='data:image/png;base64,{base64.b64encode(png).decode()}'>")
+    for alt, image in [("mIoU vs FPS", png), *more_pngs]:
+        parts.append(f"<img alt='{e(alt)}' src='data:image/png;base64,{base64.b64encode(image).decode()}'>")
     for t in tables:
         parts.append(f"<h2>{e(t.title)}</h2><table><tr>" + "".join(f"<th>{e(h)}</th>" for h in t.header) + "</tr>")
         parts += ["<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in t.rows]
