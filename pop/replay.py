@@ -85,16 +85,20 @@ def load_replay(directory: Path = DEFAULT_TABLE) -> ReplayTable:
 
 def _one_seed(table: ReplayTable, seed: int, methods, ref, exhaustive, regret_budget: int, max_asks: int) -> dict:
     """{method: (trainings to 99 % within |Ŝ|, HV regret % after ``regret_budget`` trainings, HV
-    curve)}: two searches per method, one run to the target, one stopped at the small budget."""
+    curve)}.  The curve of a search run to the target holds the HV at the budget unless the
+    search reached the target sooner; only then does a second search (same seed, so the same
+    draws) run on to the budget."""
     acc = table.seen[table.seeds[seed % len(table.seeds)]]
     keys = suffix_counts(table.space.counts, table.space.config.offsets)
     out = {}
     for m in methods:
-        to_target = run_method(m, table.space, keys, acc, table.truth, seed, table.size, ref, exhaustive, max_asks)
-        early = run_method(m, table.space, keys, acc, table.truth, seed, regret_budget, ref, exhaustive, max_asks,
-                           target=1.0)
-        out[m] = (to_target["trainings"], 100.0 * (1.0 - float(early["final_hv"])), to_target["curve"])
-        # how many models the search had trained when it stopped (target, |Ŝ| or the draws' cap)
+        run = run_method(m, table.space, keys, acc, table.truth, seed, table.size, ref, exhaustive, max_asks)
+        curve = run["curve"]
+        if run["trainings"] is not None and len(curve) < regret_budget:
+            curve = run_method(m, table.space, keys, acc, table.truth, seed, regret_budget, ref, exhaustive,
+                               max_asks, target=1.0)["curve"]
+        at_budget = float(curve[min(regret_budget, len(curve)) - 1]) if len(curve) else 0.0
+        out[m] = (run["trainings"], 100.0 * (1.0 - at_budget), run["curve"])
     return out
 
 

@@ -146,3 +146,20 @@ def test_replay_refuses_a_table_of_another_space(tmp_path):
     path.write_text(path.read_text() + '"[(64),(128),(1024)]",9.0,0.5,0.5\n')
     with pytest.raises(TableError, match="1 models are not in the space"):
         load_replay(tmp_path / "t")
+
+
+def test_regret_at_the_budget_equals_a_search_stopped_at_the_budget(tmp_path):
+    from pop.algorithm import hypervolume
+    from pop.order import suffix_counts
+    from pop.search_loop import run_method
+    _write_table(tmp_path / "t", noise=0.01)
+    table = load_replay(tmp_path / "t")
+    entry, _ = replay(table, seeds=1, methods=("random", "nsga2", "pop_noise_aware"), log=lambda *_: None)
+    ref = (float(table.space.latency.max()), float(table.truth.min()))
+    exhaustive = hypervolume(table.space.latency, table.truth, *ref)
+    keys = suffix_counts(table.space.counts, table.space.config.offsets)
+    budget = entry["hv_regret_budget"]
+    for m in ("random", "nsga2", "pop_noise_aware"):
+        early = run_method(m, table.space, keys, table.seen[0], table.truth, 0, budget, ref, exhaustive, 1000,
+                           target=1.0)
+        assert entry["hv_regret_at_budget"][m] == pytest.approx(100 * (1 - early["final_hv"]))
