@@ -158,7 +158,8 @@ def run(directory: Path, details_path: Path, seeds: int = DEFAULT_SEEDS, methods
     log(f"real table: {table.size} of {table.planned} models trained under seeds {list(table.seeds)} "
         f"({directory}); {seeds} searches per method")
     entry, curves = replay(table, seeds, methods, max_asks, log)
-    title = (f"table of real trainings: {entry['models']} models, seed noise {entry['seed_noise_pct']:.2f} %, "
+    title = (f"table of real trainings: {entry['models']} models, {seeds} searches each\nseed noise "
+             f"{entry['seed_noise_pct']:.2f} %, "
              f"{_pct(entry['inverted_pairs_pct'])} of comparable pairs inverted")
     entry["plot"] = str(plot({"real_table": (title, curves)}, details_path.with_name("pop_real_table.png")))
     merge_into_details(details_path, entry, key="real_table")
