@@ -163,3 +163,18 @@ def test_regret_at_the_budget_equals_a_search_stopped_at_the_budget(tmp_path):
         early = run_method(m, table.space, keys, table.seen[0], table.truth, 0, budget, ref, exhaustive, 1000,
                            target=1.0)
         assert entry["hv_regret_at_budget"][m] == pytest.approx(100 * (1 - early["final_hv"]))
+
+
+def test_the_committed_table_of_real_trainings_is_whole_and_replayable():
+    """bench/pop_table/ (make pop-table, committed as data): at least 100 models trained under two
+    seeds, every one of them a model of its own space at the latency its LUT gives."""
+    from pathlib import Path
+    directory = Path(__file__).resolve().parent.parent / "bench" / "pop_table"
+    table = load_replay(directory)
+    assert table.size >= 100 and table.seeds == (0, 1)
+    meta = json.loads((directory / "table.json").read_text())
+    assert meta["command"].startswith("python -m solvers.pop_table") and meta["machine"]["cpu"]
+    assert meta["trainings_done"] == 2 * table.size and meta["stats"]["models"] == table.size
+    csv_table = read_table_csv(directory / "table.csv")
+    for i, enc in enumerate(table.encodings):
+        assert csv_table.latency_ms[enc] == pytest.approx(float(table.space.latency[i]), abs=1e-5)
