@@ -27,3 +27,12 @@ pop-table: setup caffe
 	  --lut $(POP_TABLE)/lut.json --backend caffe --threads 1
 	$(PY) -m solvers.pop_table --task $(POP_TABLE_WORK)/task.yaml --space $(POP_TABLE_WORK)/space.yaml \
 	  --lut $(POP_TABLE)/lut.json --out $(POP_TABLE) --workdir $(POP_TABLE_WORK)/runs --seeds 0 1 --workers 2
+
+# The distributed search under load and faults (issue 23): a real PostgreSQL server installed
+# (apt, as root) and started on loopback, a role with a password in the URL, 8 `pop worker`s
+# on one study (>= 2,000 surrogate trainings of 30 ms), SIGKILLs every 3-6 s, the server
+# stopped for 15 s, the work dir's tmpfs filled for 8 s; then exactly once, the boundary of a
+# one-worker run, no traceback, no password in any output: bench/distributed.json.
+.PHONY: bench-distributed
+bench-distributed: setup
+	$(PY) -m pop.bench_distributed

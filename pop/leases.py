@@ -60,15 +60,26 @@ class Leases:
             except sa.exc.IntegrityError:
                 pass
             old = c.execute(sa.text(
-                f"SELECT trial_id FROM pop_leases WHERE study = :s AND candidate = :c AND state = 'running' "
-                f"AND heartbeat < {self.now} - :t"), {"s": self.study, "c": candidate, "t": self.timeout}).first()
-            if old is None:
+                f"SELECT trial_id, worker, heartbeat < {self.now} - :t FROM pop_leases WHERE study = :s "
+                f"AND candidate = :c AND state = 'running'"),
+                {"s": self.study, "c": candidate, "t": self.timeout}).first()
+            if old is not None and old[1] == worker and old[0] is None:
+                return True, None   # our own insert, run again after its reply was lost (Reconnect)
+            if old is None or not old[2]:
                 return False, None
             taken = c.execute(sa.text(
                 f"UPDATE pop_leases SET worker = :w, trial_id = NULL, heartbeat = {self.now} "
                 f"WHERE study = :s AND candidate = :c AND state = 'running' AND heartbeat < {self.now} - :t"),
                 {"s": self.study, "c": candidate, "w": worker, "t": self.timeout}).rowcount
             return taken == 1, (old[0] if taken == 1 else None)
+
+    def owned_trials(self) -> set[int]:
+        """Trial numbers of the fresh 'running' leases: trials someone is training now."""
+        with self.engine.begin() as c:
+            rows = c.execute(sa.text(
+                f"SELECT trial_id FROM pop_leases WHERE study = :s AND state = 'running' AND trial_id IS NOT NULL "
+                f"AND heartbeat >= {self.now} - :t"), {"s": self.study, "t": self.timeout})
+            return {int(r[0]) for r in rows}
 
     def attach_trial(self, candidate: int, worker: str, trial_id: int) -> None:
         with self.engine.begin() as c:

@@ -25,7 +25,6 @@ in reports) but is not part of D.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import pathlib
@@ -35,7 +34,6 @@ import uuid
 from dataclasses import dataclass
 
 import optuna
-import sqlalchemy as sa
 from optuna.trial import TrialState
 from tqdm import tqdm
 
@@ -44,6 +42,7 @@ from dfseg.base.secrets import mask_url, mask_urls_in
 from .decoder import DecoderSpace, is_decoder_space
 from .evaluators import Evaluator, stored_evaluator
 from .leases import Leases, _Heartbeat
+from .reconnect import DEFAULT_WINDOW, OrphanReaper, Reconnect, first_line, is_transient
 from .storage import StudyError, open_storage
 from .lut import LatencyTable
 from .noise_aware import pruning_state
@@ -201,42 +200,91 @@ def worker_id() -> str:
 
 
 def run_worker(*args, **kwargs) -> "Replay":
-    """Train candidates of a study until Algorithm 1 stops; returns the final replay."""
+    """Train candidates of a study until Algorithm 1 stops; returns the final replay.  A lost
+    database is waited for (``reconnect`` seconds, pop.reconnect), then one line."""
     try:
         return _run_worker(*args, **kwargs)
-    except sa.exc.OperationalError as e:
-        first = str(e.orig).strip().splitlines()[0] if getattr(e, "orig", None) else type(e).__name__
-        raise StudyError(f"storage: lost the database ({mask_urls_in(first)}); completed trials are kept, "
-                         "a claimed candidate is offered again after the lease timeout")
+    except Exception as e:
+        if not is_transient(e):
+            raise
+        raise StudyError(f"storage: lost the database ({first_line(e)}); completed trials are kept, "
+                         "a claimed candidate is offered again after the lease timeout") from None
 
 
-def _claim_next(study, replay: Replay, leases: "Leases", me: str, results: dict) -> int | None:
+def _fail_trial(study, number: int, rc: Reconnect) -> None:
+    """Tell trial `number` FAIL unless it already finished (a dead owner's, or an orphan)."""
+    try:
+        rc.call(study.tell, number, state=TrialState.FAIL)
+    except StudyError:
+        raise
+    except (ValueError, RuntimeError):   # already finished (or told by someone else meanwhile)
+        pass
+
+
+def _claim_next(study, replay: Replay, leases: "Leases", me: str, results: dict, rc: Reconnect) -> int | None:
     """The first candidate of the current state nobody trains (a dead owner's trial is told
     FAIL, by its public trial number); None when all are claimed."""
-    blocked = set(results) | set(leases.live())
+    blocked = set(results) | set(rc.call(leases.live))
     for cand in replay.state.candidates(exclude=blocked):
-        ok, dead_trial = leases.claim(cand, me)
+        ok, dead_trial = rc.call(leases.claim, cand, me)
         if not ok:
             continue
         if dead_trial is not None:
-            with contextlib.suppress(Exception):   # already finished or failed: nothing to do
-                study.tell(dead_trial, state=TrialState.FAIL)
-        if cand in completed_results(study):  # finished between our read and claim
-            leases.finish(cand, me)
+            _fail_trial(study, dead_trial, rc)
+        if cand in rc.call(completed_results, study):  # finished between our read and claim
+            rc.call(leases.finish, cand, me)
             continue
         return cand
     return None
 
 
+def _reap_orphans(study, leases: "Leases", reaper: OrphanReaper, rc: Reconnect) -> None:
+    """Fail RUNNING trials no live lease has owned for a lease timeout (pop.reconnect): else
+    the replay, which stops at the first RUNNING trial, would wait for them for ever."""
+    running = {t.number for t in rc.call(study.get_trials, deepcopy=False, states=(TrialState.RUNNING,))}
+    if running:
+        for number in reaper.due(running, rc.call(leases.owned_trials), rc.outages):
+            _fail_trial(study, number, rc)
+
+
+def _open_trial(study, leases: "Leases", claimed: int, encoding: str, me: str, rc: Reconnect):
+    trial = rc.call(study.ask)
+    for key, value in (("candidate", claimed), ("encoding", encoding), ("worker", me)):
+        rc.call(trial.set_user_attr, key, value)
+    rc.call(leases.attach_trial, claimed, me, trial.number)
+    return trial
+
+
+def _record(study, leases: "Leases", claimed: int, encoding: str, me: str, trial, values: list[float],
+            rc: Reconnect) -> bool:
+    """Tell the result while the lease is still ours; False when it is not (someone took over
+    after a stall: their result counts).  A tell run again after its reply was lost finds its
+    trial COMPLETE; a trial failed by another worker's OrphanReaper (we were slow to attach,
+    or out of reach) gets the result on a new trial: nothing computed is lost."""
+    for _ in range(3):
+        if not rc.call(leases.heartbeat, claimed, me) or claimed in rc.call(completed_results, study):
+            _fail_trial(study, trial.number, rc)
+            return False
+        try:
+            rc.call(study.tell, trial, values=values)
+            return True
+        except StudyError:
+            raise
+        except (ValueError, RuntimeError):
+            mine = [t for t in rc.call(study.get_trials, deepcopy=False) if t.number == trial.number]
+            if mine and mine[0].state == TrialState.COMPLETE:
+                return True
+            trial = _open_trial(study, leases, claimed, encoding, me, rc)
+    raise StudyError(f"candidate {claimed}: its trial was failed by other workers three times; "
+                     "is --lease-timeout far shorter than a database round trip?")
+
+
 def _train_claimed(study, space, evaluator, leases: "Leases", claimed: int, me: str, beat: float,
-                   workdir: pathlib.Path, study_name: str, note) -> str:
+                   workdir: pathlib.Path, study_name: str, note, rc: Reconnect) -> str:
     """Train one claimed candidate under a heartbeat; "done", "lost" (taken over after a stall)
     or raises the training's exception (the trial told FAIL and the lease given back)."""
     encoding = space.encoding(claimed)
-    trial = study.ask()
-    for key, value in (("candidate", claimed), ("encoding", encoding), ("worker", me)):
-        trial.set_user_attr(key, value)
-    leases.attach_trial(claimed, me, trial.number)
+    trial = _open_trial(study, leases, claimed, encoding, me, rc)
     hb = _Heartbeat(leases, claimed, me, beat)
     hb.start()
     note("start", claimed)
@@ -246,21 +294,24 @@ def _train_claimed(study, space, evaluator, leases: "Leases", claimed: int, me: 
         accuracy = float(evaluator.evaluate(encoding, run_dir))
         if not 0.0 <= accuracy <= 1.0:
             raise ValueError(f"accuracy {accuracy} outside [0, 1]")
-    except BaseException:
+    except BaseException as e:
         # stopped by hand or failed: give the candidate back now, not after the lease timeout
         hb.stop.set()
         hb.join()
-        study.tell(trial, state=TrialState.FAIL)
-        leases.release(claimed, me)
-        raise
+        try:
+            _fail_trial(study, trial.number, rc)
+            rc.call(leases.release, claimed, me)
+        except Exception:
+            if isinstance(e, Exception):
+                raise
+        raise   # Ctrl-C stays Ctrl-C, whatever giving back met
     hb.stop.set()
     hb.join()
-    if hb.lost or not leases.heartbeat(claimed, me):
-        study.tell(trial, state=TrialState.FAIL)  # someone took over: their result counts
+    if hb.lost or not _record(study, leases, claimed, encoding, me, trial,
+                              [float(space.latency[claimed]), accuracy], rc):
         note("lost", claimed)
         return "lost"
-    study.tell(trial, values=[float(space.latency[claimed]), accuracy])
-    leases.finish(claimed, me)
+    rc.call(leases.finish, claimed, me)
     note("done", claimed)
     return "done"
 
@@ -268,7 +319,8 @@ def _train_claimed(study, space, evaluator, leases: "Leases", claimed: int, me: 
 def _run_worker(storage_url: str, study_name: str, evaluator: Evaluator | None = None,
                workdir: pathlib.Path = pathlib.Path("pop_runs"), poll: float = 1.0,
                heartbeat: float | None = None, trace: pathlib.Path | None = None,
-               max_failures: int = 3, progress: bool = True, log=print) -> Replay:
+               max_failures: int = 3, progress: bool = True, log=print,
+               reconnect: float = DEFAULT_WINDOW) -> Replay:
     study, spec = load_study(storage_url, study_name)
     evaluator = evaluator or stored_evaluator(spec.evaluator, study_name)   # only the package's own
     space = spec.build_space()
@@ -276,7 +328,8 @@ def _run_worker(storage_url: str, study_name: str, evaluator: Evaluator | None =
     leases = Leases(storage_url, study_name, spec.lease_timeout)
     me = worker_id()
     beat = heartbeat if heartbeat is not None else max(spec.lease_timeout / 5.0, 0.05)
-    failures = 0
+    rc, reaper = Reconnect(reconnect, log), OrphanReaper(spec.lease_timeout)
+    failures, next_reap = 0, 0.0
     bar = tqdm(desc=f"POP {study_name}", unit="trained", disable=not progress)
 
     def note(event: str, candidate: int) -> None:
@@ -285,21 +338,26 @@ def _run_worker(storage_url: str, study_name: str, evaluator: Evaluator | None =
                 f.write(json.dumps({"event": event, "candidate": candidate, "worker": me, "time": time.time()}) + "\n")
 
     while True:
-        results = completed_results(study)
-        replay.advance(settled_results(study))
+        results = rc.call(completed_results, study)
+        replay.advance(rc.call(settled_results, study))
         st = replay.state
         bar.n = len(st.D)
         bar.set_postfix(pruned=st.pruned_not_trained, boundary=len(st.boundary), unchanged=st.unchanged)
         bar.refresh()
         if replay.done:
             break
-        claimed = _claim_next(study, replay, leases, me, results)
+        if time.monotonic() >= next_reap:
+            _reap_orphans(study, leases, reaper, rc)
+            next_reap = time.monotonic() + min(1.0, spec.lease_timeout / 4)
+        claimed = _claim_next(study, replay, leases, me, results, rc)
         if claimed is None:
             time.sleep(poll)  # everything claimable is leased: wait for results or expiries
             continue
         try:
-            _train_claimed(study, space, evaluator, leases, claimed, me, beat, workdir, study_name, note)
+            _train_claimed(study, space, evaluator, leases, claimed, me, beat, workdir, study_name, note, rc)
             failures = 0
+        except StudyError:
+            raise
         except Exception as e:
             failures += 1
             log(f"pop worker: training {space.encoding(claimed)} failed: {mask_urls_in(str(e))}")

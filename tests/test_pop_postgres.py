@@ -13,21 +13,19 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
-import psycopg2
 import pytest
 import sqlalchemy as sa
 import yaml
 
 from pop.evaluators import Surrogate
 from pop.lut import FlopsProxy, table_from_model
+from pop.pg_local import pg_bindir, start_local
 from pop.space import SpaceConfig
 from pop.storage import StudyError, open_storage
 from pop.study import SearchSpec, create_study, final_state, load_study, run_worker
@@ -36,64 +34,26 @@ from tests.pop_cli import assert_not_leaked, pop
 REPO = Path(__file__).resolve().parent.parent
 
 
-def _pg_bin() -> Path | None:
-    for root in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
-        if (root / "initdb").exists():
-            return root
-    return None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@dataclass
-class Server:
-    url: str            # the superuser, no password (trust)
-    port: int
-    db: Path            # its data directory
-
-
 @pytest.fixture(scope="module")
 def postgres_server():
-    """initdb in a temporary directory, postgres on a free 127.0.0.1 port, torn down after.
-    Installs Debian's `postgresql` package when missing (CI runs as root).  PostgreSQL
-    refuses to run as root, so as root the server runs as the `postgres` user."""
-    if _pg_bin() is None:
-        if os.geteuid() != 0 or shutil.which("apt-get") is None:
-            pytest.skip("PostgreSQL is not installed and cannot be installed (not root or no apt-get)")
-        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
-        subprocess.run(["apt-get", "install", "-y", "-qq", "postgresql"], check=True, env=env)
-    bindir = _pg_bin()
-    assert bindir is not None, "postgresql installed but initdb not found"
-    data = Path(tempfile.mkdtemp(prefix="pop-pg-"))
-    run_as: list[str] = []
-    if os.geteuid() == 0:
-        user = "postgres"
-        subprocess.run(["id", user], check=True, capture_output=True)
-        shutil.chown(data, user, user)
-        run_as = ["runuser", "-u", user, "--"]
-    port = _free_port()
-    subprocess.run(run_as + [str(bindir / "initdb"), "-D", str(data / "db"), "-A", "trust", "-U", "postgres",
-                             "--no-sync"], check=True, capture_output=True)
-    log = data / "server.log"
-    subprocess.run(run_as + [str(bindir / "pg_ctl"), "-D", str(data / "db"), "-l", str(log), "-w", "-t", "60",
-                             "-o", f"-p {port} -k {data} -c listen_addresses=127.0.0.1 -c fsync=off",
-                             "start"], check=True, capture_output=True)
+    """A real server on loopback, torn down after: pop.pg_local (the bench's own), which
+    installs Debian's `postgresql` package when missing (CI runs as root) and runs the server
+    as the `postgres` user when we are root."""
+    if pg_bindir() is None and (os.geteuid() != 0 or shutil.which("apt-get") is None):
+        pytest.skip("PostgreSQL is not installed and cannot be installed (not root or no apt-get)")
+    folder = Path(tempfile.mkdtemp(prefix="pop-pg-"))
+    folder.chmod(0o711)   # the server's user must reach its data folder inside
+    server = start_local(folder / "server", log=lambda *_: None)
     try:
-        yield Server(f"postgresql+psycopg2://postgres@127.0.0.1:{port}/postgres", port, data / "db")
+        yield server
     finally:
-        subprocess.run(run_as + [str(bindir / "pg_ctl"), "-D", str(data / "db"), "-m", "immediate", "-w", "stop"],
-                       capture_output=True)
-        shutil.rmtree(data, ignore_errors=True)
+        server.close()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
 def postgres_url(postgres_server):
-    return postgres_server.url
+    return postgres_server.admin_url
 
 
 def _spec(seed: int) -> SearchSpec:
@@ -194,24 +154,7 @@ SMALL_SPACE = {"stages": [{"widths": [64, 128], "max_depth": 2}, {"widths": [128
 def alice(postgres_server):
     """Role `alice` with a password the server checks (scram-sha-256 from 127.0.0.1), owner of
     database `lab`; returns "127.0.0.1:PORT"."""
-    admin = sa.create_engine(postgres_server.url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(sa.text(f"CREATE ROLE alice LOGIN PASSWORD '{PASSWORD}'"))
-        c.execute(sa.text("CREATE DATABASE lab OWNER alice"))
-    hba = postgres_server.db / "pg_hba.conf"
-    hba.write_text("host all alice 127.0.0.1/32 scram-sha-256\n" + hba.read_text())
-    with admin.connect() as c:
-        c.execute(sa.text("SELECT pg_reload_conf()"))
-    admin.dispose()
-    host = f"127.0.0.1:{postgres_server.port}"
-    deadline = time.time() + 20
-    while True:   # the reload is asynchronous: wait until the password is asked for
-        try:
-            psycopg2.connect(f"postgresql://alice@{host}/lab", passfile="/nonexistent/pgpass").close()
-        except psycopg2.OperationalError:
-            return host
-        assert time.time() < deadline, "pg_hba.conf reload: alice still gets in without a password"
-        time.sleep(0.1)
+    return postgres_server.add_role("alice", PASSWORD, "lab")
 
 
 def _lab_dump(host: str) -> str:
