@@ -35,11 +35,10 @@ from prototxt_gen.encoding import EncodingError
 from prototxt_gen.generate import default_forms, net_for
 from prototxt_gen.models import load_model
 from prototxt_gen.netbuilder import NetBuilder
-from prototxt_gen.netio import write_net
 from prototxt_gen.zoo import bisenet
-from tests.test_caffe_merge_bn import assert_same_outputs, randomize
+from tests.test_caffe_merge_bn import randomize
 from tests.test_caffe_nets import assert_shapes_as_analysed, run_random
-from tools.export.merge_bn import merge_files, merge_net
+from tests.test_zoo_nets import assert_merged_form_is_merge_bn, assert_merged_weights_compute_the_same
 from tools.export.pycaffe_net import load_net
 
 REPO = Path(__file__).resolve().parent.parent
@@ -213,11 +212,7 @@ def test_forms_agree(name):
 
 @pytest.mark.parametrize("name", NETS)
 def test_merged_form_is_merge_bn_of_the_bn_form(name):
-    merged, folds = merge_net(net_for(name, "deploy", input_size=SMALL))
-    expected = net_for(name, "deploy_mergebn", input_size=SMALL)
-    assert folds and [l.name for l in merged.layer] == [l.name for l in expected.layer]
-    for got, want in zip(merged.layer, expected.layer):
-        assert got == want, f"layer {got.name}:\n{got}\n!=\n{want}"
+    assert_merged_form_is_merge_bn(name, SMALL)
 
 
 def test_sizes_that_do_not_halve_evenly_are_one_error():
@@ -250,14 +245,7 @@ def test_runs_forward_in_caffe(caffe, name, form, tmp_path):
 
 @pytest.mark.parametrize("name", NETS)
 def test_merged_weights_compute_the_same_in_caffe(caffe, name, tmp_path):
-    param = net_for(name, "deploy", input_size=SMALL)
-    net_path, weights = tmp_path / "net.prototxt", tmp_path / "net.caffemodel"
-    write_net(param, net_path)
-    original = randomize(caffe, param, weights)
-    out_net, out_weights = tmp_path / "merged.prototxt", tmp_path / "merged.caffemodel"
-    folds = merge_files(net_path, weights, out_net, out_weights)
-    assert len(folds) == sum(layer.type == "BatchNorm" for layer in param.layer)
-    assert_same_outputs(caffe, original, param, out_net, out_weights)
+    assert_merged_weights_compute_the_same(caffe, net_for(name, "deploy", input_size=SMALL), tmp_path)
 
 
 def test_caffetime_form_runs_in_the_train_phase(caffe):

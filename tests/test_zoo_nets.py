@@ -31,6 +31,28 @@ from tools.export.merge_bn import merge_files, merge_net
 from prototxt_gen.netio import write_net
 from tools.export.pycaffe_net import load_net
 
+
+def assert_merged_form_is_merge_bn(name: str, input_size: tuple[int, int]) -> None:
+    """tools.merge_bn folds a zoo net's BN form into the generator's merged form, layer for layer
+    (shared with the other zoo tests)."""
+    merged, folds = merge_net(net_for(name, "deploy", input_size=input_size))
+    expected = net_for(name, "deploy_mergebn", input_size=input_size)
+    assert folds and [l.name for l in merged.layer] == [l.name for l in expected.layer]
+    for got, want in zip(merged.layer, expected.layer):
+        assert got == want, f"layer {got.name}:\n{got}\n!=\n{want}"
+
+
+def assert_merged_weights_compute_the_same(caffe, param, tmp_path) -> None:
+    """Random weights and BN statistics on the BN form, merged by tools.merge_bn: every BatchNorm
+    folded and the same outputs in Caffe."""
+    net_path, weights = tmp_path / "net.prototxt", tmp_path / "net.caffemodel"
+    write_net(param, net_path)
+    original = randomize(caffe, param, weights)
+    out_net, out_weights = tmp_path / "merged.prototxt", tmp_path / "merged.caffemodel"
+    folds = merge_files(net_path, weights, out_net, out_weights)
+    assert len(folds) == sum(layer.type == "BatchNorm" for layer in param.layer)
+    assert_same_outputs(caffe, original, param, out_net, out_weights)
+
 REPO = Path(__file__).resolve().parent.parent
 NINE = ["resnet18", "resnet50", "googlenet", "mobilenet_v1", "mobilenet_v2", "shufflenet_v1",
         "shufflenet_v2", "segnet", "enet"]
@@ -157,11 +179,7 @@ def test_merged_form_is_merge_bn_of_the_bn_form(name):
     """tools.merge_bn folds the BN form into the generator's merged form, layer for layer.
     (ENet's initial block normalises a Concat, which merge_bn cannot fold; the generator
     makes that BatchNorm + Scale one Scale.)"""
-    merged, folds = merge_net(net_for(name, "deploy", input_size=(64, 128)))
-    expected = net_for(name, "deploy_mergebn", input_size=(64, 128))
-    assert folds and [l.name for l in merged.layer] == [l.name for l in expected.layer]
-    for got, want in zip(merged.layer, expected.layer):
-        assert got == want, f"layer {got.name}:\n{got}\n!=\n{want}"
+    assert_merged_form_is_merge_bn(name, (64, 128))
 
 
 def test_enet_merged_keeps_one_affine_scale():
@@ -216,14 +234,7 @@ def test_runs_forward_in_caffe(caffe, name, form, tmp_path):
 def test_merged_weights_compute_the_same_in_caffe(caffe, name, tmp_path):
     """Random weights and BN statistics on the BN form, merged by tools.merge_bn into the
     generator's merged form: the same activations in Caffe."""
-    param = _caffe_param(caffe, name, "deploy")
-    net_path, weights = tmp_path / "net.prototxt", tmp_path / "net.caffemodel"
-    write_net(param, net_path)
-    original = randomize(caffe, param, weights)
-    out_net, out_weights = tmp_path / "merged.prototxt", tmp_path / "merged.caffemodel"
-    folds = merge_files(net_path, weights, out_net, out_weights)
-    assert len(folds) == sum(layer.type == "BatchNorm" for layer in param.layer)
-    assert_same_outputs(caffe, original, param, out_net, out_weights)
+    assert_merged_weights_compute_the_same(caffe, _caffe_param(caffe, name, "deploy"), tmp_path)
 
 
 def test_resnet50_runs_at_224_in_caffe(caffe):

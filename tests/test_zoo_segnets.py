@@ -18,7 +18,7 @@ from prototxt_gen.shapes import pool_output_size
 from prototxt_gen.zoo import ZooSpecError, build_net, zoo_net
 from prototxt_gen.zoo.pspnet import bin_window
 from tests.test_caffe_nets import assert_shapes_as_analysed, run_random
-from tests.test_zoo_nets import TOLERANCE, Fact, measure
+from tests.test_zoo_nets import TOLERANCE, Fact, assert_merged_form_is_merge_bn, measure
 from tools.export.merge_bn import merge_net
 from tools.export.pycaffe_net import load_net
 
@@ -207,11 +207,7 @@ def test_espnet_merged_keeps_scales_only_where_nothing_folds():
 
 @pytest.mark.parametrize("name", ["pspnet101", "deeplabv2"])
 def test_merged_form_is_merge_bn_of_the_bn_form(name):
-    merged, folds = merge_net(net_for(name, "deploy", input_size=SMALL))
-    expected = net_for(name, "deploy_mergebn", input_size=SMALL)
-    assert folds and [l.name for l in merged.layer] == [l.name for l in expected.layer]
-    for got, want in zip(merged.layer, expected.layer):
-        assert got == want, f"layer {got.name}:\n{got}\n!=\n{want}"
+    assert_merged_form_is_merge_bn(name, SMALL)
 
 
 @pytest.mark.parametrize("name", NETS)
