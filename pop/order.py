@@ -53,6 +53,12 @@ def precedes(x: Backbone, y: Backbone) -> bool:
     return x != y and _le(x, y)
 
 
+def comparable_pairs_among(nets) -> list[tuple[int, int]]:
+    """Every (i, j), i != j, with nets[i] ≺ nets[j]: all of them, for the few hundred trained
+    models a check looks at (``pop.noise.comparable_pairs`` samples a whole Ŝ instead)."""
+    return [(i, j) for i, a in enumerate(nets) for j, b in enumerate(nets) if i != j and precedes(a, b)]
+
+
 def suffix_counts(counts: np.ndarray, offsets: tuple[int, ...]) -> np.ndarray:
     """Per stage, reverse cumulative sums of the count vectors (the order's coordinates)."""
     counts = np.asarray(counts)

@@ -28,12 +28,11 @@ import optuna
 from .algorithm import hypervolume
 from .evaluators import CsvReplay
 from .lut import LatencyTable
-from .order import suffix_counts
-from .robustness import mean_curve, merge_into_details, plot, verdict
+from .robustness import mean_curve, mean_or_none, merge_into_details, plot, verdict
 from .search_loop import METHODS, run_method
 from .space import Space
 from .space_config import SpaceConfig
-from .trained_table import TableError, read_table_csv, table_stats
+from .trained_table import TableError, percent, read_table_csv, table_stats
 
 __all__ = ["DEFAULT_TABLE", "REGRET_SHARE", "ReplayTable", "load_replay", "replay", "run"]
 
@@ -68,6 +67,7 @@ class ReplayTable:
             raise TableError(f"{csv_path}: {len(missing)} models are not in the space of "
                              f"{self.directory / 'space.yaml'} (e.g. {missing[0]})")
         self.space = Space(space.config, space.counts[rows], space.latency[rows])
+        self.keys = self.space.order_keys()   # the partial order's coordinates, for every search
         self.encodings = self.space.encodings()
         self.seeds = table.seeds
         self.seen = {s: self._column(csv_path, s) for s in table.seeds}
@@ -89,7 +89,7 @@ def _one_seed(table: ReplayTable, seed: int, methods, ref, exhaustive, regret_bu
     search reached the target sooner; only then does a second search (same seed, so the same
     draws) run on to the budget."""
     acc = table.seen[table.seeds[seed % len(table.seeds)]]
-    keys = suffix_counts(table.space.counts, table.space.config.offsets)
+    keys = table.keys
     out = {}
     for m in methods:
         run = run_method(m, table.space, keys, acc, table.truth, seed, table.size, ref, exhaustive, max_asks)
@@ -122,7 +122,7 @@ def replay(table: ReplayTable, seeds: int = DEFAULT_SEEDS, methods=METHODS, max_
     entry = {"models": table.size, "models_planned": table.planned, "seeds": seeds, "table_seeds": list(table.seeds),
              "seed_noise_pct": table.stats["seed_noise_pct"], "inverted_pairs_pct": table.stats["inverted_pairs_pct"],
              "inverted_pairs_pct_on_mean": table.stats["inverted_pairs_of_mean"]["inverted_pairs_pct"],
-             "trainings_to_99pct": {m: _mean_or_none(per_seed[m]) for m in methods},
+             "trainings_to_99pct": {m: mean_or_none(per_seed[m]) for m in methods},
              "trainings_to_99pct_per_seed": per_seed,
              "trainings_run_per_seed": {m: [len(c) for c in curves[m]] for m in methods},
              "hv_regret_at_budget": {m: float(np.mean(regret[m])) for m in methods},
@@ -135,19 +135,11 @@ def replay(table: ReplayTable, seeds: int = DEFAULT_SEEDS, methods=METHODS, max_
     return entry, {m: mean_curve(curves[m], table.size) for m in methods}
 
 
-def _pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.1f} %"
-
-
-def _mean_or_none(values):
-    return None if any(v is None for v in values) else float(np.mean(values))
-
-
 def table_row(entry: dict) -> str:
     t = entry["trainings_to_99pct"]
     cells = ", ".join(f"{m} {'—' if v is None else f'{v:.1f}'}" for m, v in t.items())
     return (f"real table ({entry['models']} models, seed noise {entry['seed_noise_pct']:.2f} %, "
-            f"{_pct(entry['inverted_pairs_pct'])} of comparable pairs inverted): trainings to 99 % HV: {cells}")
+            f"{percent(entry['inverted_pairs_pct'])} of comparable pairs inverted): trainings to 99 % HV: {cells}")
 
 
 def run(directory: Path, details_path: Path, seeds: int = DEFAULT_SEEDS, methods=METHODS,
@@ -160,7 +152,7 @@ def run(directory: Path, details_path: Path, seeds: int = DEFAULT_SEEDS, methods
     entry, curves = replay(table, seeds, methods, max_asks, log)
     title = (f"table of real trainings: {entry['models']} models, {seeds} searches each\nseed noise "
              f"{entry['seed_noise_pct']:.2f} %, "
-             f"{_pct(entry['inverted_pairs_pct'])} of comparable pairs inverted")
+             f"{percent(entry['inverted_pairs_pct'])} of comparable pairs inverted")
     entry["plot"] = str(plot({"real_table": (title, curves)}, details_path.with_name("pop_real_table.png")))
     merge_into_details(details_path, entry, key="real_table")
     log(table_row(entry))

@@ -115,7 +115,7 @@ def level_accuracies(level: dict, encodings: list[str], keys: np.ndarray, seed: 
 
 
 # ----------------------------------------------------------------------------- one level
-def _mean_or_none(values):
+def mean_or_none(values):
     return None if any(v is None for v in values) else float(np.mean(values))
 
 
@@ -164,7 +164,7 @@ def run_level(level: dict, space, keys, encodings, seeds, window_hi, methods=MET
         "inverted_pairs_pct": float(np.mean(inverted)),
         "inverted_pairs_pct_per_seed": inverted,
         "noise_sigma": float(np.mean(sigmas)),
-        "trainings_to_99pct": {m: _mean_or_none(per_seed[m]) for m in methods},
+        "trainings_to_99pct": {m: mean_or_none(per_seed[m]) for m in methods},
         "trainings_to_99pct_per_seed": per_seed,
         "trainings_run_per_seed": ran,   # where a search stopped: target, budget, Ŝ \ P empty or NSGA-II's asks
         "final_hv_regret_pct": {m: (None if all(v is not None for v in per_seed[m]) else
@@ -183,7 +183,7 @@ def verdict(per_seed: dict) -> dict:
     against NSGA-II: ratio of the means (None when NSGA-II missed the target on some seed)
     and the seeds where it needed fewer (a seed where NSGA-II missed counts as fewer); the
     same against TPE (``best_pop_vs_tpe``, ``seeds_best_pop_fewer_than_tpe``) when it ran."""
-    reached = {m: _mean_or_none(per_seed[m]) for m in POP_VARIANTS if m in per_seed}
+    reached = {m: mean_or_none(per_seed[m]) for m in POP_VARIANTS if m in per_seed}
     reached = {m: v for m, v in reached.items() if v is not None}
     if not reached:
         out = {"best_pop_variant": None, "best_pop_vs_nsga2": None, "seeds_best_pop_fewer": None,
@@ -202,7 +202,7 @@ def verdict(per_seed: dict) -> dict:
 
 def _against(per_seed: dict, best: str, best_mean: float, peer: str) -> tuple[float | None, int]:
     """(ratio of the means, None when `peer` missed on some seed; seeds where `best` needed fewer)."""
-    theirs = _mean_or_none(per_seed.get(peer, [None]))
+    theirs = mean_or_none(per_seed.get(peer, [None]))
     fewer = sum(b is None or a < b for a, b in zip(per_seed[best], per_seed.get(peer, [])))
     return (None if theirs is None else best_mean / theirs), int(fewer)
 

@@ -17,9 +17,9 @@ from dfseg.base.errors import InputError
 from dfseg.base.textfile import read_text
 from prototxt_gen.encoding import parse_backbone
 
-from .order import precedes
+from .order import comparable_pairs_among
 
-__all__ = ["TableError", "TrainedTable", "inverted_share", "read_table_csv", "table_stats"]
+__all__ = ["TableError", "TrainedTable", "inverted_share", "percent", "read_table_csv", "table_stats"]
 
 
 class TableError(InputError, ValueError):
@@ -73,17 +73,17 @@ def read_table_csv(path: str | Path) -> TrainedTable:
 
 
 # --------------------------------------------------------------------------- statistics
-def inverted_share(accuracy: dict[str, float]) -> dict:
-    """Comparable pairs x ≺ y (``pop.order.precedes``) and the share with Acc(y) < Acc(x)."""
-    nets = {e: parse_backbone(e) for e in accuracy}
-    pairs = inverted = 0
-    for a in accuracy:
-        for b in accuracy:
-            if a != b and precedes(nets[a], nets[b]):
-                pairs += 1
-                inverted += accuracy[b] < accuracy[a]
-    return {"comparable_pairs": pairs, "inverted": inverted,
-            "inverted_pairs_pct": 100.0 * inverted / pairs if pairs else None}
+def percent(value: float | None) -> str:
+    """A share for people: "n/a" where there was nothing to count (no comparable pair yet)."""
+    return "n/a" if value is None else f"{value:.1f} %"
+
+
+def inverted_share(accuracy: list[float], pairs: list[tuple[int, int]]) -> dict:
+    """Of the comparable pairs (i ≺ j, :func:`pop.order.comparable_pairs_among`), how many have
+    Acc(j) < Acc(i)."""
+    inverted = sum(accuracy[j] < accuracy[i] for i, j in pairs)
+    return {"comparable_pairs": len(pairs), "inverted": inverted,
+            "inverted_pairs_pct": 100.0 * inverted / len(pairs) if pairs else None}
 
 
 def table_stats(table: TrainedTable) -> dict:
@@ -98,9 +98,10 @@ def table_stats(table: TrainedTable) -> dict:
         return {"models": 0}
     s0, s1 = table.seeds[0], table.seeds[-1]
     diffs = np.array([abs(a[s0] - a[s1]) for a in full.values()])
-    mean = {e: sum(a.values()) / len(a) for e, a in full.items()}
-    acc = np.array(list(mean.values()))
-    per_seed = {str(s): inverted_share({e: a[s] for e, a in full.items()}) for s in table.seeds}
+    pairs = comparable_pairs_among([parse_backbone(e) for e in full])   # the same for every seed
+    mean = [sum(a.values()) / len(a) for a in full.values()]
+    acc = np.array(mean)
+    per_seed = {str(s): inverted_share([a[s] for a in full.values()], pairs) for s in table.seeds}
     return {"models": len(full), "seeds": list(table.seeds),
             "accuracy_pct": {"min": 100 * float(acc.min()), "max": 100 * float(acc.max()),
                              "std": 100 * float(acc.std())},
@@ -108,4 +109,4 @@ def table_stats(table: TrainedTable) -> dict:
             "seed_noise_of": f"|Acc(seed {s0}) - Acc(seed {s1})|, mean over the models",
             "inverted_pairs_pct": per_seed[str(s0)]["inverted_pairs_pct"],
             "inverted_pairs_of": f"accuracy under seed {s0} (what one search sees)",
-            "inverted_pairs_by_seed": per_seed, "inverted_pairs_of_mean": inverted_share(mean)}
+            "inverted_pairs_by_seed": per_seed, "inverted_pairs_of_mean": inverted_share(mean, pairs)}

@@ -11,13 +11,12 @@ more than the run-to-run noise?
 """
 from __future__ import annotations
 
-import itertools
 import json
 from pathlib import Path
 
 from dfseg.base.atomic import atomic_save_figure, atomic_write_group, atomic_write_text
 from dfseg.base.textfile import read_json
-from pop.order import precedes
+from pop.order import comparable_pairs_among
 from prototxt_gen.encoding import parse_backbone
 
 from .pop_evaluator import CaffeEvaluator, ClassificationTask
@@ -71,11 +70,9 @@ def trained_results(runs: str | Path) -> dict[str, float]:
 def order_check(results: dict[str, float]) -> dict:
     """For every comparable trained pair x ≺ y: ΔAcc = Acc(y) - Acc(x); the assumption
     holds when ΔAcc >= 0."""
-    nets = {e: parse_backbone(e) for e in results}
-    pairs = []
-    for a, b in itertools.permutations(results, 2):
-        if precedes(nets[a], nets[b]):
-            pairs.append({"smaller": a, "larger": b, "delta_acc": results[b] - results[a]})
+    names = list(results)
+    pairs = [{"smaller": names[i], "larger": names[j], "delta_acc": results[names[j]] - results[names[i]]}
+             for i, j in comparable_pairs_among([parse_backbone(e) for e in names])]
     held = sum(p["delta_acc"] >= 0 for p in pairs)
     deltas = [p["delta_acc"] for p in pairs]
     return {"trained": len(results), "comparable_pairs": len(pairs), "held": held,

@@ -22,12 +22,12 @@ from dfseg.base.textfile import read_text
 from pop.lut import LatencyTable
 from pop.space import Space
 from pop.space_config import SpaceConfig
-from pop.trained_table import TrainedTable, read_table_csv, table_stats
+from pop.trained_table import TrainedTable, percent, read_table_csv
 from tools.engines.machine import describe_machine
 
 from .pop_evaluator import ClassificationTask
 
-from .real_table import TABLE_CSV, check_resumable, percent, plan_order, plot_table, train_table, write_table
+from .real_table import TABLE_CSV, check_resumable, plan_order, plot_table, train_table, write_table
 
 
 def _parser(prog: str) -> argparse.ArgumentParser:
@@ -91,9 +91,8 @@ def _run(args: argparse.Namespace, command: str) -> int:
     ran = train_table(table, task, args.workdir, save=lambda t: write_table(args.out, t, meta),
                       workers=args.workers, progress=not args.quiet, models=args.models)
     meta["seconds_per_training_this_run"] = (time.time() - started) * args.workers / ran if ran else None
-    write_table(args.out, table, meta)
-    png = plot_table(args.out, table)
-    stats = table_stats(table)
+    stats = write_table(args.out, table, meta)
+    png = plot_table(args.out, table, stats)
     print(f"{ran} trainings run; {stats['models']} of {space.size} models trained under every seed -> "
           f"{args.out / TABLE_CSV}, {png}")
     if stats["models"]:

@@ -27,11 +27,11 @@ from pathlib import Path
 
 from dfseg.base.atomic import atomic_save_figure, atomic_write_text
 from dfseg.base.textfile import read_json
-from pop.trained_table import TableError, TrainedTable, table_stats
+from pop.trained_table import TableError, TrainedTable, percent, table_stats
 
 from .pop_evaluator import CaffeEvaluator, ClassificationTask
 
-__all__ = ["TABLE_CSV", "check_resumable", "percent", "plan_order", "plot_table", "train_table", "write_table"]
+__all__ = ["TABLE_CSV", "check_resumable", "plan_order", "plot_table", "train_table", "write_table"]
 
 TABLE_CSV, TABLE_JSON, TABLE_PNG = "table.csv", "table.json", "table.png"
 
@@ -75,36 +75,32 @@ def train_table(table: TrainedTable, task: ClassificationTask, workdir: Path, sa
 
 # --------------------------------------------------------------------------- files
 def check_resumable(out: Path, meta: dict) -> None:
-    """Refuse to add to a table made for another task or other seeds."""
+    """Refuse to add to a table made for another task (its seeds are checked on its CSV's header)."""
     path = out / TABLE_JSON
     if not path.is_file():
         return
     old = read_json(path, "table description (JSON)", mapping=True)
-    if old.get("seeds", meta["seeds"]) != meta["seeds"]:
-        raise TableError(f"{path}: this table was made with seeds {old['seeds']}, not {meta['seeds']}; "
-                         "use another --out or remove it")
     changed = {k for k in set(old.get("task", {})) | set(meta["task"]) if old.get("task", {}).get(k) != meta["task"].get(k)}
     if "task" in old and changed:
         what = ", ".join(f"{k} {old['task'].get(k)!r} (now {meta['task'].get(k)!r})" for k in sorted(changed))
         raise TableError(f"{path}: this table was made with another task: {what}; use another --out or remove it")
 
 
-def write_table(out: Path, table: TrainedTable, meta: dict) -> None:
-    """``table.csv`` then ``table.json`` (with the statistics of what is in the CSV now)."""
+def write_table(out: Path, table: TrainedTable, meta: dict) -> dict:
+    """``table.csv`` then ``table.json`` (with the statistics of what is in the CSV now, which
+    it returns)."""
     atomic_write_text(out / TABLE_CSV, table.to_csv())
     done = sum(len(a) for a in table.accuracy.values())
+    stats = table_stats(table)
     atomic_write_text(out / TABLE_JSON, json.dumps(dict(meta, trainings_done=done,
                                                          trainings_planned=len(table.latency_ms) * len(table.seeds),
-                                                         stats=table_stats(table)), indent=1) + "\n")
+                                                         stats=stats), indent=1) + "\n")
+    return stats
 
 
-def percent(value: float | None) -> str:
-    """A share for people: "n/a" where there was nothing to count (no comparable pair yet)."""
-    return "n/a" if value is None else f"{value:.1f} %"
-
-
-def plot_table(out: Path, table: TrainedTable) -> Path:
-    """Accuracy against latency: one marker per seed, a line between a model's seeds."""
+def plot_table(out: Path, table: TrainedTable, stats: dict) -> Path:
+    """Accuracy against latency: one marker per seed, a line between a model's seeds; ``stats``
+    (:func:`pop.trained_table.table_stats` of ``table``) in the title."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -117,7 +113,6 @@ def plot_table(out: Path, table: TrainedTable) -> Path:
     for e, a in table.complete().items():
         ys = [100 * a[s] for s in table.seeds]
         ax.plot([table.latency_ms[e]] * 2, [min(ys), max(ys)], color="0.6", lw=0.8, zorder=0)
-    stats = table_stats(table)
     if stats["models"]:
         ax.set_title(f"{stats['models']} models x {len(table.seeds)} seeds: seed noise "
                      f"{stats['seed_noise_pct']:.2f} % (mean |ΔAcc|), inverted comparable pairs "
