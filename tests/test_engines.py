@@ -68,7 +68,7 @@ def test_a_net_that_cannot_fit_is_refused_in_one_line(df1_small, monkeypatch):
     from tools.engines import nets
     need = nets.caffe_memory_bytes(df1_small)
     assert need > 4 * sum(int(np.prod(s)) for s in df1_small.caffe_net.blob_shapes.values())  # + weights, im2col
-    monkeypatch.setattr(nets, "_available_bytes", lambda: need // 2)
+    monkeypatch.setattr(nets, "available_bytes", lambda: need // 2)
     with pytest.raises(EngineError, match=r"needs about .* GiB .* available"):
         make_engine("caffe-time").prepare(df1_small)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from dfseg.base.memory import available_bytes, fits
 from prototxt_gen import caffe_pb2
 from prototxt_gen.netprep import AnalysisError, phase_view, upgrade_net_input
 from tools.export.caffe_net import CaffeNet, CaffeNetError, build_net
@@ -18,9 +19,6 @@ from .base import EngineError
 
 __all__ = ["PreparedNet", "prepare_net", "random_input", "explicit_interp_sizes",
            "caffe_memory_bytes", "check_memory", "scaled_difference"]
-
-MEMORY_SHARE = 0.8   # refuse a net whose estimate exceeds this share of the available memory
-
 
 class PreparedNet:
     """A net as the engines take it: its TEST-phase NetParameter (legacy inputs as an Input
@@ -113,21 +111,11 @@ def caffe_memory_bytes(net: PreparedNet) -> int | None:
     return 4 * floats
 
 
-def _available_bytes() -> int | None:
-    try:
-        for line in open("/proc/meminfo"):
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
-
-
 def check_memory(net: PreparedNet, engine: str) -> None:
     """Refuse, in one line, a net that would not fit: the kernel's OOM killer would otherwise
     end the engine (or another process) with SIGKILL."""
-    need, have = caffe_memory_bytes(net), _available_bytes()
-    if need and have and need > MEMORY_SHARE * have:
+    need, have = caffe_memory_bytes(net), available_bytes()
+    if not fits(need, have):
         raise EngineError(f"{engine}: net {net.name!r} needs about {need / 2**30:.1f} GiB "
                           f"(blobs, weights, im2col buffers), {have / 2**30:.1f} GiB available")
 

@@ -10,7 +10,7 @@ The ceiling rule (docs/tables.md): before a net is timed on an engine, its cost 
 from the net itself (prototxt_gen.analysis: MACs; blobs alive at once plus weights) at the size
 asked.  It is not run where
 - the memory it needs (an engine that reuses blob memory: the largest set of blobs alive at
-  once, plus the weights) exceeds MEMORY_SHARE of the memory available now (Caffe checks its
+  once, plus the weights) exceeds dfseg.base.memory.MEMORY_SHARE of the memory available now (Caffe checks its
   own, larger, need: every blob and each convolution's im2col buffer), or
 - its passes would take longer than the ceiling at this engine's rate in this run: the GMACs
   of the nets it has timed so far over the seconds they took (a MAC-weighted rate, so the large
@@ -23,6 +23,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from dfseg.base.memory import available_bytes, fits
 from dfseg.base.sizes import format_hxw
 from prototxt_gen.analysis import NetAnalysis, analyze
 from prototxt_gen.netprep import AnalysisError
@@ -50,7 +51,6 @@ TABLES = ("table1", "table3", "table4", "table5", "fig1")
 PAPER_NAMES = {"icnet": ICNET, "pspnet": "pspnet101", "deeplabv2": "deeplabv2",
                "bisenet1": "bisenet1", "bisenet2": "bisenet2", "espnet": "espnet"}
 
-MEMORY_SHARE = 0.8       # as the engines' own check: leave a fifth of the available memory
 #: GMAC/s assumed before an engine has timed anything in a run: about the MAC-weighted rates of
 #: a full `make bench-paper` on this project's 2-core machine with 1 thread (ONNX Runtime 36,
 #: OpenCV 27, caffe time 20 GMAC/s; single small nets reach 100 on ONNX Runtime).
@@ -148,17 +148,6 @@ def net_cost(name: str, hw: tuple[int, int]) -> Cost:
     return Cost(macs=a.macs, peak_bytes=_peak_bytes(a))
 
 
-def _available_bytes() -> int | None:
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
-
-
 @dataclass
 class Ceiling:
     """The ceiling rule of one run: `seconds` per net, size and engine (all its passes)."""
@@ -181,8 +170,8 @@ class Ceiling:
     def refusal(self, engine: str, cost: Cost, passes: int, hw: tuple[int, int],
                 memory_checked_by_engine: bool) -> str | None:
         """Why the net is not to be run on `engine` (None: run it)."""
-        have = _available_bytes()
-        if not memory_checked_by_engine and cost.peak_bytes and have and cost.peak_bytes > MEMORY_SHARE * have:
+        have = available_bytes()
+        if not memory_checked_by_engine and not fits(cost.peak_bytes, have):
             return (f"not run: needs about {cost.peak_bytes / 2**30:.1f} GiB at {format_hxw(hw)} (blobs alive "
                     f"at once + weights), {have / 2**30:.1f} GiB available")
         est = self.estimate_s(engine, cost, passes)
