@@ -40,6 +40,7 @@ from typing import NamedTuple
 from .. import caffe_pb2
 from .. import layers as L
 from ..netbuilder import NetBuilder
+from .resnet import residual_unit
 from .units import add_relu, conv, conv_hw, pool_hw
 
 HW = tuple[int, int]
@@ -109,14 +110,10 @@ def _xception_block(nb: NetBuilder, prefix: str, x: str, cp: dict, cin: int, wid
 
 def _resnet_block(nb: NetBuilder, prefix: str, x: str, cp: dict, cin: int, width: int,
                   stride: int) -> str:
-    """ResNet's basic block (two 3x3 units, the first with the stride; a 1x1 projection where
-    the size changes), named as the ResNet-18 of this zoo (res2a_branch2a, ..., res2a)."""
-    branch = conv(nb, f"{prefix}_branch2a", x, width, 3, stride)
-    branch = conv(nb, f"{prefix}_branch2b", branch, width, 3, activation=None)
-    shortcut = x
-    if stride != 1 or cin != width:
-        shortcut = conv(nb, f"{prefix}_branch1", x, width, 1, stride, activation=None)
-    return add_relu(nb, prefix, [shortcut, branch])
+    """ResNet's basic block, the ResNet-18 of this zoo's own unit (resnet.residual_unit), named
+    as it is there (res2a_branch2a, ..., res2a)."""
+    names = (prefix, (f"{prefix}_branch2a", f"{prefix}_branch2b", f"{prefix}_branch2c"), f"{prefix}_branch1")
+    return residual_unit(nb, cp, names, x, cin, width, stride)[0]
 
 
 def context_path(nb: NetBuilder, cp: dict, hw: HW) -> list[Feature]:

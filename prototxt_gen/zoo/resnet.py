@@ -53,6 +53,20 @@ def _branch(nb: NetBuilder, names: tuple[str, str, str], bottom: str, arch: dict
     return conv(nb, names[2], x, width * arch["expansion"], 1, activation=None)
 
 
+def residual_unit(nb: NetBuilder, arch: dict, names: tuple[str, tuple[str, str, str], str], bottom: str,
+                  channels: int, width: int, stride: int, dilation: int = 1) -> tuple[str, int]:
+    """One residual unit of ``arch["block"]``: the branch, a 1x1 projection shortcut where the
+    size changes, the sum and its ReLU; ``names`` = (sum, branch convolutions, projection), as
+    :func:`_unit_names` gives them.  Returns the top and its channel count."""
+    unit, branch_names, projection = names
+    out = width * (arch["expansion"] if arch["block"] == "bottleneck" else 1)
+    branch = _branch(nb, branch_names, bottom, arch, width, stride, dilation)
+    shortcut = bottom
+    if stride != 1 or channels != out:
+        shortcut = conv(nb, projection, bottom, out, 1, stride, activation=None)
+    return add_relu(nb, unit, [shortcut, branch]), out
+
+
 def _stem(nb: NetBuilder, stem: dict, scheme: str) -> tuple[str, int]:
     pool, kernel = stem["pool"], stem["kernel"]
     if "widths" in stem:
@@ -97,18 +111,11 @@ def backbone(nb: NetBuilder, arch: dict) -> tuple[str, int]:
     """The stem and the residual stages; returns the last top and its channel count."""
     scheme = _check(arch)
     x, channels = _stem(nb, arch["stem"], scheme)
-    expansion = arch["expansion"] if arch["block"] == "bottleneck" else 1
     for s, ((blocks, width), first_stride, dilation) in enumerate(zip(arch["stages"], *_per_stage(arch))):
         for i in range(blocks):
-            unit, branch_names, projection = _unit_names(scheme, s + 2, i, blocks)
             stride = first_stride if i == 0 else 1
-            out = width * expansion
-            branch = _branch(nb, branch_names, x, arch, width, stride, dilation)
-            shortcut = x
-            if stride != 1 or channels != out:
-                shortcut = conv(nb, projection, x, out, 1, stride, activation=None)
-            x = add_relu(nb, unit, [shortcut, branch])
-            channels = out
+            x, channels = residual_unit(nb, arch, _unit_names(scheme, s + 2, i, blocks), x, channels, width,
+                                        stride, dilation)
     return x, channels
 
 
