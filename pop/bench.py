@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +33,7 @@ from . import replay, robustness
 from .benchmark import WINDOW_QUANTILES, bench_space, lut_validation, one_seed, p_update_seconds, resolve_backend
 from .order import suffix_counts
 from dfseg.base.atomic import atomic_write_text
-from dfseg.base.cli import run_cli
+from dfseg.base.cli import positive_int_argument, run_cli
 
 PROG = "python -m pop.bench"
 
@@ -56,6 +57,8 @@ def _parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--real-table", type=Path, default=replay.DEFAULT_TABLE,
                    help="the table of real trainings every method replays (make pop-table; pop.replay)")
     p.add_argument("--real-table-seeds", type=int, default=replay.DEFAULT_SEEDS)
+    p.add_argument("--jobs", type=positive_int_argument, default=os.cpu_count() or 1,
+                   help="processes for the robustness searches (default: one per core; any number gives the same table)")
     p.add_argument("--replay-only", action="store_true",
                    help="only replay the table of real trainings (real_table in pop_details.json)")
     return p
@@ -103,7 +106,7 @@ def _bench(args) -> int:
                "per_seed": per_seed, "lut_validation": validation, "p_update_1e6": p_update_seconds()}
     atomic_write_text(details_path, json.dumps(details, indent=1) + "\n")
     print("robustness: the same space, seeds and budget at growing order-violation levels")
-    robustness.run(space, encodings, seeds, hi, details_path, measured=measured)
+    robustness.run(space, encodings, seeds, hi, details_path, measured=measured, jobs=args.jobs)
     print("real table: every method replays the table of real trainings")
     replay.run(args.real_table, details_path, args.real_table_seeds)
     print(json.dumps(result, indent=1))

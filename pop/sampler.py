@@ -155,9 +155,14 @@ class PartialOrderSampler(optuna.samplers.BaseSampler):
         if not search_space:
             return {}
         running = self.sync(study, current=trial.number)
+        # the base's own relative space, so that a wrapped sampler draws as it would alone
+        # (TPE's default samples each parameter independently: handing it the whole space
+        # would switch it to its multivariate mode)
+        base_space = self.base.infer_relative_search_space(study, trial)
+        base_space = {name: dist for name, dist in base_space.items() if name in search_space}
         proposal: dict[str, Any] = {}
         for _ in range(self.redraws):
-            proposal = dict(self.base.sample_relative(study, trial, search_space))
+            proposal = dict(self.base.sample_relative(study, trial, base_space))
             for name, dist in search_space.items():
                 if name not in proposal:   # mutation or first generation: the base's own draw
                     proposal[name] = self.base.sample_independent(study, trial, name, dist)

@@ -6,7 +6,12 @@ A method *decides* on ``acc`` (what training returned) and is *scored* on ``trut
 model's worth; the same array where there is no noise): the hypervolume after each training,
 latency ↓ and accuracy ↑ against the reference point ``ref``, as a fraction of ``exhaustive``
 (the hypervolume of all of Ŝ).  A search stops at the target, at the budget, when Ŝ \\ P is
-empty (plain POP) or after ``max_asks`` NSGA-II draws.
+empty (plain POP), or — an Optuna sampler — after ``max_asks`` draws or once it has stalled
+(fewer than ``STALL_NEW`` new models in its last ``STALL_ASKS`` draws).  Each result says which
+(``stopped``).  An Optuna sampler's draw outside Ŝ is told as a PRUNED trial, as ``pop optuna``
+tells it: TPE then counts it among the worse trials and moves away (a FAILED trial it ignores, and
+after its start-up trials it proposed the same model outside Ŝ at every ask); NSGA-II and
+NSGA-III use only COMPLETE trials, so for them the two are the same.
 
 Methods: ``pop`` (Algorithm 1, run on past its stopping rule), ``pop_noise_aware``
 (``pop.noise_aware``), each also with boundary sampling (``pop_boundary``,
@@ -23,6 +28,7 @@ too but are not in METHODS: a GP fit per ask, cubic in the trials, makes the ben
 from __future__ import annotations
 
 import warnings
+from collections import deque
 
 import numpy as np
 import optuna
@@ -31,8 +37,9 @@ from .algorithm import HypervolumeTracker, PartialOrderPruning
 from .noise_aware import pruning_state
 from .sampler import PartialOrderSampler, SpaceParams
 
-__all__ = ["METHODS", "POP_VARIANTS", "TARGET", "MAX_ASKS", "HypervolumeCurve", "run_algorithm1", "run_random",
-           "run_sampler", "run_method", "SAMPLERS", "OPT_IN_METHODS"]
+__all__ = ["METHODS", "POP_VARIANTS", "TARGET", "MAX_ASKS", "STALL_ASKS", "STALL_NEW", "StallWatch",
+           "HypervolumeCurve", "run_algorithm1", "run_random", "run_sampler", "run_method", "SAMPLERS",
+           "OPT_IN_METHODS"]
 
 METHODS = ("pop", "pop_boundary", "pop_noise_aware", "pop_noise_aware_boundary", "random", "nsga2", "nsga2_order",
            "tpe", "tpe_order", "nsga3", "nsga3_order")
@@ -40,6 +47,12 @@ OPT_IN_METHODS = ("gp", "gp_order")   # runnable by name, too slow for the bench
 POP_VARIANTS = ("pop", "pop_boundary", "pop_noise_aware", "pop_noise_aware_boundary")
 TARGET = 0.99
 MAX_ASKS = 10_000   # an Optuna sampler's draws (repeats and draws outside Ŝ are asks, not trainings)
+# a sampler that found fewer than STALL_NEW new models in its last STALL_ASKS draws has stalled:
+# it is re-drawing what it holds (TPE at every noise level of the bench).  NSGA-II never stalls
+# by this rule on the bench (>= 16 new models in every 1,000 draws, all levels and seeds), so its
+# figures are those of the 10,000-draw cap alone.
+STALL_ASKS = 1_000
+STALL_NEW = 10
 
 # the stock Optuna multi-objective samplers, by method name (``{name}`` plain, ``{name}_order``
 # inside the partial-order sampler)
@@ -75,58 +88,88 @@ class HypervolumeCurve:
         self.reached = hv >= self.goal
         return self.reached
 
-    def result(self) -> dict:
+    def result(self, stopped: str) -> dict:
         """{"trainings": trainings to the target (None: never got there), "curve": HV fractions,
-        "final_hv": the last HV fraction}."""
+        "final_hv": the last HV fraction, "stopped": "target", or why the search ended short of it
+        (`stopped`: budget, exhausted, asks, stalled)}."""
         return {"trainings": len(self.values) if self.reached else None, "curve": np.asarray(self.values),
-                "final_hv": self.values[-1] if self.values else 0.0}
+                "final_hv": self.values[-1] if self.values else 0.0,
+                "stopped": "target" if self.reached else stopped}
 
 
 def run_algorithm1(state: PartialOrderPruning, lat, acc, truth, budget, curve: HypervolumeCurve) -> dict:
+    stopped = "budget"
     for _ in range(budget):
         x = state.next_candidate()
         if x is None:
+            stopped = "exhausted"
             break
         state.add(x, acc[x])
         if curve.add(lat[x], truth[x]):
             break
-    return curve.result()
+    return curve.result(stopped)
 
 
 def run_random(lat, truth, seed, budget, curve: HypervolumeCurve) -> dict:
     for x in np.random.default_rng(seed).permutation(lat.size)[:budget]:
         if curve.add(lat[x], truth[x]):
             break
-    return curve.result()
+    return curve.result("budget")
+
+
+class StallWatch:
+    """True once fewer than ``new`` new models came in the last ``window`` asks."""
+
+    def __init__(self, window: int = STALL_ASKS, new: int = STALL_NEW):
+        self.window, self.new = window, new
+        self.asks = 0
+        self.recent: deque[int] = deque()   # the asks that brought a new model, within the window
+
+    def ask(self, brought_new: bool) -> bool:
+        self.asks += 1
+        if brought_new:
+            self.recent.append(self.asks)
+        while self.recent and self.recent[0] <= self.asks - self.window:
+            self.recent.popleft()
+        return self.asks >= self.window and len(self.recent) < self.new
 
 
 def run_sampler(name, space, acc, truth, seed, budget, curve: HypervolumeCurve, order: bool,
                 max_asks: int = MAX_ASKS) -> dict:
-    """An Optuna sampler of SAMPLERS; a draw outside Ŝ is a failed trial, a repeated one is told
+    """An Optuna sampler of SAMPLERS; a draw outside Ŝ is a PRUNED trial, a repeated one is told
     its known result — neither is a training.  With ``order`` the sampler never proposes a
-    settled model."""
+    settled model.  Stops at the target, the budget, ``max_asks``, a stall (:class:`StallWatch`)
+    or, with ``order``, when the order settles Ŝ."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     base = make_sampler(name, seed)
     sampler = PartialOrderSampler(space, base=base, seed=seed, noise_aware=True) if order else base
     params = sampler.params if order else SpaceParams(space)
     study = optuna.create_study(directions=["minimize", "maximize"], sampler=sampler)
     seen: set[int] = set()
-    for _ in range(max_asks):
+    stall = StallWatch()
+    stopped = "asks"
+    while stall.asks < max_asks:
         if len(seen) >= budget or (order and sampler.exhausted):
+            stopped = "budget" if len(seen) >= budget else "exhausted"
             break
         t = study.ask()
         i = params.suggest(t)
+        new = i is not None and i not in seen
         if i is None:
-            study.tell(t, state=optuna.trial.TrialState.FAIL)
-            continue
-        values = (float(space.latency[i]), float(acc[i]))
-        if i not in seen:
+            study.tell(t, state=optuna.trial.TrialState.PRUNED)
+        else:
+            values = (float(space.latency[i]), float(acc[i]))
             seen.add(i)
-            if curve.add(values[0], truth[i]):
-                study.tell(t, values)
+            reached = new and curve.add(values[0], truth[i])
+            study.tell(t, values)
+            if reached:
                 break
-        study.tell(t, values)
-    return curve.result()
+        if stall.ask(new):
+            stopped = "stalled"
+            break
+    result = curve.result(stopped)
+    result["asks"] = stall.asks
+    return result
 
 
 def run_method(method, space, keys, acc, truth, seed, budget, ref, exhaustive, max_asks: int = MAX_ASKS,

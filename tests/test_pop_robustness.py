@@ -140,7 +140,7 @@ def test_robustness_json_has_every_level_and_keeps_other_keys(space, tmp_path):
     levels = data["robustness"]
     assert [e["level"] for e in levels] == ["none", "paper", "1pct", "3pct", "10pct", "measured"]
     for e in levels:
-        assert set(e["trainings_to_99pct"]) == set(METHODS)
+        assert set(e["trainings_to_99pct"]) == set(robustness.DEFAULT_METHODS)
         assert all(v is None or v >= 1 for v in e["trainings_to_99pct"].values())
         assert all((r is None) == (v is not None) for r, v in
                    zip(e["final_hv_regret_pct"].values(), e["trainings_to_99pct"].values()))

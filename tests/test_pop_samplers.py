@@ -12,7 +12,9 @@ from pop import robustness
 from pop.algorithm import hypervolume
 from pop.evaluators import Surrogate
 from pop.lut import FlopsProxy
-from pop.search_loop import METHODS, OPT_IN_METHODS, make_sampler, run_method
+from pop.sampler import PartialOrderSampler
+from pop.search_loop import (METHODS, OPT_IN_METHODS, STALL_ASKS, STALL_NEW, StallWatch, make_sampler,
+                             run_method)
 from pop.space import Space, SpaceConfig
 
 TINY = {"stages": [{"widths": [64, 128], "max_depth": 2}, {"widths": [128, 256], "max_depth": 2},
@@ -75,3 +77,71 @@ def test_verdict_against_tpe():
     v = robustness.verdict({"pop": [8, 10], "nsga2": [9, 9], "tpe": [6, 12]})
     assert v["best_pop_vs_tpe"] == pytest.approx(1.0) and v["seeds_best_pop_fewer_than_tpe"] == 1
     assert "best_pop_vs_tpe" not in robustness.verdict({"pop": [8], "nsga2": [9]})
+
+
+# ----------------------------------------------------------------------------- fair to every sampler
+WINDOWED = {"stages": [{"widths": [64, 128, 256], "max_depth": 3}, {"widths": [128, 256], "max_depth": 3},
+                       {"widths": [256, 512], "max_depth": 3}],
+            "input_size": [224, 224], "latency_ms": [1.0, 2.0]}
+
+
+@pytest.fixture(scope="module")
+def windowed():
+    """A space whose latency window leaves most parameter draws outside Ŝ."""
+    return Space.enumerate(SpaceConfig.from_dict(WINDOWED), FlopsProxy())
+
+
+def _surrogate_problem(space, seed=0):
+    sur = Surrogate(seed=seed)
+    truth = np.array([sur.clean_accuracy(space.backbone(i)) for i in range(space.size)])
+    ref = (float(space.latency.max()), float(truth.min()))
+    return truth, ref, hypervolume(space.latency, truth, *ref)
+
+
+def test_tpe_learns_from_draws_outside_the_space(windowed):
+    """A draw outside Ŝ is a PRUNED trial (as `pop optuna` tells it), which TPE counts among the
+    worse ones; told as FAILED, TPE ignored it and proposed one model outside Ŝ at every ask after
+    its 10 start-up trials, training nothing more."""
+    truth, ref, exhaustive = _surrogate_problem(windowed)
+    r = run_method("tpe", windowed, windowed.order_keys(), truth, truth, 0, windowed.size, ref, exhaustive,
+                   max_asks=300)
+    assert len(r["curve"]) > 30 and r["asks"] <= 300
+
+
+def test_a_sampler_that_only_redraws_what_it_holds_stops_as_stalled():
+    watch = StallWatch(window=5, new=2)
+    steps = [watch.ask(new) for new in (True, True, True, False, False, False, False)]
+    assert steps == [False] * 6 + [True]          # asks 3..7 brought one new model, < 2
+    assert StallWatch(window=5, new=1).ask(False) is False   # never before a whole window
+
+
+def test_wrapped_sampler_draws_in_its_own_mode(windowed):
+    """Inside the partial-order sampler TPE keeps its default independent sampling: it is handed
+    its own relative space (empty), not the whole space, which would make it multivariate."""
+    seen = []
+
+    class Recording(optuna.samplers.TPESampler):
+        def sample_relative(self, study, trial, search_space):
+            seen.append(dict(search_space))
+            return super().sample_relative(study, trial, search_space)
+
+    sampler = PartialOrderSampler(windowed, base=Recording(seed=0), seed=0, noise_aware=True)
+    study = optuna.create_study(directions=["minimize", "maximize"], sampler=sampler)
+    truth, _, _ = _surrogate_problem(windowed)
+    for _ in range(15):
+        t = study.ask()
+        row = sampler.params.suggest(t)
+        study.tell(t, (float(windowed.latency[row]), float(truth[row])))
+    assert seen and all(s == {} for s in seen)
+
+
+def test_robustness_table_is_the_same_for_any_number_of_jobs(tiny, tmp_path):
+    kwargs = dict(measured={"inverted_pairs_pct": 20.0, "source": "test"}, methods=("pop_boundary", "tpe", "nsga3"),
+                  max_asks=tiny.size, log=lambda *_: None)
+    one = robustness.run(tiny, tiny.encodings(), [0, 1], float(tiny.latency.max()), tmp_path / "a.json", **kwargs)
+    two = robustness.run(tiny, tiny.encodings(), [0, 1], float(tiny.latency.max()), tmp_path / "b.json", jobs=2,
+                         **kwargs)
+    strip = [{k: v for k, v in e.items() if k not in ("seconds_per_seed", "plot")} for e in (*one, *two)]
+    assert strip[:6] == strip[6:]
+    assert one[0]["stopped_per_seed"]["tpe"][0] in ("target", "budget", "asks", "stalled")
+    assert one[0]["stall_rule"] == {"asks": STALL_ASKS, "fewer_new_than": STALL_NEW}

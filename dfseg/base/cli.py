@@ -25,7 +25,7 @@ from dfseg.base.secrets import mask_urls_in
 from dfseg.base.sizes import SizeError, parse_hxw, parse_nchw, parse_shape
 
 __all__ = ["CliError", "InputError", "EXIT_BAD_INPUT", "EXIT_BUG", "debug_requested", "hxw_argument", "nchw_argument",
-           "one_line", "run_cli", "shape_argument"]
+           "one_line", "positive_int_argument", "run_cli", "shape_argument"]
 
 EXIT_BAD_INPUT = 2
 EXIT_BUG = 1
@@ -100,6 +100,17 @@ def shape_argument(text: str) -> tuple[int, ...]:
         return parse_shape(text)
     except SizeError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def positive_int_argument(text: str) -> int:
+    """An argparse `type` for a count that must be 1 or more (processes, seeds)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 1 or more")
+    return value
 
 
 def _silence_closed_stdout() -> None:
