@@ -5,6 +5,7 @@ import argparse
 import pathlib
 
 from .commands import (cmd_lut_build, cmd_lut_decoder, cmd_lut_validate, cmd_optuna, cmd_report, cmd_search, cmd_space, cmd_worker)
+from .reconnect import DEFAULT_WINDOW
 
 DESCRIPTION = """\
 Partial Order Pruning (POP, Li et al., CVPR 2019): search the architectures whose latency
@@ -107,6 +108,22 @@ def _add_lut(sub) -> None:
     q.set_defaults(func=cmd_lut_decoder)
 
 
+def _nonnegative_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0.0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds (0 or more)")
+    return value
+
+
+def _reconnect_window(q) -> None:
+    q.add_argument("--reconnect-window", type=_nonnegative_seconds, default=DEFAULT_WINDOW, metavar="SECONDS",
+                   help="how long a worker waits for a lost database (a restart, a failover) before it stops "
+                   f"with one line; completed trials are kept either way (default {DEFAULT_WINDOW:g})")
+
+
 def _common_search(q) -> None:
     q.add_argument("--storage", default="sqlite:///pop.db",
                    help="Optuna storage URL: sqlite:///FILE (one process) or postgresql://USER@HOST/DB (many workers)")
@@ -142,6 +159,7 @@ def _add_search(sub) -> None:
     s.add_argument("--lease-timeout", type=float, default=600.0, help="seconds without heartbeat before a "
                    "worker's candidate is offered again")
     _common_search(s)
+    _reconnect_window(s)
     s.set_defaults(func=cmd_search)
 
 
@@ -152,6 +170,7 @@ def _add_worker(sub) -> None:
     w.add_argument("--heartbeat", type=float, help="seconds between liveness heartbeats (default timeout/5)")
     w.add_argument("--trace", type=pathlib.Path, help="append start/done events as JSON lines")
     _common_search(w)
+    _reconnect_window(w)
     w.set_defaults(func=cmd_worker)
 
 

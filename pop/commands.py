@@ -197,7 +197,7 @@ def cmd_search(args) -> int:
         print(f"created; start workers with: pop worker --storage {mask_url(args.storage)} --study {args.study}")
         return 0
     replay = run_worker(args.storage, args.study, evaluator, workdir=args.workdir, poll=args.poll,
-                        progress=not args.quiet)
+                        progress=not args.quiet, reconnect=args.reconnect_window)
     _print_summary(replay)
     return 0
 
@@ -205,7 +205,8 @@ def cmd_search(args) -> int:
 def cmd_worker(args) -> int:
     evaluator = make_evaluator(args.evaluator) if args.evaluator else None
     replay = run_worker(args.storage, args.study, evaluator, workdir=args.workdir, poll=args.poll,
-                        heartbeat=args.heartbeat, trace=args.trace, progress=not args.quiet)
+                        heartbeat=args.heartbeat, trace=args.trace, progress=not args.quiet,
+                        reconnect=args.reconnect_window)
     _print_summary(replay)
     return 0
 

@@ -91,6 +91,25 @@ def test_reconnect_gives_up_after_its_window_with_one_line_and_lets_other_errors
     assert is_transient(_lost_connection())
 
 
+def test_reconnect_window_flag_reaches_the_worker(monkeypatch):
+    """`pop worker --reconnect-window S` is the window the worker loop waits for its database
+    (default pop.reconnect.DEFAULT_WINDOW), `pop search` takes it too; a negative one is a usage
+    error, exit 2."""
+    from pop import __main__ as pop_main, commands
+    from pop.reconnect import DEFAULT_WINDOW
+    got = []
+    monkeypatch.setattr(commands, "run_worker", lambda *a, **kw: got.append(kw["reconnect"]) or SimpleNamespace())
+    monkeypatch.setattr(commands, "_print_summary", lambda replay: None)
+    worker = ["worker", "--storage", "sqlite:///unused.db", "--evaluator", "surrogate"]
+    assert pop_main.main([*worker, "--reconnect-window", "7.5"]) == 0 and pop_main.main(worker) == 0
+    assert got == [7.5, DEFAULT_WINDOW]
+    assert pop_main.build_parser("pop").parse_args(["search", "--reconnect-window", "0"]).reconnect_window == 0.0
+    for bad in ("-1", "inf", "soon"):
+        with pytest.raises(SystemExit) as stop:
+            pop_main.main([*worker, "--reconnect-window", bad])
+        assert stop.value.code == 2
+
+
 def test_orphan_reaper_fails_only_trials_unowned_for_a_whole_timeout():
     clock = FakeClock()
     reaper = OrphanReaper(timeout=5, clock=clock)
