@@ -43,7 +43,7 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from importlib import resources
 from pathlib import Path
 
@@ -182,20 +182,22 @@ def run_searches(tasks: list[tuple], jobs: int, log=print, **context) -> dict:
     """{(level name, seed, method): (facts, result, seconds)} for every task, over `jobs` processes."""
     _set_context(**context)
     done = {}
-    bar = tqdm(total=len(tasks), desc="robustness searches", unit="search", disable=not log)
-    if jobs <= 1:
-        results = map(_search, tasks)
-    else:
-        pool = ProcessPoolExecutor(jobs, mp_context=mp.get_context("fork"))
-        results = pool.map(_search, tasks)
-    try:
-        for (level, seed, method), facts, r, seconds in results:
+    with tqdm(total=len(tasks), desc="robustness searches", unit="search", disable=log is None) as bar:
+        def record(task, facts, r, seconds):
+            level, seed, method = task
             done[(level["level"], seed, method)] = (facts, r, seconds)
             bar.update()
-    finally:
-        bar.close()
-        if jobs > 1:
-            pool.shutdown(cancel_futures=True)
+        if jobs <= 1:
+            for task in tasks:
+                record(*_search(task))
+            return done
+        with ProcessPoolExecutor(jobs, mp_context=mp.get_context("fork")) as pool:
+            try:
+                for future in as_completed([pool.submit(_search, task) for task in tasks]):
+                    record(*future.result())
+            except BaseException:   # a failed search or ^C: the searches not started are dropped
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
     return done
 
 
