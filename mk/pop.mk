@@ -5,7 +5,8 @@
 # POP vs random vs NSGA-II: writes bench/pop.json (+ bench/pop_details.json); then the same at
 # growing order-violation levels (pop/robustness.py, the measured level from
 # pop/measured_order.json): bench/pop_details.json -> robustness, bench/pop_robustness.png.
-# Both comparisons run the one search loop of pop/search_loop.py.
+# Both comparisons run the one search loop of pop/search_loop.py; the robustness searches run
+# over one process per core (--jobs). About 1 h 10 min on 2 cores, most of it Optuna's TPE.
 bench-pop: setup
 	$(PY) -m pop.bench --seeds 5
 
