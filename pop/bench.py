@@ -36,6 +36,9 @@ from dfseg.base.atomic import atomic_write_text
 from dfseg.base.cli import positive_int_argument, run_cli
 
 PROG = "python -m pop.bench"
+# beside bench/pop.json: every finished robustness search, so that a rerun with --reuse-lut (the
+# same Ŝ) resumes an interrupted run (pop.search_cache)
+SEARCHES_DIR = "pop_robustness_searches"
 
 
 def _parser(prog: str | None = None) -> argparse.ArgumentParser:
@@ -106,7 +109,8 @@ def _bench(args) -> int:
                "per_seed": per_seed, "lut_validation": validation, "p_update_1e6": p_update_seconds()}
     atomic_write_text(details_path, json.dumps(details, indent=1) + "\n")
     print("robustness: the same space, seeds and budget at growing order-violation levels")
-    robustness.run(space, encodings, seeds, hi, details_path, measured=measured, jobs=args.jobs)
+    robustness.run(space, encodings, seeds, hi, details_path, measured=measured, jobs=args.jobs,
+                   cache_dir=args.out.parent / SEARCHES_DIR)
     print("real table: every method replays the table of real trainings")
     replay.run(args.real_table, details_path, args.real_table_seeds)
     print(json.dumps(result, indent=1))

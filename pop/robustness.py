@@ -54,6 +54,7 @@ from tqdm import tqdm
 from .algorithm import hypervolume
 from .evaluators import Surrogate
 from .noise import comparable_pairs, inverted_share, noisy, sigma_for_share
+from .search_cache import SearchCache
 from .search_loop import MAX_ASKS, METHODS, POP_VARIANTS, STALL_ASKS, STALL_NEW, TARGET, run_method
 from prototxt_gen.encoding import parse_encoding
 from dfseg.base.atomic import atomic_save_figure, atomic_write_text
@@ -178,22 +179,34 @@ def _search(task: tuple) -> tuple:
     return task, (inverted, sigma), r, time.perf_counter() - t
 
 
-def run_searches(tasks: list[tuple], jobs: int, log=print, **context) -> dict:
-    """{(level name, seed, method): (facts, result, seconds)} for every task, over `jobs` processes."""
+def run_searches(tasks: list[tuple], jobs: int, log=print, cache: SearchCache | None = None, **context) -> dict:
+    """{(level name, seed, method): (facts, result, seconds)} for every task, over `jobs` processes;
+    with `cache`, finished searches are taken from it and new ones saved to it as they finish."""
     _set_context(**context)
     done = {}
-    with tqdm(total=len(tasks), desc="robustness searches", unit="search", disable=log is None) as bar:
-        def record(task, facts, r, seconds):
+    cached = [cache.load(*t) if cache is not None else None for t in tasks]
+    todo = [t for t, c in zip(tasks, cached) if c is None]
+    if cache is not None and len(todo) < len(tasks):
+        log(f"robustness: {len(tasks) - len(todo)} of {len(tasks)} searches finished earlier, taken from "
+            f"{cache.directory}")
+    with tqdm(total=len(tasks), initial=len(tasks) - len(todo), desc="robustness searches", unit="search",
+              disable=log is None) as bar:
+        def record(task, facts, r, seconds, fresh=True):
             level, seed, method = task
             done[(level["level"], seed, method)] = (facts, r, seconds)
-            bar.update()
+            if fresh and cache is not None:
+                cache.save(level, seed, method, facts, r, seconds)
+            bar.update(int(fresh))
+        for task, earlier in zip(tasks, cached):
+            if earlier is not None:
+                record(task, *earlier, fresh=False)
         if jobs <= 1:
-            for task in tasks:
+            for task in todo:
                 record(*_search(task))
             return done
         with ProcessPoolExecutor(jobs, mp_context=mp.get_context("fork")) as pool:
             try:
-                for future in as_completed([pool.submit(_search, task) for task in tasks]):
+                for future in as_completed([pool.submit(_search, task) for task in todo]):
                     record(*future.result())
             except BaseException:   # a failed search or ^C: the searches not started are dropped
                 pool.shutdown(wait=False, cancel_futures=True)
@@ -306,14 +319,17 @@ def merge_into_details(details_path: Path, entries, key: str = "robustness") -> 
 
 
 def run(space, encodings, seeds, window_hi, details_path: Path, measured: Path | dict = MEASURED_FILE,
-        methods=DEFAULT_METHODS, max_asks: int = MAX_ASKS, jobs: int = 1, log=print) -> list[dict]:
+        methods=DEFAULT_METHODS, max_asks: int = MAX_ASKS, jobs: int = 1, cache_dir: Path | None = None,
+        log=print) -> list[dict]:
     """All levels; writes ``robustness`` into `details_path` and the plot beside it.
     `measured` is a file for :func:`load_measured` or what it returned; `jobs` processes run
-    the searches (the same table for any number)."""
+    the searches (the same table for any number); with `cache_dir` every finished search is kept
+    there and a rerun on the same Ŝ runs only the rest (:mod:`pop.search_cache`)."""
     methods = tuple(methods)
     all_levels = levels(measured if isinstance(measured, dict) else load_measured(measured))
     tasks = [(level, seed, m) for level in all_levels for seed in seeds for m in methods]
-    done = run_searches(tasks, jobs, log, space=space, keys=space.order_keys(), encodings=encodings,
+    cache = SearchCache(cache_dir, space, window_hi, max_asks) if cache_dir is not None else None
+    done = run_searches(tasks, jobs, log, cache, space=space, keys=space.order_keys(), encodings=encodings,
                         window_hi=window_hi, max_asks=max_asks)
     entries, curves = [], {}
     for level in all_levels:

@@ -145,3 +145,26 @@ def test_robustness_table_is_the_same_for_any_number_of_jobs(tiny, tmp_path):
     assert strip[:6] == strip[6:]
     assert one[0]["stopped_per_seed"]["tpe"][0] in ("target", "budget", "asks", "stalled")
     assert one[0]["stall_rule"] == {"asks": STALL_ASKS, "fewer_new_than": STALL_NEW}
+
+
+def test_an_interrupted_robustness_run_resumes_from_its_finished_searches(tiny, tmp_path, monkeypatch):
+    """Every finished search is kept (pop.search_cache); a rerun on the same Ŝ runs none of them
+    again and gives the same table; an unreadable record is run again; other settings do not
+    reuse them."""
+    kwargs = dict(measured={"inverted_pairs_pct": 20.0, "source": "test"}, methods=("pop_boundary", "tpe"),
+                  max_asks=tiny.size, cache_dir=tmp_path / "searches", log=lambda *_: None)
+    args = (tiny, tiny.encodings(), [0, 1], float(tiny.latency.max()))
+    first = robustness.run(*args, tmp_path / "a.json", **kwargs)
+    files = sorted((tmp_path / "searches").glob("*/*.json"))
+    assert len(files) == 6 * 2 * 2
+    ran = []
+    real = robustness.run_method
+    monkeypatch.setattr(robustness, "run_method", lambda *a, **kw: ran.append(a[0]) or real(*a, **kw))
+    again = robustness.run(*args, tmp_path / "b.json", **kwargs)
+    assert ran == [] and [{k: v for k, v in e.items() if k != "plot"} for e in again] == \
+        [{k: v for k, v in e.items() if k != "plot"} for e in first]
+    files[0].write_text('{"level": ')                   # a record cut short
+    robustness.run(*args, tmp_path / "c.json", **kwargs)
+    assert len(ran) == 1
+    robustness.run(*args, tmp_path / "d.json", **dict(kwargs, max_asks=tiny.size - 1))
+    assert len(ran) == 1 + 24 and len(list((tmp_path / "searches").iterdir())) == 2
