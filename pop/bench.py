@@ -102,17 +102,21 @@ def _bench(args) -> int:
     result = {"pruned_per_trained": float(np.mean([r["pruned_per_trained"] for r in per_seed])),
               "trainings_to_99pct": {"pop": mean("pop"), "random": mean("random"), "nsga2": mean("nsga2")},
               "space_size": space.size, "seeds": seeds}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.out, json.dumps(result, indent=1) + "\n")
     details = {"window_ms": [lo, hi], "window_quantiles": WINDOW_QUANTILES, "space": space.config.to_dict(),
                "lut_backend": backend, "lut_platform": table.platform, "patience": args.patience,
                "per_seed": per_seed, "lut_validation": validation, "p_update_1e6": p_update_seconds()}
-    atomic_write_text(details_path, json.dumps(details, indent=1) + "\n")
+    # the details grow in a file of their own and replace the last run's only when this one is
+    # whole: a run stopped part-way leaves the last complete results as they were
+    partial = details_path.with_name(f"{details_path.stem}.partial{details_path.suffix}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(partial, json.dumps(details, indent=1) + "\n")
     print("robustness: the same space, seeds and budget at growing order-violation levels")
-    robustness.run(space, encodings, seeds, hi, details_path, measured=measured, jobs=args.jobs,
+    robustness.run(space, encodings, seeds, hi, partial, measured=measured, jobs=args.jobs,
                    cache_dir=args.out.parent / SEARCHES_DIR)
     print("real table: every method replays the table of real trainings")
-    replay.run(args.real_table, details_path, args.real_table_seeds)
+    replay.run(args.real_table, partial, args.real_table_seeds)
+    atomic_write_text(args.out, json.dumps(result, indent=1) + "\n")
+    os.replace(partial, details_path)
     print(json.dumps(result, indent=1))
     print(f"one P-update over |Ŝ| = {details['p_update_1e6']['space_size']}: "
           f"{details['p_update_1e6']['p_update_s_median'] * 1e3:.1f} ms (median of 20; target <= 2 s)")

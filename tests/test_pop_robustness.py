@@ -203,3 +203,31 @@ def test_verdict_compares_the_best_pop_variant_with_nsga2():
     assert v["seeds_best_pop_fewer"] == 1 and not v["pruning_pays"]
     v = robustness.verdict({"pop": [8, 9], "pop_noise_aware": [10, 12], "nsga2": [9, None]})
     assert v["best_pop_variant"] == "pop" and v["best_pop_vs_nsga2"] is None and v["seeds_best_pop_fewer"] == 2
+
+
+def test_an_interrupted_bench_leaves_the_last_complete_results(space, tmp_path, monkeypatch):
+    """`python -m pop.bench` replaces bench/pop.json and pop_details.json only once its run is
+    whole: a ^C during the robustness searches leaves the last complete results as they were."""
+    from types import SimpleNamespace
+    from pop import bench as pop_bench, replay
+    out, details = tmp_path / "pop.json", tmp_path / "pop_details.json"
+    out.write_text('{"last": 1}\n')
+    details.write_text('{"robustness": "last run"}\n')
+    monkeypatch.setattr(pop_bench, "_search_space", lambda args: (
+        "proxy", SimpleNamespace(platform={"cpu": "test"}), space, (0.0, float(space.latency.max()))))
+    real_robustness, real_replay = robustness.run, replay.run
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(pop_bench.robustness, "run", interrupted)
+    argv = ["--seeds", "1", "--validate", "0", "--out", str(out)]
+    assert pop_bench.main(argv) == 130
+    assert out.read_text() == '{"last": 1}\n' and details.read_text() == '{"robustness": "last run"}\n'
+    monkeypatch.setattr(pop_bench.robustness, "run", lambda *a, **kw: real_robustness(
+        *a, **dict(kw, methods=("pop_boundary",), jobs=1, log=lambda *_: None)))
+    monkeypatch.setattr(pop_bench.replay, "run", lambda table, path, seeds: real_replay(
+        table, path, 1, methods=("pop_boundary",), log=lambda *_: None))
+    assert pop_bench.main(argv) == 0
+    data = json.loads(details.read_text())
+    assert {"per_seed", "robustness", "real_table"} <= set(data) and "last" not in json.loads(out.read_text())
+    assert not list(tmp_path.glob("*.partial.json"))
