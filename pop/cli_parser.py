@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import pathlib
 
+from dfseg.base.cli import nonnegative_seconds_argument
+
 from .commands import (cmd_lut_build, cmd_lut_decoder, cmd_lut_validate, cmd_optuna, cmd_report, cmd_search, cmd_space, cmd_worker)
 from .reconnect import DEFAULT_WINDOW
 
@@ -108,18 +110,8 @@ def _add_lut(sub) -> None:
     q.set_defaults(func=cmd_lut_decoder)
 
 
-def _nonnegative_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value >= 0.0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds (0 or more)")
-    return value
-
-
 def _reconnect_window(q) -> None:
-    q.add_argument("--reconnect-window", type=_nonnegative_seconds, default=DEFAULT_WINDOW, metavar="SECONDS",
+    q.add_argument("--reconnect-window", type=nonnegative_seconds_argument, default=DEFAULT_WINDOW, metavar="SECONDS",
                    help="how long a worker waits for a lost database (a restart, a failover) before it stops "
                    f"with one line; completed trials are kept either way (default {DEFAULT_WINDOW:g})")
 

@@ -220,8 +220,8 @@ def level_entry(level: dict, seeds, methods, done: dict, budget: int, max_asks: 
     got = {m: [done[(name, s, m)][1] for s in seeds] for m in methods}
     per_seed = {m: [r["trainings"] for r in got[m]] for m in methods}
     facts = [done[(name, s, methods[0])][0] for s in seeds]
-    for s in seeds:
-        log(f"  {name} seed {s}: {done[(name, s, methods[0])][0][0]:.3f} % of comparable pairs inverted; "
+    for s, (inverted, _sigma) in zip(seeds, facts):
+        log(f"  {name} seed {s}: {inverted:.3f} % of comparable pairs inverted; "
             "trainings to 99 % HV: " + ", ".join(f"{m} {done[(name, s, m)][1]['trainings']} "
                                                  f"({done[(name, s, m)][2]:.0f} s)" for m in methods))
     mean_curves = {m: mean_curve([r["curve"] for r in got[m]], budget) for m in methods}

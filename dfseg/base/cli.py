@@ -25,7 +25,7 @@ from dfseg.base.secrets import mask_urls_in
 from dfseg.base.sizes import SizeError, parse_hxw, parse_nchw, parse_shape
 
 __all__ = ["CliError", "InputError", "EXIT_BAD_INPUT", "EXIT_BUG", "debug_requested", "hxw_argument", "nchw_argument",
-           "one_line", "positive_int_argument", "run_cli", "shape_argument"]
+           "nonnegative_seconds_argument", "one_line", "positive_int_argument", "run_cli", "shape_argument"]
 
 EXIT_BAD_INPUT = 2
 EXIT_BUG = 1
@@ -110,6 +110,17 @@ def positive_int_argument(text: str) -> int:
         value = 0
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 1 or more")
+    return value
+
+
+def nonnegative_seconds_argument(text: str) -> float:
+    """An argparse `type` for a finite number of seconds, 0 or more (a wait, a window)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0.0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds (0 or more)")
     return value
 
 
